@@ -1,0 +1,3 @@
+from fraudctl.cli import main
+
+main()

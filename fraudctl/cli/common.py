@@ -1,0 +1,71 @@
+"""What every command shares: the lazily loaded config, the --output option, and rendering helpers.
+
+Command modules import only this, typer and rich at module level; core modules (and heavy libraries)
+are imported inside the command functions so that `fraudctl --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from fraudctl.config import Config
+
+
+class OutputFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+
+
+OutputOption = Annotated[
+    OutputFormat,
+    typer.Option("--output", "-o", help="text for people, json for scripts (one JSON document on stdout)."),
+]
+
+
+@dataclass
+class AppState:
+    """Set by the root callback, reached by commands through `state(ctx)`."""
+
+    config_path: Path | None = None
+    debug: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)
+    _config: "Config | None" = None
+
+    def config(self, **overrides: Any) -> "Config":
+        """The validated config; `overrides` are this command's flags as dotted keys."""
+        from fraudctl.config import load_config
+
+        merged = {**self.overrides, **{k: v for k, v in overrides.items() if v is not None}}
+        if self._config is None or merged != self.overrides:
+            self._config = load_config(self.config_path, overrides=merged)
+            self.overrides = merged
+        return self._config
+
+
+def state(ctx: typer.Context) -> AppState:
+    root = ctx.find_root()
+    if not isinstance(root.obj, AppState):
+        root.obj = AppState()
+    return root.obj
+
+
+def stdout_console() -> Console:
+    return Console(file=sys.stdout)
+
+
+def stderr_console() -> Console:
+    return Console(file=sys.stderr, stderr=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,304 @@
+"""The configuration: one validated model, loaded with precedence flag > FRAUDCTL_* environment > file > default.
+
+Every section rejects unknown keys, so a typo in fraudctl.yaml is an error naming the file and the field,
+never a silently ignored setting. Secrets left empty are generated on first `up` into the state directory
+(mode 0600), so no default password exists anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from fraudctl.errors import ConfigError
+
+ENV_PREFIX = "FRAUDCTL_"
+ENV_NESTING = "__"
+ENV_CONFIG_PATH = "FRAUDCTL_CONFIG"  # path of the config file, when --config is not given
+DEFAULT_CONFIG_NAME = "fraudctl.yaml"
+# Variables with the prefix that are not config fields.
+ENV_NOT_FIELDS = {ENV_CONFIG_PATH, "FRAUDCTL_DEBUG"}
+
+Port = Annotated[int, Field(ge=1, le=65535, description="a TCP port, 1-65535")]
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RuntimeConfig(Section):
+    kind: Literal["auto", "native", "compose"] = "auto"  # auto: compose if a Docker engine answers, else native
+    state_dir: Path = Path(".fraudctl")  # relative paths are taken from the config file's folder
+    start_timeout: Seconds = 240.0  # `up` gives up on a service that is not healthy by then
+    stop_timeout: Seconds = 30.0  # graceful stop (SIGTERM) per service before SIGKILL
+    kill_timeout: Seconds = 10.0  # after SIGKILL, how long to wait for the process to vanish
+
+
+class TopicConfig(Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    partitions: int = Field(default=3, ge=1, le=1000)
+
+
+class TopicsConfig(Section):
+    transactions: TopicConfig = TopicConfig(name="transactions", partitions=3)
+    labels: TopicConfig = TopicConfig(name="labels", partitions=3)
+    scores: TopicConfig = TopicConfig(name="scores", partitions=3)
+    alerts: TopicConfig = TopicConfig(name="alerts", partitions=1)
+    dlq: TopicConfig = TopicConfig(name="transactions.dlq", partitions=1)
+
+    def all(self) -> list[TopicConfig]:
+        return [self.transactions, self.labels, self.scores, self.alerts, self.dlq]
+
+
+class KafkaConfig(Section):
+    host: str = "127.0.0.1"
+    port: Port = 9092
+    controller_port: Port = 9093
+    heap: str = Field(default="512m", pattern=r"^\d+[mg]$")
+    topics: TopicsConfig = TopicsConfig()
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class PostgresConfig(Section):
+    host: str = "127.0.0.1"
+    port: Port = 5432
+    user: str = "fraudctl"  # owner of the airflow and mlflow databases
+    password: SecretStr | None = None  # generated when empty
+    airflow_db: str = "airflow"
+    mlflow_db: str = "mlflow"
+
+
+class RedisConfig(Section):
+    host: str = "127.0.0.1"
+    port: Port = 6379
+    password: SecretStr | None = None  # generated when empty
+
+
+class MlflowConfig(Section):
+    host: str = "127.0.0.1"
+    port: Port = 5000
+    workers: int = Field(default=1, ge=1, le=16)  # each web worker costs ~200 MiB
+    experiment: str = "fraud-detection"
+    # Added for the registry client (issue 5): an unreachable server must fail in seconds, not after
+    # MLflow's default of 7 retries with backoff (minutes).
+    request_timeout: Seconds = 10.0  # per HTTP request to the tracking server
+    request_max_retries: int = Field(default=1, ge=0, le=10)
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class AirflowConfig(Section):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    admin_user: str = "admin"
+    admin_password: SecretStr | None = None  # generated when empty
+    parallelism: int = Field(default=4, ge=1)
+    worker_concurrency: int = Field(default=2, ge=1)
+    worker_log_port: Port = 8793
+
+
+class FlowerConfig(Section):
+    host: str = "127.0.0.1"
+    port: Port = 5555
+    user: str = "flower"
+    password: SecretStr | None = None  # generated when empty
+
+
+class StorageConfig(Section):
+    kind: Literal["local", "s3"] = "local"
+    # local: a folder (relative to the state dir); s3: a bucket on any S3 endpoint (MinIO in compose)
+    local_dir: Path = Path("artifacts")
+    bucket: str = "fraudctl"
+    endpoint_url: str | None = None  # e.g. http://127.0.0.1:9000 for MinIO; empty means AWS
+    region: str = "us-east-1"
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+
+
+class SparkConfig(Section):
+    master: str = "local[2]"
+    driver_memory: str = Field(default="1g", pattern=r"^\d+[mg]$")
+    shuffle_partitions: int = Field(default=4, ge=1)
+
+
+class ScorerConfig(Section):
+    trigger_seconds: Seconds = 5.0
+    model_refresh_seconds: Seconds = 30.0  # how often the running scorer re-resolves @champion
+    threshold: float | None = Field(default=None, ge=0, le=1)  # None: the threshold logged with the model
+
+
+class ModelConfig(Section):
+    name: str = "fraud-detector"
+    estimator: Literal["gradient_boosting", "random_forest", "logistic_regression"] = "gradient_boosting"
+    promotion_margin: float = Field(default=0.0, ge=0)  # average-precision gain a challenger must show
+    label_delay_days: int = Field(default=7, ge=0)
+    # Added for `fraudctl train` (issue 5). The split is the handbook's: train days, then a gap of
+    # label_delay_days (labels not yet known), then test days; the threshold is picked on a validation
+    # slice (the last validation_days of the training window, scored by a model trained before it).
+    train_days: int = Field(default=7, ge=1)
+    test_days: int = Field(default=7, ge=1)
+    validation_days: int = Field(default=7, ge=0)  # 0: no validation slice, threshold from training scores
+    alert_budget_per_day: int = Field(default=100, ge=1)  # alerts analysts can review a day
+    precision_target: float | None = Field(default=None, gt=0, le=1)  # when set, replaces the alert budget
+    random_state: int = 0  # seeds the estimators, so a retrain on the same data gives the same model
+
+
+class Config(Section):
+    runtime: RuntimeConfig = RuntimeConfig()
+    kafka: KafkaConfig = KafkaConfig()
+    postgres: PostgresConfig = PostgresConfig()
+    redis: RedisConfig = RedisConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    airflow: AirflowConfig = AirflowConfig()
+    flower: FlowerConfig = FlowerConfig()
+    storage: StorageConfig = StorageConfig()
+    spark: SparkConfig = SparkConfig()
+    scorer: ScorerConfig = ScorerConfig()
+    model: ModelConfig = ModelConfig()
+
+    # Where the values came from; not part of the schema.
+    source: Path | None = Field(default=None, exclude=True)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.runtime.state_dir
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration as plain data, secrets shown as '********' (or null when unset)."""
+        return _mask(self.model_dump(mode="python"))
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return "********"
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def find_config_file(explicit: Path | None, env: Mapping[str, str], cwd: Path) -> Path | None:
+    """--config, else $FRAUDCTL_CONFIG, else ./fraudctl.yaml when it exists."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file not found: {explicit}")
+        return explicit
+    if env.get(ENV_CONFIG_PATH):
+        path = Path(env[ENV_CONFIG_PATH])
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path} (from ${ENV_CONFIG_PATH})")
+        return path
+    default = cwd / DEFAULT_CONFIG_NAME
+    return default if default.is_file() else None
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    cwd: Path | None = None,
+) -> Config:
+    """Build the one Config. `overrides` are command-line flags as dotted keys, e.g. {"runtime.kind": "native"}."""
+    env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    path = find_config_file(path, env, cwd)
+
+    data: dict[str, Any] = _read_yaml(path) if path else {}
+    env_keys = _env_overrides(env)
+    for dotted, value in env_keys.items():
+        _set_dotted(data, dotted, value)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(data, dotted, value)
+
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path, env_keys, overrides or {})) from None
+
+    base = path.parent if path else cwd
+    if not config.runtime.state_dir.is_absolute():
+        config.runtime.state_dir = (base / config.runtime.state_dir).resolve()
+    config.source = path.resolve() if path else None
+    return config
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (runtime:, kafka:, ...), got {type(data).__name__}")
+    return data
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, str]:
+    """FRAUDCTL_KAFKA__PORT=9094 -> {"kafka.port": "9094"}; pydantic converts the strings."""
+    found = {}
+    for name, value in env.items():
+        if name.startswith(ENV_PREFIX) and name not in ENV_NOT_FIELDS:
+            dotted = name[len(ENV_PREFIX):].lower().replace(ENV_NESTING, ".")
+            found[dotted] = value
+    return found
+
+
+def env_name(dotted: str) -> str:
+    return ENV_PREFIX + dotted.upper().replace(".", ENV_NESTING)
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[leaf] = value
+
+
+def _describe(exc: ValidationError, path: Path | None, env_keys: Mapping[str, Any], flags: Mapping[str, Any]) -> str:
+    def under(keys) -> list[str]:
+        return [k for k in keys if k == dotted or k.startswith(dotted + ".")]
+
+    lines = []
+    for err in exc.errors():
+        dotted = ".".join(str(part) for part in err["loc"])
+        from_flags = under(k for k, v in flags.items() if v is not None)
+        from_env = under(env_keys)
+        if from_flags:
+            origin = "command-line flag"
+        elif from_env:
+            origin = "environment variable " + ", ".join(env_name(k) for k in from_env)
+        else:
+            origin = str(path) if path else "configuration"
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; `fraudctl config show` lists every key)"
+        given = err.get("input")
+        shown = "" if err["type"] == "extra_forbidden" or isinstance(given, dict) else f" (got {given!r})"
+        lines.append(f"{origin}: {dotted}: {message}{shown}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

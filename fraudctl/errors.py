@@ -1,0 +1,74 @@
+"""The error hierarchy and the documented exit codes.
+
+Every failure fraudctl knows about is a `FraudctlError` subclass carrying an `ExitCode`; the CLI's single
+error boundary (`fraudctl.cli.main`) turns it into a red message on stderr and that exit code. The table
+in README.md ("Exit codes") is generated from `ExitCode` and checked by a test.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    ERROR = 1  # an unexpected failure (a bug): rerun with --debug for the traceback
+    USAGE = 2  # bad command-line usage (unknown option, missing argument)
+    CONFIG = 3  # fraudctl.yaml or a FRAUDCTL_* variable is invalid
+    PREREQUISITE = 4  # a required program (Java, Maven, PostgreSQL, Redis, Docker engine) is missing
+    PORT_IN_USE = 5  # a port the stack needs is taken by another program
+    SERVICE_FAILED = 6  # a service exited while starting or a setup step failed
+    TIMEOUT = 7  # a wait ran past --timeout
+    UNAVAILABLE = 8  # a service is not running or cannot be reached
+    NOT_FOUND = 9  # the named thing (service, model version, file) does not exist
+    REFUSED = 10  # a safety gate refused the operation (e.g. promotion gate); --force overrides
+    BAD_INPUT = 11  # input data had errors beyond the allowed budget (see the rejects file)
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class FraudctlError(Exception):
+    """A failure with a message meant for the operator."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint  # what to do about it
+        self.detail = detail  # e.g. the tail of a service log
+
+
+class ConfigError(FraudctlError):
+    exit_code = ExitCode.CONFIG
+
+
+class PrerequisiteError(FraudctlError):
+    exit_code = ExitCode.PREREQUISITE
+
+
+class PortInUseError(FraudctlError):
+    exit_code = ExitCode.PORT_IN_USE
+
+
+class ServiceFailedError(FraudctlError):
+    exit_code = ExitCode.SERVICE_FAILED
+
+
+class WaitTimeoutError(FraudctlError):
+    exit_code = ExitCode.TIMEOUT
+
+
+class UnavailableError(FraudctlError):
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class NotFoundError(FraudctlError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class RefusedError(FraudctlError):
+    exit_code = ExitCode.REFUSED
+
+
+class BadInputError(FraudctlError):
+    exit_code = ExitCode.BAD_INPUT

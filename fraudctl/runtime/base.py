@@ -1,0 +1,37 @@
+"""What both runtimes (native processes, docker compose) offer the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterator, Protocol
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    state: str  # e.g. STOPPED, STARTING, RUNNING, FATAL, EXITED (supervisor's words) or compose's
+    pid: int | None = None
+    endpoint: str | None = None
+    healthy: bool | None = None  # None: not probed (not running)
+    detail: str = ""  # the probe's answer or its error
+    uptime_seconds: float | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+ProgressCallback = Callable[[list[ServiceStatus]], None]
+
+
+class Runtime(Protocol):
+    name: str
+
+    def up(self, *, timeout: float, on_progress: ProgressCallback | None = None) -> list[ServiceStatus]:
+        """Start every service and wait until all are healthy; raise FraudctlError otherwise."""
+
+    def down(self, *, purge: bool = False) -> None:
+        """Stop every service (gracefully, then forcibly); with purge, delete the state too."""
+
+    def status(self) -> list[ServiceStatus]: ...
+
+    def logs(self, service: str, *, lines: int = 50, follow: bool = False) -> Iterator[str]: ...

@@ -1,0 +1,266 @@
+"""The native runtime: the stack's services as local processes under supervisord, state in one folder."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Iterator
+
+from fraudctl.config import Config
+from fraudctl.errors import (FraudctlError, NotFoundError, PortInUseError, ServiceFailedError, UnavailableError,
+                             WaitTimeoutError)
+from fraudctl.runtime.base import ProgressCallback, ServiceStatus
+from fraudctl.runtime.services import NativeContext, NativeService, build_services
+from fraudctl.runtime.supervisor import BACKOFF, DOWN_STATES, EXITED, FATAL, RUNNING, STOPPED, Supervisor, tail
+from fraudctl.secrets import load_secrets
+
+POLL_SECONDS = 0.5
+LOG_TAIL_LINES = 25
+
+
+class NativeRuntime:
+    name = "native"
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.supervisor = Supervisor(config.state_dir)
+
+    def _services(self, tools=None, create_secrets: bool = False) -> list[NativeService]:
+        secrets = load_secrets(self.config, create=create_secrets)
+        if secrets is None:  # never started here: nothing to inspect
+            return []
+        return build_services(NativeContext(self.config, secrets, tools))
+
+    # --- up ------------------------------------------------------------------------------------------------
+    def up(self, *, timeout: float, on_progress: ProgressCallback | None = None) -> list[ServiceStatus]:
+        from fraudctl.runtime.prereqs import check_native
+
+        tools = check_native()
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        services = self._services(tools, create_secrets=True)
+        daemon_was_running = self.supervisor.is_running()
+        running = {s.name for s in services if daemon_was_running and self._state(s.name) == RUNNING}
+        self._check_ports([s for s in services if s.name not in running])
+
+        self.supervisor.write_config([s.program for s in services])
+        if daemon_was_running:
+            self.supervisor.reload()
+        else:
+            self.supervisor.start_daemon()
+
+        started: list[NativeService] = []
+        try:
+            return self._start_and_wait(services, running, started, timeout, on_progress)
+        except BaseException:
+            # Nothing half-started stays behind: stop what this `up` started, and the daemon if idle.
+            for service in reversed(started):
+                self._stop_quietly(service.name)
+            if not any(self._state(s.name) == RUNNING for s in services):
+                self.supervisor.shutdown(self.config.runtime.stop_timeout)
+            raise
+
+    def _start_and_wait(self, services, already_running, started, timeout, on_progress) -> list[ServiceStatus]:
+        deadline = time.monotonic() + timeout
+        healthy: set[str] = set()
+        detail: dict[str, str] = {}
+        while True:
+            for service in services:
+                if service.name in healthy:
+                    continue
+                state = self._state(service.name)
+                is_ours = service in started
+                if state in DOWN_STATES and not is_ours:
+                    if all(dep in healthy for dep in service.depends_on):
+                        detail[service.name] = "starting"
+                        service.prepare()
+                        self.supervisor.start(service.name)
+                        started.append(service)
+                    else:
+                        detail[service.name] = "waiting for " + ", ".join(service.depends_on)
+                elif state in (FATAL, EXITED, BACKOFF, STOPPED) and is_ours:
+                    info = self.supervisor.info(service.name)
+                    raise ServiceFailedError(
+                        f"{service.name} exited while starting ({info.get('description') or state})",
+                        detail=f"last lines of {service.program.log_file}:\n" + tail(service.program.log_file, LOG_TAIL_LINES),
+                        hint=f"fraudctl logs {service.name}",
+                    )
+                elif state == RUNNING:
+                    try:
+                        detail[service.name] = service.probe()
+                    except UnavailableError as exc:
+                        detail[service.name] = exc.message
+                    else:
+                        service.after_healthy()
+                        healthy.add(service.name)
+            statuses = [self._status(s, healthy=(s.name in healthy), detail=detail.get(s.name, "")) for s in services]
+            if on_progress:
+                on_progress(statuses)
+            if len(healthy) == len(services):
+                return statuses
+            if time.monotonic() > deadline:
+                waiting = [s for s in services if s.name not in healthy]
+                raise WaitTimeoutError(
+                    f"not healthy after {timeout:.0f}s: " + ", ".join(s.name for s in waiting),
+                    detail="\n\n".join(
+                        f"{s.name}: {detail.get(s.name, '')}\nlast lines of {s.program.log_file}:\n"
+                        + tail(s.program.log_file, LOG_TAIL_LINES) for s in waiting),
+                    hint="raise --timeout, or look at `fraudctl logs SERVICE`",
+                )
+            time.sleep(POLL_SECONDS)
+
+    def _check_ports(self, services: list[NativeService]) -> None:
+        for service in services:
+            for host, port in service.ports:
+                if _port_taken(host, port):
+                    raise PortInUseError(
+                        f"port {port} on {host}, needed by {service.name}, is already in use{_who_listens(port)}",
+                        hint=f"stop that program, or give {service.name} another port in fraudctl.yaml "
+                             f"(or a FRAUDCTL_* variable, e.g. FRAUDCTL_{service.name.upper()}__PORT)",
+                    )
+
+    # --- down ----------------------------------------------------------------------------------------------
+    def down(self, *, purge: bool = False) -> None:
+        services = self._services()
+        pids = self._stack_pids()
+        if self.supervisor.is_running():
+            for service in reversed(services):
+                self._stop_quietly(service.name)
+            self.supervisor.shutdown(self.config.runtime.stop_timeout)
+        _terminate(pids, self.config.runtime.stop_timeout, self.config.runtime.kill_timeout)
+        if purge:
+            for service in services:
+                for folder in service.owned_dirs:
+                    shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(self.config.state_dir, ignore_errors=True)
+
+    def _stop_quietly(self, name: str) -> None:
+        try:
+            self.supervisor.stop(name)
+        except Exception:
+            pass  # down goes on; the pid sweep afterwards kills what did not stop
+
+    def _stack_pids(self) -> list[int]:
+        """supervisord, every service process and all their descendants."""
+        import psutil
+
+        roots = [self.supervisor.daemon_pid()] if self.supervisor.is_running() else []
+        pids = []
+        for pid in filter(None, roots):
+            try:
+                parent = psutil.Process(pid)
+                pids += [pid] + [child.pid for child in parent.children(recursive=True)]
+            except psutil.Error:
+                pass
+        return pids
+
+    # --- status and logs -----------------------------------------------------------------------------------
+    def status(self) -> list[ServiceStatus]:
+        services = self._services()
+        daemon = self.supervisor.is_running()
+        statuses = []
+        for service in services:
+            state = self._state(service.name) if daemon else STOPPED
+            healthy, detail = None, ""
+            if state == RUNNING:
+                try:
+                    detail, healthy = service.probe(), True
+                except UnavailableError as exc:
+                    detail, healthy = exc.message, False
+            statuses.append(self._status(service, healthy=healthy, detail=detail, state=state))
+        return statuses
+
+    def logs(self, service: str, *, lines: int = 50, follow: bool = False) -> Iterator[str]:
+        names = [s.name for s in self._services()] or ["postgres", "redis", "kafka", "mlflow"]
+        if service not in names + ["supervisord"]:
+            raise NotFoundError(f"no service named {service!r}; services: {', '.join(names)}")
+        path = self.config.state_dir / "logs" / f"{service}.log"
+        if not path.exists():
+            raise NotFoundError(f"no log yet for {service} ({path}); has `fraudctl up` run here?")
+        yield from tail(path, lines).splitlines()
+        if follow:
+            with open(path, "r", errors="replace") as fh:
+                fh.seek(0, os.SEEK_END)
+                while True:
+                    line = fh.readline()
+                    if line:
+                        yield line.rstrip("\n")
+                    else:
+                        time.sleep(0.25)
+
+    # --- helpers -------------------------------------------------------------------------------------------
+    def _state(self, name: str) -> str:
+        try:
+            return self.supervisor.info(name)["statename"]
+        except Exception:
+            return STOPPED
+
+    def _status(self, service: NativeService, *, healthy: bool | None, detail: str, state: str | None = None) -> ServiceStatus:
+        info: dict = {}
+        try:
+            info = self.supervisor.info(service.name)
+        except Exception:
+            pass
+        state = state or info.get("statename", STOPPED)
+        running = state == RUNNING
+        return ServiceStatus(
+            name=service.name,
+            state=state,
+            pid=(info.get("pid") or None) if running else None,
+            endpoint=service.endpoint,
+            healthy=healthy if running else None,
+            detail=detail,
+            uptime_seconds=float(info["now"] - info["start"]) if running and info.get("start") else None,
+        )
+
+
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.errno in (errno.EADDRINUSE, errno.EACCES)
+    return False
+
+
+def _who_listens(port: int) -> str:
+    try:
+        import psutil
+
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+                proc = psutil.Process(conn.pid)
+                return f" (by {proc.name()}, pid {conn.pid})"
+    except Exception:
+        pass
+    return ""
+
+
+def _terminate(pids: list[int], graceful: float, forced: float) -> None:
+    """SIGTERM what is left of the stack, then SIGKILL after `graceful` seconds."""
+    import psutil
+
+    procs = []
+    for pid in pids:
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.Error:
+            pass
+    alive = [p for p in procs if p.is_running()]
+    for proc in alive:
+        try:
+            proc.send_signal(signal.SIGTERM)
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(alive, timeout=graceful if alive else 0)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=forced)

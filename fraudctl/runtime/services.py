@@ -1,0 +1,369 @@
+"""The native runtime's services: how each is prepared, started, probed and finished.
+
+One `NativeService` per process under supervisord. `prepare` runs before every start (config files,
+first-start initialisation), `probe` is the real health check `up` and `status` use, and `after_healthy`
+runs once per `up` when the service first answers (database bootstrap, topic creation).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from fraudctl import kafka, postgres, redis_db
+from fraudctl.config import Config
+from fraudctl.errors import ServiceFailedError, UnavailableError
+from fraudctl.runtime import jvm
+from fraudctl.runtime.prereqs import Tools
+from fraudctl.runtime.supervisor import Program
+from fraudctl.secrets import Secrets
+
+
+@dataclass
+class NativeService:
+    name: str
+    endpoint: str
+    ports: list[tuple[str, int]]
+    program: Program
+    probe: Callable[[], str]  # raises UnavailableError until healthy
+    depends_on: list[str] = field(default_factory=list)
+    prepare: Callable[[], None] = lambda: None
+    after_healthy: Callable[[], None] = lambda: None
+    owned_dirs: list[Path] = field(default_factory=list)  # deleted by `down --purge`
+
+
+@dataclass
+class NativeContext:
+    config: Config
+    secrets: Secrets
+    tools: Tools | None  # None when only inspecting (status, logs, down)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.config.state_dir
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.state_dir / "data"
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.state_dir / "conf"
+
+    @property
+    def venv_bin(self) -> Path:
+        return Path(sys.executable).parent
+
+    def program(self, name: str, command: list[str], directory: Path | None = None, **kwargs) -> Program:
+        return Program(name=name, command=command, log_file=self.log_dir / f"{name}.log",
+                       directory=directory or self.state_dir, stop_wait_seconds=self.config.runtime.stop_timeout,
+                       **kwargs)
+
+
+def build_services(ctx: NativeContext) -> list[NativeService]:
+    """Every native service in start order."""
+    return [_postgres(ctx), _redis(ctx), _kafka(ctx), _mlflow(ctx)]
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------------------
+
+def postgres_data_dir(ctx: NativeContext) -> Path:
+    """The cluster's folder: in the state dir when the postgres account can reach it.
+
+    As root, PostgreSQL runs as the unprivileged `postgres` account, which cannot enter a state dir below
+    a private folder (mktemp -d, a 0700 home). Then the cluster lives in /var/lib/fraudctl/<hash of state
+    dir> instead; `down --purge` deletes it all the same.
+    """
+    inside = ctx.data_dir / "postgres"
+    if os.geteuid() != 0 or _reachable_by("postgres", ctx.state_dir):
+        return inside
+    import hashlib
+
+    digest = hashlib.sha256(str(ctx.state_dir).encode()).hexdigest()[:12]
+    return Path("/var/lib/fraudctl") / digest / "postgres"
+
+
+def _reachable_by(user: str, folder: Path) -> bool:
+    import pwd
+
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        return False
+    path = folder.resolve()
+    for ancestor in [path, *path.parents]:
+        if not ancestor.exists():
+            continue
+        st = ancestor.stat()
+        if st.st_uid == account.pw_uid:
+            ok = st.st_mode & stat.S_IXUSR
+        elif st.st_gid == account.pw_gid:
+            ok = st.st_mode & stat.S_IXGRP
+        else:
+            ok = st.st_mode & stat.S_IXOTH
+        if not ok:
+            return False
+    return True
+
+
+def _postgres(ctx: NativeContext) -> NativeService:
+    pg = ctx.config.postgres
+    data = postgres_data_dir(ctx)
+    tools = ctx.tools
+    bin_dir = tools.postgres_bin if tools else Path("/usr/lib/postgresql/bin")
+    user = tools.postgres_user if tools else None
+
+    def prepare() -> None:
+        if (data / "PG_VERSION").exists():
+            return
+        data.mkdir(parents=True, exist_ok=True)
+        data.chmod(0o700)
+        import tempfile
+
+        fd, name = tempfile.mkstemp(prefix="fraudctl-pw-")  # 0600, outside folders postgres may not enter
+        pwfile = Path(name)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(ctx.secrets.postgres_superuser_password + "\n")
+        command = [str(bin_dir / "initdb"), "-D", str(data), "-U", postgres.SUPERUSER, "--auth=scram-sha-256",
+                   f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C.UTF-8"]
+        if user:
+            for path in (data, pwfile):
+                shutil.chown(path, user, user)
+            command = ["runuser", "-u", user, "--", *command]
+        result = subprocess.run(command, capture_output=True, text=True)
+        pwfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            shutil.rmtree(data, ignore_errors=True)
+            raise ServiceFailedError("initdb failed for the PostgreSQL cluster", detail=result.stdout + result.stderr)
+
+    program = ctx.program(
+        "postgres",
+        [str(bin_dir / "postgres"), "-D", str(data), "-c", f"listen_addresses={pg.host}", "-p", str(pg.port),
+         # TCP only: no socket file to clash with a system cluster's /var/run/postgresql
+         "-c", "unix_socket_directories=", "-c", "max_connections=200", "-c", "shared_buffers=128MB"],
+        user=user,
+        directory=data,  # the postgres account may not be able to enter the state dir
+        stop_signal="INT",  # "fast" shutdown; TERM would wait for every client to disconnect
+        priority=100,
+    )
+    return NativeService(
+        name="postgres",
+        endpoint=f"postgresql://{pg.host}:{pg.port}",
+        ports=[(pg.host, pg.port)],
+        program=program,
+        probe=lambda: postgres.probe(pg, postgres.SUPERUSER, ctx.secrets.postgres_superuser_password),
+        prepare=prepare,
+        after_healthy=lambda: postgres.bootstrap(pg, ctx.secrets.postgres_superuser_password,
+                                                 ctx.secrets.postgres_password),
+        owned_dirs=[data.parent] if not str(data).startswith(str(ctx.state_dir)) else [],
+    )
+
+
+# --- Redis -------------------------------------------------------------------------------------------------
+
+def _redis(ctx: NativeContext) -> NativeService:
+    rc = ctx.config.redis
+    conf = ctx.conf_dir / "redis.conf"
+    data = ctx.data_dir / "redis"
+
+    def prepare() -> None:
+        data.mkdir(parents=True, exist_ok=True)
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        text = "\n".join([
+            f"bind {rc.host}",
+            f"port {rc.port}",
+            "protected-mode yes",
+            "daemonize no",
+            f"dir {data}",
+            "save 60 1000",
+            "appendonly no",
+            f'requirepass "{ctx.secrets.redis_password}"',
+        ]) + "\n"
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+
+    server = str(ctx.tools.redis_server) if ctx.tools else "redis-server"
+    return NativeService(
+        name="redis",
+        endpoint=f"redis://{rc.host}:{rc.port}",
+        ports=[(rc.host, rc.port)],
+        program=ctx.program("redis", [server, str(conf)], priority=100),
+        probe=lambda: redis_db.probe(rc, ctx.secrets.redis_password),
+        prepare=prepare,
+    )
+
+
+# --- Kafka (KRaft, single node) -------------------------------------------------------------------------------
+
+def _kafka_cluster_id() -> str:
+    # Kafka's Uuid text form: URL-safe base64 of 16 random bytes, unpadded, never starting with '-'.
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
+def _kafka(ctx: NativeContext) -> NativeService:
+    kc = ctx.config.kafka
+    conf_dir = ctx.conf_dir / "kafka"
+    data = ctx.data_dir / "kafka"
+    jars = jvm.jar_dir(jvm.KAFKA_POM)
+    java = str(ctx.tools.java) if ctx.tools else "java"
+
+    def prepare() -> None:
+        jvm.resolve(jvm.KAFKA_POM, mvn=str(ctx.tools.mvn))
+        conf_dir.mkdir(parents=True, exist_ok=True)
+        partitions = max(t.partitions for t in kc.topics.all())
+        (conf_dir / "server.properties").write_text("\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers={kc.host}:{kc.controller_port}",
+            f"listeners=PLAINTEXT://{kc.host}:{kc.port},CONTROLLER://{kc.host}:{kc.controller_port}",
+            f"advertised.listeners=PLAINTEXT://{kc.host}:{kc.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={data}",
+            f"num.partitions={partitions}",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=3",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=false",
+        ]) + "\n")
+        (conf_dir / "log4j2.yaml").write_text(_KAFKA_LOG4J)
+        if not (data / "meta.properties").exists():
+            result = subprocess.run(
+                [java, "-cp", f"{jars}/*", "kafka.tools.StorageTool", "format", "--standalone",
+                 "-t", _kafka_cluster_id(), "-c", str(conf_dir / "server.properties")],
+                capture_output=True, text=True,
+            )
+            if result.returncode != 0:
+                raise ServiceFailedError("formatting the Kafka KRaft storage failed", detail=result.stdout + result.stderr)
+
+    program = ctx.program(
+        "kafka",
+        [java, f"-Xmx{kc.heap}", f"-Xms{kc.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+         f"-Dlog4j2.configurationFile={conf_dir / 'log4j2.yaml'}", f"-Dkafka.logs.dir={ctx.log_dir}",
+         "-cp", f"{jars}/*", "kafka.Kafka", str(conf_dir / "server.properties")],
+        start_seconds=3,
+        priority=200,
+    )
+    return NativeService(
+        name="kafka",
+        endpoint=f"kafka://{kc.bootstrap_servers}",
+        ports=[(kc.host, kc.port), (kc.host, kc.controller_port)],
+        program=program,
+        probe=lambda: kafka.probe(kc),
+        prepare=prepare,
+        after_healthy=lambda: kafka.ensure_topics(ctx.config),
+    )
+
+
+_KAFKA_LOG4J = """\
+Configuration:
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        - ref: STDOUT
+    Logger:
+      - name: org.apache.kafka
+        level: WARN
+      - name: kafka.request.logger
+        level: WARN
+"""
+
+
+# --- MLflow ------------------------------------------------------------------------------------------------
+
+def mlflow_artifacts_destination(config: Config) -> str:
+    storage = config.storage
+    if storage.kind == "s3":
+        return f"s3://{storage.bucket}/mlflow"
+    local = storage.local_dir if storage.local_dir.is_absolute() else config.state_dir / storage.local_dir
+    return (local / "mlflow").resolve().as_uri()
+
+
+def storage_environment(config: Config) -> dict[str, str]:
+    """What boto3 (and MLflow's S3 store) need to reach the configured S3 endpoint."""
+    storage = config.storage
+    if storage.kind != "s3":
+        return {}
+    env = {"AWS_DEFAULT_REGION": storage.region}
+    if storage.endpoint_url:
+        env["MLFLOW_S3_ENDPOINT_URL"] = storage.endpoint_url
+        env["AWS_ENDPOINT_URL_S3"] = storage.endpoint_url
+    if storage.access_key_id:
+        env["AWS_ACCESS_KEY_ID"] = storage.access_key_id.get_secret_value()
+    if storage.secret_access_key:
+        env["AWS_SECRET_ACCESS_KEY"] = storage.secret_access_key.get_secret_value()
+    return env
+
+
+def mlflow_probe(host: str, port: int, timeout: float = 3.0) -> str:
+    import urllib.request
+
+    url = f"http://{host}:{port}/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body = response.read(64).decode(errors="replace").strip()
+    except Exception as exc:
+        raise UnavailableError(f"MLflow {url} did not answer: {exc}") from None
+    if body != "OK":
+        raise UnavailableError(f"MLflow {url} answered {body!r}, expected 'OK'")
+    return "/health OK"
+
+
+def _mlflow(ctx: NativeContext) -> NativeService:
+    mc = ctx.config.mlflow
+    destination = mlflow_artifacts_destination(ctx.config)
+
+    def prepare() -> None:
+        if destination.startswith("file://"):
+            Path(destination[len("file://"):]).mkdir(parents=True, exist_ok=True)
+
+    environment = {
+        # Passed by environment, not argv, so the password never shows in `ps`.
+        "MLFLOW_BACKEND_STORE_URI": postgres.url(ctx.config.postgres, ctx.secrets.postgres_password,
+                                                 ctx.config.postgres.mlflow_db),
+        # The job runner's huey consumers cost ~2 GiB and fraudctl does not use them.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        **storage_environment(ctx.config),
+    }
+    program = ctx.program(
+        "mlflow",
+        [str(ctx.venv_bin / "mlflow"), "server", "--host", mc.host, "--port", str(mc.port),
+         "--workers", str(mc.workers), "--serve-artifacts", "--artifacts-destination", destination],
+        environment=environment,
+        start_seconds=3,
+        priority=300,
+    )
+    return NativeService(
+        name="mlflow",
+        endpoint=mc.tracking_uri,
+        ports=[(mc.host, mc.port)],
+        program=program,
+        probe=lambda: mlflow_probe(mc.host, mc.port),
+        depends_on=["postgres"],
+        prepare=prepare,
+    )

@@ -1,0 +1,24 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FRAUDCTL = [sys.executable, "-m", "fraudctl"]
+
+
+def run_fraudctl(*args: str, env: dict | None = None, timeout: float = 600, cwd: Path | None = None):
+    """The real CLI in a child process, as an operator or a CI script runs it."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([*FRAUDCTL, *args], capture_output=True, text=True, env=full_env, timeout=timeout,
+                          cwd=cwd or REPO)
+
+
+@pytest.fixture
+def cli():
+    """In-process CLI runner; errors go through the real error boundary (fraudctl.cli.run)."""
+    from typer.testing import CliRunner
+
+    return CliRunner()

@@ -1,0 +1,106 @@
+"""The real native stack for integration tests: started once per session through the real CLI, on ports
+of its own (so a developer's stack on the defaults is left alone), stopped and purged at the end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import run_fraudctl
+
+# Default ports + 20000: far from a developer's stack on the defaults.
+TEST_PORTS = {
+    "kafka": {"port": 29092, "controller_port": 29093},
+    "postgres": {"port": 25432},
+    "redis": {"port": 26379},
+    "mlflow": {"port": 25000},
+    "airflow": {"port": 28080, "worker_log_port": 28793},
+    "flower": {"port": 25555},
+}
+
+
+def write_config(folder: Path, **sections) -> Path:
+    data = {name: dict(values) for name, values in TEST_PORTS.items()}
+    data["runtime"] = {"kind": "native", "state_dir": str(folder / ".fraudctl"), "stop_timeout": 20}
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    path = folder / "fraudctl.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "tests/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+def stack_pids(config_path: Path, state_dir: Path) -> set[int]:
+    """supervisord, every service (from `status -o json`) and all their descendants."""
+    import psutil
+
+    roots = set()
+    pid_file = state_dir / "run" / "supervisord.pid"
+    if pid_file.exists():
+        roots.add(int(pid_file.read_text()))
+    status = run_fraudctl("-c", str(config_path), "status", "-o", "json")
+    roots |= {s["pid"] for s in json.loads(status.stdout)["services"] if s["pid"]}
+    pids = set(roots)
+    for pid in roots:
+        try:
+            pids |= {child.pid for child in psutil.Process(pid).children(recursive=True)}
+        except psutil.Error:
+            pass
+    return pids
+
+
+def alive(pids: set[int]) -> list[str]:
+    import psutil
+
+    found = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(f"{pid} {' '.join(proc.cmdline())[:120]}")
+        except psutil.Error:
+            pass
+    return found
+
+
+def processes_naming(folder: Path) -> list[str]:
+    import psutil
+
+    return [f"{p.pid} {' '.join(p.info['cmdline'] or [])[:120]}" for p in psutil.process_iter(["cmdline"])
+            if str(folder) in " ".join(p.info["cmdline"] or [])]
+
+
+@pytest.fixture(scope="session")
+def stack_config_path(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("stack")
+    path = write_config(folder)
+    result = run_fraudctl("-c", str(path), "up", "-o", "json", timeout=600)
+    if result.returncode != 0:
+        run_fraudctl("-c", str(path), "down", "--purge")
+        pytest.fail(f"fraudctl up failed ({result.returncode}):\n{result.stderr}\n{result.stdout}")
+    report = json.loads(result.stdout)
+    assert report["healthy"] is True
+    yield path
+    state_dir = folder / ".fraudctl"
+    pids = stack_pids(path, state_dir)
+    down = run_fraudctl("-c", str(path), "down", "--purge", timeout=300)
+    assert down.returncode == 0, down.stderr
+    leftovers = alive(pids) + processes_naming(state_dir)
+    assert not leftovers, f"processes left after down: {leftovers}"
+    assert not state_dir.exists()
+
+
+@pytest.fixture(scope="session")
+def stack_config(stack_config_path):
+    """The running stack's validated Config."""
+    from fraudctl.config import load_config
+
+    return load_config(stack_config_path, env={})

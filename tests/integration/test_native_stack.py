@@ -1,0 +1,160 @@
+"""The native stack does real work: Kafka round trip, MLflow experiment with an artifact, status, logs,
+idempotent `up`, and failed `up`s that leave nothing behind."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+
+import pytest
+
+from fraudctl.errors import ExitCode
+from tests.conftest import run_fraudctl
+from tests.integration.conftest import alive, processes_naming, stack_pids, write_config
+
+
+def test_kafka_round_trip(stack_config):
+    from confluent_kafka import Consumer, Producer
+
+    from fraudctl.kafka import client_config
+
+    topic = stack_config.kafka.topics.transactions.name
+    marker = str(uuid.uuid4())
+    producer = Producer(client_config(stack_config.kafka, **{"enable.idempotence": True, "acks": "all"}))
+    delivered = []
+    producer.produce(topic, key=b"42", value=json.dumps({"transaction_id": marker}).encode(),
+                     on_delivery=lambda err, msg: delivered.append((err, msg)))
+    assert producer.flush(15) == 0
+    assert delivered and delivered[0][0] is None
+    partition, offset = delivered[0][1].partition(), delivered[0][1].offset()
+
+    consumer = Consumer(client_config(stack_config.kafka, **{"group.id": f"test-{marker}",
+                                                            "auto.offset.reset": "earliest"}))
+    from confluent_kafka import TopicPartition
+
+    consumer.assign([TopicPartition(topic, partition, offset)])
+    deadline = time.monotonic() + 30
+    received = None
+    while received is None and time.monotonic() < deadline:
+        msg = consumer.poll(1.0)
+        if msg is not None and not msg.error():
+            received = msg
+    consumer.close()
+    assert received is not None, "message not consumed back within 30 s"
+    assert json.loads(received.value())["transaction_id"] == marker
+    assert received.key() == b"42"
+
+
+def test_topics_exist_with_configured_partitions(stack_config):
+    from confluent_kafka.admin import AdminClient
+
+    from fraudctl.kafka import client_config
+
+    topics = AdminClient(client_config(stack_config.kafka)).list_topics(timeout=10).topics
+    for topic in stack_config.kafka.topics.all():
+        assert topic.name in topics
+        assert len(topics[topic.name].partitions) == topic.partitions
+
+
+def test_mlflow_experiment_and_artifact(stack_config, tmp_path):
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(stack_config.mlflow.tracking_uri)
+    name = f"it-{uuid.uuid4().hex[:8]}"
+    experiment_id = mlflow.create_experiment(name)
+    note = tmp_path / "note.txt"
+    note.write_text("artifact body")
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_metric("auc", 0.9)
+        mlflow.log_artifact(str(note))
+    client = MlflowClient(stack_config.mlflow.tracking_uri)
+    assert client.get_experiment_by_name(name).experiment_id == experiment_id
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["note.txt"]
+    downloaded = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="note.txt",
+                                                     dst_path=str(tmp_path / "dl"))
+    assert open(downloaded).read() == "artifact body"
+    # proxied artifacts: the file landed in the server's destination, not in this client's folder
+    assert list(stack_config.state_dir.glob(f"artifacts/mlflow/**/{run.info.run_id}/**/note.txt"))
+
+
+def test_postgres_databases_owned_by_app_role(stack_config):
+    import psycopg2
+
+    from fraudctl.secrets import load_secrets
+
+    secrets = load_secrets(stack_config, create=False)
+    pg = stack_config.postgres
+    for db in (pg.airflow_db, pg.mlflow_db):
+        with psycopg2.connect(host=pg.host, port=pg.port, user=pg.user, password=secrets.postgres_password,
+                              dbname=db) as conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS probe_ownership (id int)")  # needs CREATE on public
+            cur.execute("SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (db,))
+            assert cur.fetchone()[0] == pg.user
+
+
+def test_status_json(stack_config_path):
+    result = run_fraudctl("-c", str(stack_config_path), "status", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["healthy"] is True
+    services = {s["name"]: s for s in report["services"]}
+    assert {"postgres", "redis", "kafka", "mlflow"} <= set(services)
+    for s in services.values():
+        assert s["state"] == "RUNNING" and s["healthy"] is True and s["pid"] > 0 and s["uptime_seconds"] >= 0
+    assert services["redis"]["detail"].startswith("PONG")
+
+
+def test_second_up_starts_nothing_twice(stack_config_path):
+    before = {s["name"]: s["pid"] for s in json.loads(run_fraudctl("-c", str(stack_config_path), "status", "-o", "json").stdout)["services"]}
+    result = run_fraudctl("-c", str(stack_config_path), "up", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    after = {s["name"]: s["pid"] for s in json.loads(result.stdout)["services"]}
+    assert after == before
+
+
+def test_logs(stack_config_path):
+    result = run_fraudctl("-c", str(stack_config_path), "logs", "kafka", "-n", "5")
+    assert result.returncode == 0
+    assert 0 < len(result.stdout.splitlines()) <= 5
+    missing = run_fraudctl("-c", str(stack_config_path), "logs", "nosuch")
+    assert missing.returncode == ExitCode.NOT_FOUND and "kafka" in missing.stderr
+
+
+def test_port_taken_by_another_program(tmp_path):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        config = write_config(tmp_path, redis={"port": port}, postgres={"port": 35432}, kafka={"port": 39092, "controller_port": 39093}, mlflow={"port": 35000})
+        result = run_fraudctl("-c", str(config), "up")
+    assert result.returncode == ExitCode.PORT_IN_USE, result.stderr
+    assert f"port {port}" in result.stderr and "redis" in result.stderr
+    assert not processes_naming(tmp_path / ".fraudctl")
+
+
+def test_service_dying_at_start_is_reported_and_nothing_is_left(tmp_path):
+    # A 1 MiB heap makes the JVM exit at once: a deterministic "dies while starting".
+    config = write_config(tmp_path, kafka={"port": 39092, "controller_port": 39093, "heap": "1m"},
+                          postgres={"port": 35432}, redis={"port": 36379}, mlflow={"port": 35000},
+                          runtime={"start_timeout": 120})
+    result = run_fraudctl("-c", str(config), "up", timeout=300)
+    assert result.returncode == ExitCode.SERVICE_FAILED, result.stderr
+    assert "kafka exited while starting" in result.stderr
+    assert "heap" in result.stderr.lower()  # the log tail says why
+    state_dir = tmp_path / ".fraudctl"
+    assert not processes_naming(state_dir)
+    assert not (state_dir / "run" / "supervisor.sock").exists() or run_fraudctl("-c", str(config), "status").returncode == ExitCode.UNAVAILABLE
+    run_fraudctl("-c", str(config), "down", "--purge")
+
+
+def test_up_timeout_names_the_service(tmp_path):
+    config = write_config(tmp_path, postgres={"port": 35432}, redis={"port": 36379},
+                          kafka={"port": 39092, "controller_port": 39093}, mlflow={"port": 35000})
+    result = run_fraudctl("-c", str(config), "up", "--timeout", "3", timeout=300)
+    assert result.returncode == ExitCode.TIMEOUT, result.stderr
+    assert "not healthy after 3s" in result.stderr
+    assert not processes_naming(tmp_path / ".fraudctl")
+    run_fraudctl("-c", str(config), "down", "--purge")

@@ -1,0 +1,103 @@
+"""The CLI's error boundary, exit codes and fast help, through the real entry point."""
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fraudctl.cli import run
+from fraudctl.errors import ExitCode, FraudctlError
+from tests.conftest import REPO, run_fraudctl
+
+
+def test_every_exit_code_is_documented_in_the_readme():
+    readme = (REPO / "README.md").read_text()
+    documented = {int(code): name for code, name in re.findall(r"^\| (\d+) \| `(\w+)` \|", readme, re.M)}
+    assert documented == {code.value: code.name for code in ExitCode}
+
+
+def test_exit_codes_are_distinct():
+    values = [code.value for code in ExitCode]
+    assert len(values) == len(set(values))
+
+
+@pytest.mark.parametrize("error_class", FraudctlError.__subclasses__())
+def test_each_error_class_maps_to_its_code(error_class, monkeypatch, capsys):
+    from fraudctl.cli import config_cmd
+
+    def boom(*args, **kwargs):
+        raise error_class("something specific went wrong", hint="do this")
+
+    monkeypatch.setattr("fraudctl.cli.common.AppState.config", boom)
+    code = run(["config", "show"])
+    err = capsys.readouterr().err
+    assert code == error_class.exit_code and code != 0
+    assert "error:" in err and "something specific went wrong" in err and "hint: do this" in err
+    assert "Traceback" not in err
+
+
+def test_unexpected_exception_is_exit_1_without_traceback(monkeypatch, capsys):
+    monkeypatch.setattr("fraudctl.cli.common.AppState.config", lambda *a, **k: 1 / 0)
+    assert run(["config", "show"]) == ExitCode.ERROR
+    err = capsys.readouterr().err
+    assert "unexpected error: ZeroDivisionError" in err and "--debug" in err and "Traceback" not in err
+
+
+def test_debug_shows_the_traceback(monkeypatch):
+    monkeypatch.setattr("fraudctl.cli.common.AppState.config", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        run(["--debug", "config", "show"])
+
+
+def test_usage_error_is_exit_2():
+    assert run(["up", "--no-such-flag"]) == ExitCode.USAGE
+    assert run(["no-such-command"]) == ExitCode.USAGE
+
+
+def test_config_show_json_masks_secrets(tmp_path):
+    cfg = tmp_path / "fraudctl.yaml"
+    cfg.write_text("redis:\n  password: s3cret-value\nkafka:\n  port: 9999\n")
+    result = run_fraudctl("--config", str(cfg), "config", "show", "--output", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["source"] == str(cfg)
+    assert data["config"]["kafka"]["port"] == 9999
+    assert data["config"]["redis"]["password"] == "********"
+    assert "s3cret-value" not in result.stdout
+
+
+def test_environment_override_reaches_the_cli(tmp_path):
+    result = run_fraudctl("config", "show", "-o", "json", env={"FRAUDCTL_MLFLOW__PORT": "5123"}, cwd=tmp_path)
+    assert json.loads(result.stdout)["config"]["mlflow"]["port"] == 5123
+
+
+def test_bad_config_file_exit_code_and_message(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("kafka:\n  port: 0\n  colour: blue\n")
+    result = run_fraudctl("-c", str(cfg), "up")
+    assert result.returncode == ExitCode.CONFIG
+    assert f"{cfg}: kafka.port" in result.stderr and f"{cfg}: kafka.colour" in result.stderr
+    assert "unknown key" in result.stderr
+
+
+def test_missing_prerequisites_are_listed_with_install_hints(tmp_path):
+    # An empty PATH hides java, mvn and redis-server; the check runs before anything starts.
+    result = run_fraudctl("up", "--runtime", "native",
+                          env={"PATH": str(tmp_path), "JAVA_HOME": "", "FRAUDCTL_RUNTIME__STATE_DIR": str(tmp_path / "s")},
+                          cwd=tmp_path)
+    assert result.returncode == ExitCode.PREREQUISITE, result.stderr
+    for words in ("Java 17+", "apt-get install maven", "apt-get install redis-server"):
+        assert words in result.stderr
+    assert not (tmp_path / "s" / "run").exists()  # nothing was started
+
+
+def test_help_is_fast_and_imports_no_heavy_library():
+    code = ("import sys, time; t=time.perf_counter(); from fraudctl.cli import run; "
+            "rc = run(['--help']); heavy = [m for m in ('pyspark','mlflow','sklearn','airflow','pandas','pydantic',"
+            "'confluent_kafka','docker','boto3') if m in sys.modules]; print(heavy)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
