@@ -104,7 +104,14 @@ class AirflowConfig(Section):
     admin_password: SecretStr | None = None  # generated when empty
     parallelism: int = Field(default=4, ge=1)
     worker_concurrency: int = Field(default=2, ge=1)
-    worker_log_port: Port = 8793
+    worker_log_port: Port = 8793  # Celery worker's log server (started with --skip-serve-logs: unused natively)
+    triggerer_log_port: Port = 8794
+    api_workers: int = Field(default=1, ge=1, le=8)
+    heartbeat_timeout: Seconds = 60.0  # a killed task is retried after this; Airflow's default 300 s is slow
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
 
 
 class FlowerConfig(Section):
@@ -112,6 +119,10 @@ class FlowerConfig(Section):
     port: Port = 5555
     user: str = "flower"
     password: SecretStr | None = None  # generated when empty
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
 
 
 class StorageConfig(Section):

@@ -128,8 +128,7 @@ class NativeRuntime:
         services = self._services()
         pids = self._stack_pids()
         if self.supervisor.is_running():
-            for service in reversed(services):
-                self._stop_quietly(service.name)
+            self._stop_in_levels(services)
             self.supervisor.shutdown(self.config.runtime.stop_timeout)
         _terminate(pids, self.config.runtime.stop_timeout, self.config.runtime.kill_timeout)
         if purge:
@@ -138,9 +137,28 @@ class NativeRuntime:
                     shutil.rmtree(folder, ignore_errors=True)
             shutil.rmtree(self.config.state_dir, ignore_errors=True)
 
-    def _stop_quietly(self, name: str) -> None:
+    def _stop_in_levels(self, services: list[NativeService]) -> None:
+        """Dependents first, each level's services stopped together (supervisor SIGKILLs after stop_timeout)."""
+        by_name = {s.name: s for s in services}
+        depth: dict[str, int] = {}
+
+        def level(service: NativeService) -> int:
+            if service.name not in depth:
+                depth[service.name] = 1 + max((level(by_name[d]) for d in service.depends_on), default=-1)
+            return depth[service.name]
+
+        runtime = self.config.runtime
+        for current in sorted({level(s) for s in services}, reverse=True):
+            names = [s.name for s in services if depth[s.name] == current]
+            for name in names:
+                self._stop_quietly(name, wait=False)
+            deadline = time.monotonic() + runtime.stop_timeout + runtime.kill_timeout
+            while time.monotonic() < deadline and any(self._state(n) not in DOWN_STATES for n in names):
+                time.sleep(0.2)
+
+    def _stop_quietly(self, name: str, wait: bool = True) -> None:
         try:
-            self.supervisor.stop(name)
+            self.supervisor.stop(name, wait)
         except Exception:
             pass  # down goes on; the pid sweep afterwards kills what did not stop
 

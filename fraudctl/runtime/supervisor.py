@@ -35,6 +35,7 @@ class Program:
     stop_wait_seconds: float = 30
     start_seconds: int = 2  # must stay up this long to count as started
     priority: int = 500
+    exit_codes: tuple[int, ...] = (0,)  # "expected" exits: not restarted, not reported as crashes
 
 
 def _quote_value(value: str) -> str:
@@ -85,6 +86,7 @@ class Supervisor:
                 f"directory={program.directory}",
                 "autostart=false",  # fraudctl starts services in dependency order
                 "autorestart=unexpected",
+                "exitcodes=" + ",".join(map(str, program.exit_codes)),
                 f"startsecs={program.start_seconds}",
                 "startretries=1",
                 f"stopsignal={program.stop_signal}",
@@ -186,9 +188,9 @@ class Supervisor:
             if "ALREADY_STARTED" not in fault.faultString:
                 raise ServiceFailedError(f"supervisor could not start {name}: {fault.faultString}") from None
 
-    def stop(self, name: str) -> None:
+    def stop(self, name: str, wait: bool = True) -> None:
         try:
-            self.rpc().supervisor.stopProcess(name, True)
+            self.rpc().supervisor.stopProcess(name, wait)
         except xmlrpc.client.Fault as fault:
             if "NOT_RUNNING" not in fault.faultString and "BAD_NAME" not in fault.faultString:
                 raise

@@ -11,19 +11,20 @@ import yaml
 
 from tests.conftest import run_fraudctl
 
-# Default ports + 20000: far from a developer's stack on the defaults.
-TEST_PORTS = {
-    "kafka": {"port": 29092, "controller_port": 29093},
-    "postgres": {"port": 25432},
-    "redis": {"port": 26379},
-    "mlflow": {"port": 25000},
-    "airflow": {"port": 28080, "worker_log_port": 28793},
-    "flower": {"port": 25555},
+DEFAULT_PORTS = {
+    "kafka": {"port": 9092, "controller_port": 9093},
+    "postgres": {"port": 5432},
+    "redis": {"port": 6379},
+    "mlflow": {"port": 5000},
+    "airflow": {"port": 8080, "worker_log_port": 8793, "triggerer_log_port": 8794},
+    "flower": {"port": 5555},
 }
+SESSION_OFFSET = 20000  # the session stack: far from a developer's stack on the defaults
+SCRATCH_OFFSET = 30000  # stacks that a test starts (and breaks) on its own
 
 
-def write_config(folder: Path, **sections) -> Path:
-    data = {name: dict(values) for name, values in TEST_PORTS.items()}
+def write_config(folder: Path, offset: int = SCRATCH_OFFSET, **sections) -> Path:
+    data = {name: {key: port + offset for key, port in ports.items()} for name, ports in DEFAULT_PORTS.items()}
     data["runtime"] = {"kind": "native", "state_dir": str(folder / ".fraudctl"), "stop_timeout": 20}
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
@@ -81,7 +82,7 @@ def processes_naming(folder: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def stack_config_path(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("stack")
-    path = write_config(folder)
+    path = write_config(folder, SESSION_OFFSET)
     result = run_fraudctl("-c", str(path), "up", "-o", "json", timeout=600)
     if result.returncode != 0:
         run_fraudctl("-c", str(path), "down", "--purge")
