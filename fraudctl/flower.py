@@ -38,7 +38,11 @@ class FlowerClient:
     def tasks(self, limit: int = 100) -> dict[str, Any]:
         return self._get("/api/tasks", limit=str(limit))
 
+    def online(self) -> dict[str, bool]:
+        """Worker name -> whether it answers now."""
+        return self._get("/api/workers", status="true")
+
     def probe(self) -> str:
         self.healthcheck()
-        online = [name for name, info in self._get("/api/workers", status="true").items() if info]
+        online = [name for name, up in self.online().items() if up]
         return f"/healthcheck OK, {len(online)} worker(s) online"

@@ -4,6 +4,7 @@ of its own (so a developer's stack on the defaults is left alone), stopped and p
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,10 @@ DEFAULT_PORTS = {
     "airflow": {"port": 8080, "worker_log_port": 8793, "triggerer_log_port": 8794},
     "flower": {"port": 5555},
 }
-SESSION_OFFSET = 20000  # the session stack: far from a developer's stack on the defaults
-SCRATCH_OFFSET = 30000  # stacks that a test starts (and breaks) on its own
+# The session stack sits far from a developer's stack on the defaults; stacks that a test starts (and
+# breaks) on its own sit elsewhere again. TEST_PORT_OFFSET moves both, so two test runs can share a machine.
+SESSION_OFFSET = 20000 + int(os.environ.get("TEST_PORT_OFFSET", "0"))
+SCRATCH_OFFSET = 30000 + int(os.environ.get("TEST_PORT_OFFSET", "0"))
 
 
 def write_config(folder: Path, offset: int = SCRATCH_OFFSET, **sections) -> Path:

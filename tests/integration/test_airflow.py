@@ -64,3 +64,15 @@ def test_flower_requires_authentication(stack_config):
     assert response.status_code == 401
     with pytest.raises(Exception):
         FlowerClient(stack_config.flower, "wrong-password").workers()
+
+
+def test_workers_command_lists_the_worker(stack_config_path):
+    import json
+
+    from tests.conftest import run_fraudctl
+
+    result = run_fraudctl("-c", str(stack_config_path), "workers", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["workers"]
+    mine = [row for row in rows if row["name"].startswith(CELERY_WORKER_NAME + "@")]
+    assert mine and mine[0]["online"] is True and mine[0]["concurrency"] == 2
