@@ -55,7 +55,7 @@ class NativeRuntime:
 
         started: list[NativeService] = []
         try:
-            return self._start_and_wait(services, running, started, timeout, on_progress)
+            return self._start_and_wait(services, started, timeout, on_progress)
         except BaseException:
             # Nothing half-started stays behind: stop what this `up` started, and the daemon if idle.
             for service in reversed(started):
@@ -64,10 +64,17 @@ class NativeRuntime:
                 self.supervisor.shutdown(self.config.runtime.stop_timeout)
             raise
 
-    def _start_and_wait(self, services, already_running, started, timeout, on_progress) -> list[ServiceStatus]:
+    def _start_and_wait(self, services, started, timeout, on_progress) -> list[ServiceStatus]:
         deadline = time.monotonic() + timeout
         healthy: set[str] = set()
         detail: dict[str, str] = {}
+
+        def report() -> list[ServiceStatus]:
+            statuses = [self._status(s, healthy=(s.name in healthy), detail=detail.get(s.name, "")) for s in services]
+            if on_progress:
+                on_progress(statuses)
+            return statuses
+
         while True:
             for service in services:
                 if service.name in healthy:
@@ -76,8 +83,10 @@ class NativeRuntime:
                 is_ours = service in started
                 if state in DOWN_STATES and not is_ours:
                     if all(dep in healthy for dep in service.depends_on):
-                        detail[service.name] = "starting"
+                        detail[service.name] = "preparing"
+                        report()
                         service.prepare()
+                        detail[service.name] = "starting"
                         self.supervisor.start(service.name)
                         started.append(service)
                     else:
@@ -97,9 +106,7 @@ class NativeRuntime:
                     else:
                         service.after_healthy()
                         healthy.add(service.name)
-            statuses = [self._status(s, healthy=(s.name in healthy), detail=detail.get(s.name, "")) for s in services]
-            if on_progress:
-                on_progress(statuses)
+            statuses = report()
             if len(healthy) == len(services):
                 return statuses
             if time.monotonic() > deadline:
