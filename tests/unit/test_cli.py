@@ -101,3 +101,11 @@ def test_help_is_fast_and_imports_no_heavy_library():
             "'confluent_kafka','docker','boto3') if m in sys.modules]; print(heavy)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    command = "bash stack/native/install.sh && .venv/bin/python -m pytest tests/unit tests/integration"
+    assert f"```bash\n{command}\n```" in readme
+    assert command in ci.splitlines()
