@@ -23,6 +23,7 @@ class ExitCode(enum.IntEnum):
     NOT_FOUND = 9  # the named thing (service, model version, file) does not exist
     REFUSED = 10  # a safety gate refused the operation (e.g. promotion gate); --force overrides
     BAD_INPUT = 11  # input data had errors beyond the allowed budget (see the rejects file)
+    CONTRACT = 12  # a model does not fit the feature contract (signature or output)
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -72,3 +73,7 @@ class RefusedError(FraudctlError):
 
 class BadInputError(FraudctlError):
     exit_code = ExitCode.BAD_INPUT
+
+
+class ContractError(FraudctlError):
+    exit_code = ExitCode.CONTRACT

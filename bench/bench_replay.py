@@ -1,0 +1,242 @@
+"""`fraudctl replay` beside `kcat -P` on the same broker: 1 M generated rows, events per second, and the ratio.
+
+kcat sends the very events `fraudctl replay` produces (same JSON bytes, same keys), pre-encoded as
+`key<TAB>json` lines on its stdin, with the same producer settings (idempotent, acks=all, lz4, linger,
+batch size). Rounds alternate kcat and replay so both see the same machine; the figures are medians.
+The replay figure is its own summary's events/s (delivered / wall time from the first row read to the
+last delivery report, so Python start-up and the broker handshake are out of it); kcat's is the process's
+wall time, which includes its own (tiny) start-up. Every run is checked against the topic's end offsets:
+each event landed once. A last replay with labels shows the cost of the feedback loop (two events a row).
+
+Prints figures only; never asserts on time (machines differ). Run:
+    .venv/bin/python bench/bench_replay.py [--rows 1000000] [--rounds 3] [--config fraudctl.yaml]
+Without --config it starts a native stack of its own (every port + 37000) in a temporary folder, stops the
+services the benchmark does not use (Airflow, Flower, MLflow: they would compete for the CPU), and
+`down --purge`s it at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run from a checkout without installing
+
+import yaml  # noqa: E402
+
+FRAUDCTL = [sys.executable, "-m", "fraudctl"]
+KCAT = shutil.which("kcat") or "/usr/bin/kcat"
+# Every configured port moved by this much: far from the defaults (developers) and from the integration
+# tests' 2xxxx/3xxxx (kafka 46092, postgres 42432, ...). BENCH_PORT_OFFSET moves it.
+BENCH_PORT_OFFSET = int(os.environ.get("BENCH_PORT_OFFSET", "37000"))
+KEEP_RUNNING = {"kafka", "postgres", "redis"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--config", type=Path, help="use the running stack of this config instead of starting one")
+    parser.add_argument("--keep-services", action="store_true",
+                        help="leave Airflow, Flower and MLflow running on the benchmark's own stack")
+    args = parser.parse_args()
+    if not Path(KCAT).exists():
+        sys.exit("kcat not found (Debian package kcat)")
+
+    with tempfile.TemporaryDirectory(prefix="fraudctl-bench-replay-") as tmp:
+        folder = Path(tmp)
+        own_stack = args.config is None
+        config_path = args.config.resolve() if args.config else _write_config(folder)
+        try:
+            if own_stack:
+                _stack_up(config_path, args.keep_services)
+            _run(config_path, folder, args.rows, args.rounds)
+        finally:
+            if own_stack:
+                print("stopping the benchmark stack (down --purge) ...", flush=True)
+                subprocess.run([*FRAUDCTL, "-c", str(config_path), "down", "--purge"], capture_output=True,
+                               timeout=600, cwd=REPO)
+
+
+def _run(config_path: Path, folder: Path, rows: int, rounds: int) -> None:
+    from fraudctl.config import load_config
+
+    config = load_config(config_path, env={})
+    topic = config.kafka.topics.transactions.name
+    data = folder / "transactions.csv"
+    started = time.perf_counter()
+    _generate(data, rows)
+    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, kcat {_kcat_version()}, "
+          f"broker {config.kafka.bootstrap_servers}, topic {topic} "
+          f"({config.kafka.topics.transactions.partitions} partitions)")
+    print(f"generated {rows:,} rows in {time.perf_counter() - started:.1f} s: {data.stat().st_size / 1e6:.0f} MB CSV")
+
+    lines = folder / "events.jsonl"
+    started = time.perf_counter()
+    encoded = _pre_encode(data, lines)
+    print(f"pre-encoded {encoded:,} events for kcat in {time.perf_counter() - started:.1f} s "
+          f"({lines.stat().st_size / 1e6:.0f} MB)")
+    assert encoded == rows, f"{encoded} events for {rows} rows"
+
+    r = config.replay
+    kcat_cmd = [KCAT, "-P", "-b", config.kafka.bootstrap_servers, "-t", topic, "-K", "\\t",
+                "-z", r.compression, "-X", "enable.idempotence=true", "-X", "acks=all",
+                "-X", f"linger.ms={r.linger_ms}", "-X", f"batch.size={r.batch_bytes}",
+                "-X", "batch.num.messages=100000", "-X", "queue.buffering.max.messages=1000000"]
+    replay_cmd = [*FRAUDCTL, "-c", str(config_path), "replay", str(data), "--no-labels", "-o", "json"]
+
+    variants = {  # label -> environment of the run; "errors": librdkafka reports failures only
+        "replay": {},
+        "replay (errors)": {"FRAUDCTL_REPLAY__DELIVERY_REPORTS": "errors"},
+    }
+    rates: dict[str, list[float]] = {"kcat -P": [], **{name: [] for name in variants}}
+    _warm_up(kcat_cmd, lines)  # a fresh broker hands out producer ids slowly at first: not kcat's fault
+    print(f"\n{'round':<6} {'tool':<16} {'events':>10} {'seconds':>8} {'events/s':>11}  check")
+    for round_no in range(1, rounds + 1):
+        before = _end_offset(config, topic)
+        t0 = time.perf_counter()
+        with open(lines, "rb") as stdin:
+            done = subprocess.run(kcat_cmd, stdin=stdin, capture_output=True, text=True, timeout=900)
+        seconds = time.perf_counter() - t0
+        landed = _end_offset(config, topic) - before
+        ok = done.returncode == 0 and landed == rows
+        rates["kcat -P"].append(rows / seconds)
+        problem = "" if ok else f"; {done.stderr.strip()[-200:]}"
+        print(f"{round_no:<6} {'kcat -P':<16} {rows:>10,} {seconds:>8.2f} {rows / seconds:>11,.0f}  "
+              f"{'ok' if ok else 'MISMATCH'}: {landed:,} landed{problem}", flush=True)
+
+        for name, env in variants.items():
+            before = _end_offset(config, topic)
+            t0 = time.perf_counter()
+            done = subprocess.run(replay_cmd, capture_output=True, text=True, timeout=900, cwd=REPO,
+                                  env={**os.environ, **env})
+            process_seconds = time.perf_counter() - t0
+            landed = _end_offset(config, topic) - before
+            summary = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
+            ok = done.returncode == 0 and landed == rows and summary.get("delivered") == rows
+            rate = summary.get("events_per_second", 0.0)
+            rates[name].append(rate)
+            problem = "" if ok else f"; {done.stderr.strip()[-300:]}"
+            print(f"{round_no:<6} {name:<16} {summary.get('delivered', 0):>10,} "
+                  f"{summary.get('wall_seconds', math.nan):>8.2f} {rate:>11,.0f}  "
+                  f"{'ok' if ok else 'MISMATCH'}: {landed:,} landed; process {process_seconds:.2f} s incl. "
+                  f"start-up{problem}", flush=True)
+
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    print()
+    for name, median in medians.items():
+        ratio = "" if name == "kcat -P" else f"   ratio to kcat {median / medians['kcat -P']:.2f}"
+        print(f"median  {name:<16} {median:>11,.0f} events/s{ratio}")
+    print("goal: a ratio of 0.6 or more (replay counts every delivery report; 'errors' only the failures)")
+
+    done = subprocess.run([*FRAUDCTL, "-c", str(config_path), "replay", str(data), "-o", "json"],
+                          capture_output=True, text=True, timeout=900, cwd=REPO)
+    if done.returncode == 0:
+        summary = json.loads(done.stdout)
+        print(f"with labels: {summary['transactions']:,} transactions + {summary['labels']:,} labels, "
+              f"{summary['wall_seconds']:.2f} s, {summary['events_per_second']:,.0f} events/s, "
+              f"{summary['transactions'] / summary['wall_seconds']:,.0f} rows/s")
+    else:
+        print(f"with labels: failed ({done.returncode}): {done.stderr.strip()[-300:]}")
+
+
+def _warm_up(kcat_cmd: list[str], lines: Path) -> None:
+    with open(lines, "rb") as source:
+        head = b"".join(source.readline() for _ in range(1000))
+    subprocess.run(kcat_cmd, input=head, capture_output=True, timeout=120)
+
+
+def _generate(path: Path, rows: int) -> None:
+    from fraudctl.generator import generate_transactions, write_transactions
+
+    days = max(1, math.ceil(rows / 9_000))  # about 9 700 transactions a day at the default sizes
+    frame = generate_transactions(n_days=days, seed=0)
+    while len(frame) < rows:
+        days = math.ceil(days * 1.2 * rows / len(frame))
+        frame = generate_transactions(n_days=days, seed=0)
+    write_transactions(frame.head(rows), path)
+
+
+def _pre_encode(data: Path, out: Path) -> int:
+    """The exact events `fraudctl replay --no-labels` sends, as kcat's key<TAB>value lines."""
+    from fraudctl.replay import ReplayOptions, _Sequencer, iter_outgoing, plan
+
+    the_plan = plan(ReplayOptions(path=data, labels=False))
+    count = 0
+    with open(out, "w") as sink:
+        for _, outgoing in iter_outgoing(the_plan, _Sequencer(None, None)):
+            sink.writelines(f"{k}\t{v}\n" for k, v in zip(outgoing.keys, outgoing.values))
+            count += len(outgoing.values)
+    return count
+
+
+def _end_offset(config, topic: str) -> int:
+    """Sum of the topic's partition end offsets."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from fraudctl.kafka import client_config
+
+    consumer = Consumer(client_config(config.kafka, **{"group.id": "fraudctl-bench", "enable.auto.commit": False}))
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
+    finally:
+        consumer.close()
+
+
+def _kcat_version() -> str:
+    done = subprocess.run([KCAT, "-V"], capture_output=True, text=True)
+    for line in done.stdout.splitlines():
+        if line.startswith("Version"):
+            return line.split()[1]
+    return "?"
+
+
+def _write_config(folder: Path) -> Path:
+    from fraudctl.config import Config
+
+    defaults = Config()
+    data: dict = {}
+    for section, model in defaults:
+        if not hasattr(model, "model_fields"):
+            continue
+        ports = {name: getattr(model, name) + BENCH_PORT_OFFSET for name in type(model).model_fields
+                 if name == "port" or name.endswith("_port")}
+        if ports:
+            data[section] = ports
+    data["runtime"] = {"kind": "native", "state_dir": str(folder / ".fraudctl"), "stop_timeout": 20}
+    path = folder / "fraudctl.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _stack_up(config_path: Path, keep_services: bool) -> None:
+    print("starting a native stack for the benchmark (fraudctl up) ...", flush=True)
+    done = subprocess.run([*FRAUDCTL, "-c", str(config_path), "up", "-o", "json"], capture_output=True, text=True,
+                          timeout=900, cwd=REPO)
+    if done.returncode != 0:
+        raise SystemExit(f"fraudctl up failed ({done.returncode}):\n{done.stderr}")
+    if keep_services:
+        return
+    from fraudctl.config import load_config
+    from fraudctl.runtime.supervisor import Supervisor
+
+    supervisor = Supervisor(load_config(config_path, env={}).state_dir)
+    for info in supervisor.rpc().supervisor.getAllProcessInfo():
+        if info["name"] not in KEEP_RUNNING:
+            supervisor.stop(info["name"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""`fraudctl models list|show`, `fraudctl promote V`, `fraudctl rollback`: the MLflow model registry."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from fraudctl.cli.common import OutputFormat, OutputOption, print_json, state, stderr_console, stdout_console
+
+if TYPE_CHECKING:
+    from fraudctl.registry import Comparison
+
+app = typer.Typer(help="The model registry: versions, aliases (@champion, @challenger), metrics.",
+                  no_args_is_help=True)
+
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (for scripts).")]
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="models")
+    root.command("promote")(promote)
+    root.command("rollback")(rollback)
+
+
+def _registry(ctx: typer.Context):
+    from fraudctl.registry import Registry
+
+    return Registry(state(ctx).config())
+
+
+@app.command("list")
+def list_versions(ctx: typer.Context, output: OutputOption = OutputFormat.text) -> None:
+    """Every version, newest first: aliases, test metrics, windows, creation time, link to the MLflow UI."""
+    registry = _registry(ctx)
+    versions = registry.list_versions()
+    if output is OutputFormat.json:
+        print_json({"name": registry.name, "versions": [_without_tags(v) for v in versions]})
+        return
+    console = stdout_console()
+    if not versions:
+        console.print(f"no versions of {registry.name} yet: `fraudctl train` registers one", highlight=False)
+        return
+    from rich.table import Table
+
+    table = Table("v", "aliases", "estimator", "AUC", "AP", "CP@100", "train", "test", "created (UTC)",
+                  title=f"{registry.name} at {registry.uri} (windows: first..last day)")
+    for v in versions:
+        table.add_row(v["version"], " ".join(f"@{a}" for a in v["aliases"]), v["estimator"] or "-",
+                      _num(v["test_roc_auc"]), _num(v["test_average_precision"]),
+                      _num(v["test_card_precision_at_100"]), _days(v["train_window"]), _days(v["test_window"]),
+                      v["created"][:16].replace("T", " "))
+    console.print(table)
+    console.print(f"UI: {registry.uri}/#/models/{registry.name}", highlight=False)
+
+
+@app.command("show")
+def show(ctx: typer.Context, version: Annotated[str, typer.Argument(help="Version number.")],
+         output: OutputOption = OutputFormat.text) -> None:
+    """One version in full: aliases, metrics, parameters, artifacts, feature-contract check, links."""
+    details = _registry(ctx).show(version)
+    if output is OutputFormat.json:
+        print_json(details)
+        return
+    console = stdout_console()
+    aliases = " ".join(f"@{a}" for a in details["aliases"]) or "no alias"
+    console.print(f"[bold]{details['name']}[/] version {details['version']} ({aliases}), created "
+                  f"{details['created']}", highlight=False)
+    for key in ("estimator", "train_window", "test_window", "threshold", "run_id", "url", "run_url"):
+        if details.get(key) is not None:
+            console.print(f"  {key}: {details[key]}", highlight=False)
+    contract = details.get("contract")
+    style = "green" if contract == "ok" else "red"
+    console.print(f"  feature contract: [{style}]{contract}[/]", highlight=False)
+    metrics = details.get("metrics") or {}
+    if metrics:
+        console.print("  metrics:")
+        for key, value in metrics.items():
+            console.print(f"    {key}: {value:.6g}", highlight=False)
+    if details.get("artifacts"):
+        console.print("  artifacts: " + ", ".join(details["artifacts"]), highlight=False)
+
+
+def promote(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="Version to make @champion.")],
+    force: Annotated[bool, typer.Option("--force", help="Promote even if the gate refuses.")] = False,
+    yes: YesOption = False,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Compare VERSION with the @champion on VERSION's holdout, apply the gate, move @champion."""
+    registry = _registry(ctx)
+    with stderr_console().status(f"scoring version {version} and the champion on the same holdout"):
+        comparison = registry.compare(version)
+    if output is OutputFormat.text:
+        _render_comparison(comparison, registry.name)
+    # The gate first: a refusal needs no confirmation (promote raises RefusedError).
+    if comparison.champion == comparison.candidate or comparison.passes or force:
+        if not yes and comparison.champion != comparison.candidate:
+            _confirm(f"Move @champion of {registry.name} to version {comparison.candidate}"
+                     + (" although the gate refuses" if not comparison.passes else "") + "?", output)
+    result = registry.promote(version, force=force, comparison=comparison)
+    if output is OutputFormat.json:
+        print_json({**result, "comparison": comparison.as_dict()})
+        return
+    console = stdout_console()
+    if not result["changed"]:
+        console.print(f"nothing to do: {result['reason']}", highlight=False)
+    else:
+        forced = " [yellow](forced past the gate)[/]" if result["forced"] else ""
+        console.print(f"[green]@champion[/] is now version {result['champion']} (previous: "
+                      f"{result['previous'] or 'none'}){forced}; `fraudctl rollback` restores the previous one",
+                      highlight=False)
+
+
+def rollback(ctx: typer.Context, yes: YesOption = False, output: OutputOption = OutputFormat.text) -> None:
+    """Give @champion back to the version it had before the last promotion."""
+    registry = _registry(ctx)
+    if not yes:
+        from fraudctl.registry import CHAMPION
+
+        current = registry.alias_version(CHAMPION)
+        _confirm(f"Roll @champion of {registry.name} back from version {current or '(none)'} to the previous "
+                 "champion?", output)
+    result = registry.rollback()
+    if output is OutputFormat.json:
+        print_json(result)
+        return
+    stdout_console().print(f"[green]@champion[/] is version {result['champion']} again (was "
+                           f"{result['replaced'] or 'none'})", highlight=False)
+
+
+def _confirm(question: str, output: OutputFormat) -> None:
+    if output is OutputFormat.json:
+        # A prompt would be mixed into the JSON a script reads; scripts say --yes.
+        raise typer.BadParameter("pass --yes with --output json", param_hint="--yes")
+    typer.confirm(question, abort=True, err=True)
+
+
+def _render_comparison(comparison: "Comparison", name: str) -> None:
+    from rich.table import Table
+
+    console = stdout_console()
+    h = comparison.holdout
+    table = Table("metric", f"candidate v{comparison.candidate}",
+                  f"champion v{comparison.champion}" if comparison.champion else "champion (none)",
+                  title=f"{name} on the holdout of v{h['of_version']}: {h['first_tx'][:10]}..{h['last_tx'][:10]}, "
+                        f"{h['rows']:,} transactions, {h['frauds']} frauds")
+    champion = comparison.champion_metrics or {}
+    for key, label in (("roc_auc", "ROC AUC"), ("average_precision", "average precision"),
+                       ("card_precision_at_100", "card precision@100")):
+        table.add_row(label, _num(comparison.candidate_metrics.get(key)), _num(champion.get(key)))
+    console.print(table)
+    verdict = "[green]passes[/]" if comparison.passes else "[red]refuses[/]"
+    console.print(f"gate (margin {comparison.margin:g} on average precision) {verdict}: {comparison.reason}",
+                  highlight=False)
+    for warning in comparison.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _without_tags(version: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in version.items() if k != "tags"}
+
+
+def _days(window: str | None) -> str:
+    """'2018-07-25..2018-08-01' (end exclusive) -> '2018-07-25..07-31' (last day shown)."""
+    if not window or ".." not in window:
+        return "-"
+    import datetime as dt
+
+    start, end = window.split("..")
+    try:
+        last = dt.date.fromisoformat(end) - dt.timedelta(days=1)
+    except ValueError:
+        return window
+    return f"{start}..{last.isoformat()[5:]}"

@@ -1,0 +1,151 @@
+"""`fraudctl train`: fit on a time window, evaluate on a later one, log to MLflow, register as @challenger."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Annotated, Any, Optional
+
+import typer
+
+from fraudctl.cli.common import OutputFormat, OutputOption, print_json, state, stderr_console, stdout_console
+
+
+class EstimatorChoice(str, enum.Enum):
+    gradient_boosting = "gradient_boosting"
+    random_forest = "random_forest"
+    logistic_regression = "logistic_regression"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+
+
+def train(
+    ctx: typer.Context,
+    data: Annotated[str, typer.Option(
+        "--data", "-d", help="Labelled transactions: a .csv/.parquet file, or a lake directory of day-partitioned "
+                             "parquet (local path or s3://bucket/prefix, S3 settings from the storage section).")],
+    preset: Annotated[Optional[str], typer.Option(
+        "--preset", help="Column layout, as for `fraudctl replay`: generator, ulb, sparkov, or auto "
+                         "(recognised from the header).")] = None,
+    column_map: Annotated[Optional[list[str]], typer.Option(
+        "--map", "-m", metavar="SOURCE=FIELD",
+        help="Map a source column to a field (transaction_id, tx_datetime, customer_id, terminal_id, amount, "
+             "is_fraud), as for `fraudctl replay`; repeat, e.g. --map TX_FRAUD=is_fraud.")] = None,
+    time_format: Annotated[Optional[str], typer.Option(
+        "--time-format", help="How tx_datetime is written: iso, epoch_s, epoch_ms, offset (seconds after "
+                              "--start), or auto.")] = None,
+    start: Annotated[Optional[str], typer.Option(
+        "--start", metavar="DATETIME", help="Origin of offset times, ISO-8601, e.g. 2013-09-01T00:00:00Z.")] = None,
+    train_start: Annotated[Optional[dt.datetime], typer.Option(
+        "--train-start", formats=["%Y-%m-%d"],
+        help="First training day (UTC). Default: the latest window that ends with the data.")] = None,
+    train_days: Annotated[Optional[int], typer.Option(help="Training days [config model.train_days].")] = None,
+    delay_days: Annotated[Optional[int], typer.Option(
+        help="Label delay: gap between training and test, and the terminal features' delay "
+             "[config model.label_delay_days].")] = None,
+    test_days: Annotated[Optional[int], typer.Option(help="Test days [config model.test_days].")] = None,
+    validation_days: Annotated[Optional[int], typer.Option(
+        help="Days at the end of the training window that pick the threshold, scored by a model trained "
+             "before them; 0 picks it on training scores [config model.validation_days].")] = None,
+    estimator: Annotated[Optional[EstimatorChoice], typer.Option(help="[config model.estimator]")] = None,
+    alert_budget: Annotated[Optional[int], typer.Option(
+        help="Alerts per day the threshold allows [config model.alert_budget_per_day].")] = None,
+    precision_target: Annotated[Optional[float], typer.Option(
+        help="Pick the threshold reaching this precision instead of the alert budget "
+             "[config model.precision_target].")] = None,
+    promote_if_better: Annotated[bool, typer.Option(
+        "--promote-if-better", help="Make the new version @champion if it passes the promotion gate.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Train and evaluate only; nothing is sent to MLflow.")] = False,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Train a fraud model on a time-ordered split and register it as @challenger."""
+    config = state(ctx).config(**{
+        "model.train_days": train_days, "model.label_delay_days": delay_days, "model.test_days": test_days,
+        "model.validation_days": validation_days, "model.estimator": estimator.value if estimator else None,
+        "model.alert_budget_per_day": alert_budget, "model.precision_target": precision_target,
+    })
+    from fraudctl.training import InputLayout, train_from_source
+
+    layout = InputLayout.from_flags(preset, column_map, time_format, start)
+    registry = None
+    if not dry_run:
+        from fraudctl.registry import Registry
+
+        registry = Registry(config)
+        registry.ping()  # before minutes of training, not after
+    err = stderr_console()
+    with err.status("training…") as status:
+        data, result = train_from_source(
+            data, config.model, layout=layout, storage=config.storage,
+            train_start=train_start.date() if train_start else None, progress=lambda step: status.update(step))
+        logged: dict[str, Any] | None = None
+        promotion: dict[str, Any] | None = None
+        if registry is not None:
+            status.update("logging the run and registering the model in MLflow")
+            logged = registry.log_training(result, data)
+            if promote_if_better:
+                status.update(f"comparing version {logged['version']} with the champion")
+                comparison = registry.compare(logged["version"])
+                if comparison.passes:
+                    promotion = {**registry.promote(logged["version"], comparison=comparison),
+                                 "comparison": comparison.as_dict()}
+                else:
+                    promotion = {"changed": False, "reason": comparison.reason,
+                                 "comparison": comparison.as_dict()}
+
+    summary = {**result.summary(), "data": data.lineage(), "registered": logged, "promotion": promotion}
+    if output is OutputFormat.json:
+        print_json(summary)
+        return
+    _render(summary)
+
+
+def _render(summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    console = stdout_console()
+    window = summary["window"]
+    console.print(f"[bold]{summary['estimator']}[/] trained on {window['train_start']}..{window['train_end']} "
+                  f"({summary['train_transactions']:,} transactions, {summary['train_frauds']} frauds) in "
+                  f"{summary['fit_seconds']:.1f} s; tested on {window['test_start']}..{window['test_end']} "
+                  f"(end dates exclusive)", highlight=False)
+    table = Table("metric", "test", "validation")
+    test, valid = summary["metrics"], summary["validation_metrics"] or {}
+    for key, label in (("roc_auc", "ROC AUC"), ("average_precision", "average precision"),
+                       ("card_precision_at_100", "card precision@100"), ("alerts_per_day", "alerts/day"),
+                       ("precision_at_threshold", "precision at threshold"),
+                       ("recall_at_threshold", "recall at threshold"), ("transactions", "transactions"),
+                       ("frauds", "frauds")):
+        table.add_row(label, _fmt(test.get(key)), _fmt(valid.get(key)))
+    console.print(table)
+    threshold = summary["threshold"]
+    console.print(f"threshold {threshold['threshold']:.4f} ({threshold['policy']} {threshold['target']:g}, "
+                  f"chosen on {threshold['chosen_on']})", highlight=False)
+    for warning in summary["warnings"]:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    logged = summary["registered"]
+    if logged:
+        console.print(f"registered [bold]{logged['name']}[/] version {logged['version']} as @{logged['alias']}\n"
+                      f"  run:     {logged['run_url']}\n  version: {logged['version_url']}", highlight=False)
+    else:
+        console.print("dry run: nothing logged to MLflow")
+    promotion = summary["promotion"]
+    if promotion:
+        if promotion.get("changed"):
+            console.print(f"[green]promoted[/] version {promotion['champion']} to @champion "
+                          f"(previous: {promotion['previous'] or 'none'}): {promotion['reason']}", highlight=False)
+        else:
+            console.print(f"kept as @challenger, not promoted: {promotion['reason']}", highlight=False)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
