@@ -58,8 +58,12 @@ def state(ctx: typer.Context) -> AppState:
     return root.obj
 
 
+# Piped output is not cut at rich's default of 80 columns: logs and CI consoles are wide.
+PIPE_WIDTH = 160
+
+
 def stdout_console() -> Console:
-    return Console(file=sys.stdout)
+    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else PIPE_WIDTH)
 
 
 def stderr_console() -> Console:

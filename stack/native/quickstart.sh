@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# The README's first command: install, start the native stack, and push a message through it end to end.
+# The README's first command: install, start the native stack, and run the main job end to end:
+# simulate transactions, replay them into Kafka (labels delayed), train a model on a time-ordered split,
+# register it in MLflow and make it @champion. Stop the stack afterwards with `.venv/bin/fraudctl down`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash stack/native/install.sh
 F=.venv/bin/fraudctl
 $F up
-$F status
-# A message through the stack: produce to `transactions`, read it back.
-id="quickstart-$(date +%s)"
-msg="{\"transaction_id\": \"$id\", \"tx_datetime\": \"2018-04-01T00:00:00Z\", \"customer_id\": 1, \"terminal_id\": 1, \"amount\": 42.0}"
-echo "$msg" | kcat -q -b 127.0.0.1:9092 -t transactions -k 1 -P
-kcat -q -b 127.0.0.1:9092 -t transactions -C -o beginning -e | grep -F "$id" >/dev/null
-echo "quickstart: message $id went through Kafka"
-echo "quickstart: stack is up. Stop it with: $F down"
+$F generate --days 60 --out data/quickstart.csv
+$F replay data/quickstart.csv
+$F train --data data/quickstart.csv --promote-if-better
+$F models list
+echo "quickstart: done. The stack is still up: fraudctl status | fraudctl down"
