@@ -3,16 +3,17 @@
 kcat sends the very events `fraudctl replay` produces (same JSON bytes, same keys), pre-encoded as
 `key<TAB>json` lines on its stdin, with the same producer settings (idempotent, acks=all, lz4, linger,
 batch size). Rounds alternate kcat and replay so both see the same machine; the figures are medians.
-The replay figure is its own summary's events/s (delivered / wall time from the first row read to the
+Two replays per round: the default (a delivery report for every event, each counted) and
+replay.delivery_reports=errors (librdkafka reports failures only). The replay figure is its own summary's events/s (delivered / wall time from the first row read to the
 last delivery report, so Python start-up and the broker handshake are out of it); kcat's is the process's
 wall time, which includes its own (tiny) start-up. Every run is checked against the topic's end offsets:
 each event landed once. A last replay with labels shows the cost of the feedback loop (two events a row).
 
 Prints figures only; never asserts on time (machines differ). Run:
     .venv/bin/python bench/bench_replay.py [--rows 1000000] [--rounds 3] [--config fraudctl.yaml]
-Without --config it starts a native stack of its own (every port + 37000) in a temporary folder, stops the
-services the benchmark does not use (Airflow, Flower, MLflow: they would compete for the CPU), and
-`down --purge`s it at the end.
+Without --config it starts a native stack of its own (every port + 37000, or + $BENCH_PORT_OFFSET) in a
+temporary folder, stops the services the benchmark does not use (Airflow, Flower, MLflow: they would
+compete for the CPU), and `down --purge`s it at the end.
 """
 
 from __future__ import annotations

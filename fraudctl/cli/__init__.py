@@ -70,8 +70,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("FRAUDCTL_DEBUG", "").lower() in ("1", "true", "yes")
     try:
-        app(args=args, prog_name="fraudctl", standalone_mode=False)
-        return ExitCode.OK
+        # Outside standalone mode typer returns (not raises) typer.Exit codes and Ctrl-C's 130.
+        result = app(args=args, prog_name="fraudctl", standalone_mode=False)
+        if result == ExitCode.INTERRUPTED:
+            _print_plain_error("interrupted")
+        return result if isinstance(result, int) else ExitCode.OK
     except FraudctlError as exc:
         if debug:
             import traceback

@@ -109,3 +109,12 @@ def test_ci_runs_the_readme_test_command():
     command = "bash stack/native/install.sh && .venv/bin/python -m pytest tests/unit tests/integration"
     assert f"```bash\n{command}\n```" in readme
     assert command in ci.splitlines()
+
+
+def test_ctrl_c_exits_130_not_0(monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("fraudctl.cli.common.AppState.config", interrupted)
+    assert run(["config", "show"]) == ExitCode.INTERRUPTED
+    assert "interrupted" in capsys.readouterr().err
