@@ -170,18 +170,19 @@ class NativeRuntime:
             pass  # down goes on; the pid sweep afterwards kills what did not stop
 
     def _stack_pids(self) -> list[int]:
-        """supervisord, every service process and all their descendants."""
+        """supervisord, and every process it started with all their descendants, found by the environment
+        supervisord gives its children: this also finds the orphans of a supervisord that died."""
         import psutil
 
-        roots = [self.supervisor.daemon_pid()] if self.supervisor.is_running() else []
-        pids = []
-        for pid in filter(None, roots):
+        our_url = f"unix://{self.supervisor.socket_path}"
+        pids = [self.supervisor.daemon_pid()] if self.supervisor.is_running() else []
+        for proc in psutil.process_iter(["pid"]):
             try:
-                parent = psutil.Process(pid)
-                pids += [pid] + [child.pid for child in parent.children(recursive=True)]
+                if proc.environ().get("SUPERVISOR_SERVER_URL") == our_url:
+                    pids += [proc.pid] + [child.pid for child in proc.children(recursive=True)]
             except psutil.Error:
                 pass
-        return pids
+        return sorted({pid for pid in pids if pid and pid != os.getpid()})
 
     # --- status and logs -----------------------------------------------------------------------------------
     def status(self) -> list[ServiceStatus]:

@@ -156,3 +156,23 @@ def test_up_timeout_names_the_service(tmp_path):
     assert "not healthy after 3s" in result.stderr
     assert not processes_naming(tmp_path / ".fraudctl")
     run_fraudctl("-c", str(config), "down", "--purge")
+
+
+def test_down_cleans_up_after_a_dead_process_manager(tmp_path):
+    import os
+    import signal
+
+    config = write_config(tmp_path)
+    state_dir = tmp_path / ".fraudctl"
+    up = run_fraudctl("-c", str(config), "up", timeout=600)
+    assert up.returncode == 0, up.stderr
+    pids = stack_pids(config, state_dir)
+    supervisord = int((state_dir / "run" / "supervisord.pid").read_text())
+    os.kill(supervisord, signal.SIGKILL)  # the services live on as orphans
+    deadline = time.monotonic() + 10
+    while supervisord in {int(p.split()[0]) for p in alive({supervisord})} and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(alive(pids)) > 1
+    down = run_fraudctl("-c", str(config), "down", "--purge", timeout=300)
+    assert down.returncode == 0, down.stderr
+    assert not alive(pids) and not processes_naming(state_dir)
