@@ -8,7 +8,9 @@ The pipeline, one chunk (a few MB of CSV, 64 K parquet rows) at a time:
 Reading, parsing, encoding and sequencing run in a background thread (pyarrow and numpy release the GIL);
 the main thread only calls `Producer.produce` (through map(), no Python bytecode per event) and serves the
 delivery reports. Python objects are made per event only for the JSON value and, once per distinct key,
-for the key.
+for the key. The first chunk is handed over in growing pieces (FIRST_PIECES), so producing starts after a
+few thousand rows instead of a whole chunk; the time mode and pass-through columns are still judged on the
+whole first chunk.
 
 Column mapping
     A preset names the source columns of a known layout; `--map SOURCE=FIELD` (or `replay.columns` in the
@@ -101,6 +103,7 @@ FORMATS = ("csv", "parquet")
 CSV_BLOCK_BYTES = 4 << 20  # pyarrow parses a block at a time: about 60 K rows of generator output
 PARQUET_BATCH_ROWS = 65_536
 SEND_SLICE = 8_192  # events handed to librdkafka between two polls of its delivery reports
+FIRST_PIECES = (4_096, 12_288, 28_672, 61_440)  # rows at which the first chunk is cut (see iter_outgoing)
 PREFETCH_CHUNKS = 2  # chunks parsed ahead of the producer
 QUEUE_MAX_MESSAGES = 1_000_000  # librdkafka's local queue; a full queue makes produce wait, never drop
 EPOCH_MS_THRESHOLD = 1e11  # auto: numeric times from here up are milliseconds (1e11 s is the year 5138)
@@ -679,7 +682,14 @@ def _bytes_any(arr: "pa.Array", byte_class: np.ndarray) -> bool:
     if not _is_text(arr.type):
         return True
     _, data = _string_parts(arr)
-    return bool(byte_class[data].any()) if data.size else False
+    if not data.size:
+        return False
+    # The range of the bytes first (two fast reductions): most columns (digits, dates) hold no byte of the
+    # class anywhere in it, and then the per-byte lookup, 30 times slower, is not needed.
+    low, high = int(data.min()), int(data.max())
+    if not byte_class[low:high + 1].any():
+        return False
+    return bool(byte_class[data].any())
 
 
 def _is_text(kind) -> bool:
@@ -769,6 +779,8 @@ def _as_number(arr: "pa.Array") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _looks_numeric(arr: "pa.Array") -> bool:
     """True when every non-empty value is a number (and there is one): numeric times, pass-through columns."""
+    if len(arr) > 64 and _as_number(arr.slice(0, 64))[2].any():
+        return False  # a text column shows it in its first values: no need to look at them all (same answer)
     values, missing, bad = _as_number(arr)
     return not bad.any() and not missing.all()
 
@@ -1013,8 +1025,7 @@ class _Encoder:
                             f"(column {m.fields[c.AMOUNT]!r})")
 
         time_column = cols[m.fields[c.TX_DATETIME]]
-        if self.time_mode is None:
-            self.time_mode = _time_mode(time_column, m.time_format, m.start_us)
+        self.decide(raw)
         times, missing, bad = _as_time_us(time_column, self.time_mode, m.start_us)
         note(missing, missing_reason(c.TX_DATETIME))
         note(bad, lambda i: f"unparseable timestamp {value_of(m.fields[c.TX_DATETIME], i)} "
@@ -1027,9 +1038,6 @@ class _Encoder:
             note(bad, lambda i: f"label {value_of(m.fields[c.IS_FRAUD], i)} is not 0 or 1 "
                                 f"(column {m.fields[c.IS_FRAUD]!r})")
 
-        if self.extras is None:
-            self.extras = [name for name in m.candidates if _looks_numeric(cols[name])]
-            self.not_numeric = [name for name in m.candidates if name not in self.extras]
         extra_values = []
         for name in self.extras:
             values, _, bad = _as_number(cols[name])
@@ -1081,6 +1089,17 @@ class _Encoder:
         return EncodedChunk(tx_values=tx_values, keys=texts[c.CUSTOMER_ID], times=times, label_values=label_values,
                             label_times=label_times, rejects=rejects, read=n + len(raw.rejects),
                             rows=raw.index[valid])
+
+    def decide(self, raw: RawChunk) -> None:
+        """Time mode and pass-through columns, judged on the first chunk with rows."""
+        m, cols = self.mapping, raw.columns
+        if not len(raw.index):
+            return
+        if self.time_mode is None:
+            self.time_mode = _time_mode(cols[m.fields[c.TX_DATETIME]], m.time_format, m.start_us)
+        if self.extras is None:
+            self.extras = [name for name in m.candidates if _looks_numeric(cols[name])]
+            self.not_numeric = [name for name in m.candidates if name not in self.extras]
 
     @staticmethod
     def _row_text(cols: dict[str, "pa.Array"], i: int) -> str:
@@ -1498,14 +1517,41 @@ def iter_outgoing(plan_: _Plan, sequencer: _Sequencer) -> Iterator[tuple[Encoded
 
     source = plan_.source
     try:
+        first = True
         for raw in source.chunks():
-            chunk = plan_.encoder.encode(raw)
-            yield chunk, sequencer.add(chunk)
+            pieces = [raw]
+            if first and len(raw.index):
+                # The producer waits for the first chunk: hand it over in growing pieces so sending starts
+                # early. Time mode and pass-through columns are still judged on the whole chunk.
+                first = False
+                plan_.encoder.decide(raw)
+                pieces = _split(raw, FIRST_PIECES)
+            for piece in pieces:
+                chunk = plan_.encoder.encode(piece)
+                yield chunk, sequencer.add(chunk)
         yield None, sequencer.finish()
     except (pa.ArrowInvalid, OSError) as exc:  # e.g. bytes that are not UTF-8: pyarrow stops the whole read
         done = _rows_before(source)
         raise BadInputError(f"{plan_.options.path}: cannot read on after data row {done:,}: {exc}",
                             hint="fix or remove that part of the file, then resume with --skip") from None
+
+
+def _split(raw: RawChunk, bounds: Sequence[int]) -> list[RawChunk]:
+    """The chunk cut before rows `bounds`; the reader's rejects go with the rows around their line."""
+    n = len(raw.index)
+    cuts = [b for b in bounds if 0 < b < n]
+    if not cuts:
+        return [raw]
+    starts, ends = [0, *cuts], [*cuts, n]
+    pieces = []
+    for number, (lo, hi) in enumerate(zip(starts, ends)):
+        last = number == len(starts) - 1
+        # Rejects before the next piece's first line (all of those left, for the last piece).
+        rejects = [r for r in raw.rejects if (number == 0 or r.where >= raw.where[lo])
+                   and (last or r.where < raw.where[hi])]
+        pieces.append(RawChunk(columns={name: col.slice(lo, hi - lo) for name, col in raw.columns.items()},
+                               index=raw.index[lo:hi], where=raw.where[lo:hi], rejects=rejects))
+    return pieces
 
 
 class _RejectsFile:

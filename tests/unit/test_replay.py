@@ -477,6 +477,64 @@ def test_rejects_respect_skip_and_limit_and_stale_files_go(tmp_path):
     assert summary.rejected == 0 and summary.rejects_file is None and not stale.exists()
 
 
+@pytest.mark.parametrize("cuts", [(1,), (2, 3, 5), (1, 2, 3, 4, 5, 6, 7, 8)])
+def test_the_first_chunk_in_pieces_changes_nothing(tmp_path, monkeypatch, cuts):
+    """The first chunk goes out in pieces (sending starts early): same events, rejects, lines and counts."""
+    import fraudctl.replay as replay_module
+
+    path = write_csv(tmp_path / "bad.csv", BAD_FILE)
+    monkeypatch.setattr(replay_module, "FIRST_PIECES", ())
+    whole, whole_producer = run_replay(path)
+    whole_rejects = read_rejects(whole.rejects_file)
+    monkeypatch.setattr(replay_module, "FIRST_PIECES", cuts)
+    pieces, pieces_producer = run_replay(path)
+    assert pieces_producer.sent == whole_producer.sent
+    assert read_rejects(pieces.rejects_file) == whole_rejects
+    assert (pieces.read, pieces.rejected, pieces.transactions, pieces.labels, pieces.resume_skip) == \
+        (whole.read, whole.rejected, whole.transactions, whole.labels, whole.resume_skip)
+
+
+def test_the_first_chunk_in_pieces_keeps_labels_interleaved(generated, monkeypatch):
+    import fraudctl.replay as replay_module
+
+    _, path = generated
+    monkeypatch.setattr(replay_module, "FIRST_PIECES", ())
+    whole, whole_producer = run_replay(path)
+    monkeypatch.setattr(replay_module, "FIRST_PIECES", (7, 100, 1_000))
+    pieces, pieces_producer = run_replay(path)
+    assert whole.labels > 0 and pieces_producer.sent == whole_producer.sent
+    assert (pieces.transactions, pieces.labels, pieces.labels_pending) == \
+        (whole.transactions, whole.labels, whole.labels_pending)
+
+
+def test_pass_through_columns_are_judged_on_the_whole_first_chunk(tmp_path, monkeypatch):
+    import fraudctl.replay as replay_module
+
+    monkeypatch.setattr(replay_module, "FIRST_PIECES", (1,))
+    path = write_csv(tmp_path / "t.csv", "transaction_id,tx_datetime,customer_id,terminal_id,amount,note\n"
+                                         "1,2018-04-01T00:00:00Z,1,2,3,5\n"
+                                         "2,2018-04-01T00:00:01Z,1,2,3,hello\n")
+    summary, producer = run_replay(path)
+    assert summary.extra_columns == [] and summary.ignored_columns == ["note"] and summary.rejected == 0
+    assert len(producer.sent) == 2
+
+
+def test_byte_scans_find_bytes_at_either_end_of_the_range():
+    import pyarrow as pa
+
+    from fraudctl.replay import _JSON_ESCAPE, _MAY_NEED_TRIM, _NEWLINE, _bytes_any
+
+    assert not _bytes_any(pa.array(["123", "456"]), _MAY_NEED_TRIM)
+    assert _bytes_any(pa.array(["123", "45 6"]), _MAY_NEED_TRIM)
+    assert _bytes_any(pa.array(["123", "café"]), _MAY_NEED_TRIM)
+    assert not _bytes_any(pa.array(["a b", "c:d"]), _NEWLINE)
+    assert _bytes_any(pa.array(["a b", "c\nd"]), _NEWLINE)
+    assert _bytes_any(pa.array(['say "hi"', "x"]), _JSON_ESCAPE) and _bytes_any(pa.array(["a\\b"]), _JSON_ESCAPE)
+    assert not _bytes_any(pa.array(["#$%", "[]~"]), _JSON_ESCAPE)  # around the quote and backslash, not them
+    assert not _bytes_any(pa.array(["", ""]), _NEWLINE) and not _bytes_any(pa.array([], pa.string()), _NEWLINE)
+    assert not _bytes_any(pa.array(["a\nb", "cd"]).slice(1), _NEWLINE)  # only the slice's own bytes count
+
+
 def test_rejects_path_can_be_chosen(tmp_path):
     path = write_csv(tmp_path / "bad.csv", BAD_FILE)
     target = tmp_path / "out" / "rejected.csv"
