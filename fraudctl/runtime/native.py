@@ -108,6 +108,7 @@ class NativeRuntime:
                         healthy.add(service.name)
             statuses = report()
             if len(healthy) == len(services):
+                self._record_pids(statuses)
                 return statuses
             if time.monotonic() > deadline:
                 waiting = [s for s in services if s.name not in healthy]
@@ -169,20 +170,53 @@ class NativeRuntime:
         except Exception:
             pass  # down goes on; the pid sweep afterwards kills what did not stop
 
-    def _stack_pids(self) -> list[int]:
-        """supervisord, and every process it started with all their descendants, found by the environment
-        supervisord gives its children: this also finds the orphans of a supervisord that died."""
+    @property
+    def _pids_file(self) -> Path:
+        return self.supervisor.run_dir / "services.json"
+
+    def _record_pids(self, statuses: list[ServiceStatus]) -> None:
+        """Remember each service's pid and start time, for a `down` after supervisord itself died."""
+        import json
+
         import psutil
 
-        our_url = f"unix://{self.supervisor.socket_path}"
-        pids = [self.supervisor.daemon_pid()] if self.supervisor.is_running() else []
-        for proc in psutil.process_iter(["pid"]):
+        recorded = {}
+        for status in statuses:
             try:
-                if proc.environ().get("SUPERVISOR_SERVER_URL") == our_url:
-                    pids += [proc.pid] + [child.pid for child in proc.children(recursive=True)]
+                recorded[status.name] = [status.pid, psutil.Process(status.pid).create_time()]
+            except (psutil.Error, TypeError, ValueError):
+                pass
+        self._pids_file.write_text(json.dumps(recorded))
+
+    def _stack_pids(self) -> list[int]:
+        """supervisord and every service with all their descendants. Services are found from supervisord
+        and, should it have died and left them as orphans, from the pids `up` recorded (a pid counts only
+        while its start time matches, so a reused pid is never killed)."""
+        import json
+
+        import psutil
+
+        roots = []
+        if self.supervisor.is_running():
+            roots.append(self.supervisor.daemon_pid())
+        try:
+            recorded = json.loads(self._pids_file.read_text())
+        except (OSError, ValueError):
+            recorded = {}
+        for pid, started in recorded.values():
+            try:
+                if abs(psutil.Process(pid).create_time() - started) < 1:
+                    roots.append(pid)
             except psutil.Error:
                 pass
-        return sorted({pid for pid in pids if pid and pid != os.getpid()})
+        pids = set()
+        for pid in filter(None, roots):
+            try:
+                pids |= {pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))}
+            except psutil.Error:
+                pass
+        pids.discard(os.getpid())
+        return sorted(pids)
 
     # --- status and logs -----------------------------------------------------------------------------------
     def status(self) -> list[ServiceStatus]:
@@ -198,6 +232,8 @@ class NativeRuntime:
                 except UnavailableError as exc:
                     detail, healthy = exc.message, False
             statuses.append(self._status(service, healthy=healthy, detail=detail, state=state))
+        if daemon:
+            self._record_pids(statuses)  # supervisord may have restarted a service since `up`
         return statuses
 
     def logs(self, service: str, *, lines: int = 50, follow: bool = False) -> Iterator[str]:
