@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from fraudctl.config import Config
-from fraudctl.errors import (FraudctlError, NotFoundError, PortInUseError, ServiceFailedError, UnavailableError,
+from fraudctl.errors import (NotFoundError, PortInUseError, ServiceFailedError, UnavailableError,
                              WaitTimeoutError)
 from fraudctl.runtime.base import ProgressCallback, ServiceStatus
 from fraudctl.runtime.services import NativeContext, NativeService, build_services

@@ -8,11 +8,14 @@ runs once per `up` when the service first answers (database bootstrap, topic cre
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,8 +92,6 @@ def postgres_data_dir(ctx: NativeContext) -> Path:
     inside = ctx.data_dir / "postgres"
     if os.geteuid() != 0 or _reachable_by("postgres", ctx.state_dir):
         return inside
-    import hashlib
-
     digest = hashlib.sha256(str(ctx.state_dir).encode()).hexdigest()[:12]
     return Path("/var/lib/fraudctl") / digest / "postgres"
 
@@ -130,8 +131,6 @@ def _postgres(ctx: NativeContext) -> NativeService:
             return
         data.mkdir(parents=True, exist_ok=True)
         data.chmod(0o700)
-        import tempfile
-
         fd, name = tempfile.mkstemp(prefix="fraudctl-pw-")  # 0600, outside folders postgres may not enter
         pwfile = Path(name)
         with os.fdopen(fd, "w") as fh:
@@ -423,7 +422,7 @@ def airflow_environment(ctx: NativeContext) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "60",
         # fraudctl's own settings for the DAGs' tasks (they import fraudctl and read its config).
-        "FRAUDCTL_CONFIG": str(ctx.config.source) if ctx.config.source else "",
+        **({"FRAUDCTL_CONFIG": str(ctx.config.source)} if ctx.config.source else {}),
         "FRAUDCTL_RUNTIME__STATE_DIR": str(ctx.state_dir),
         "MLFLOW_TRACKING_URI": ctx.config.mlflow.tracking_uri,
         "PYTHONUNBUFFERED": "1",
@@ -434,8 +433,6 @@ def airflow_environment(ctx: NativeContext) -> dict[str, str]:
 def _airflow(ctx: NativeContext) -> list[NativeService]:
     af = ctx.config.airflow
     env = airflow_environment(ctx)
-    if not env["FRAUDCTL_CONFIG"]:
-        del env["FRAUDCTL_CONFIG"]
     exe = str(ctx.venv_bin / "airflow")
     home = airflow_home(ctx)
 
@@ -445,8 +442,6 @@ def _airflow(ctx: NativeContext) -> list[NativeService]:
         passwords = home / "passwords.json"
         fd = os.open(passwords, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            import json
-
             json.dump({af.admin_user: ctx.secrets.airflow_admin_password}, fh)
         result = subprocess.run([exe, "db", "migrate"], env={**os.environ, **env}, capture_output=True, text=True)
         if result.returncode != 0:
