@@ -3,7 +3,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 FRAUDCTL = [sys.executable, "-m", "fraudctl"]
@@ -15,10 +14,3 @@ def run_fraudctl(*args: str, env: dict | None = None, timeout: float = 600, cwd:
     return subprocess.run([*FRAUDCTL, *args], capture_output=True, text=True, env=full_env, timeout=timeout,
                           cwd=cwd or REPO)
 
-
-@pytest.fixture
-def cli():
-    """In-process CLI runner; errors go through the real error boundary (fraudctl.cli.run)."""
-    from typer.testing import CliRunner
-
-    return CliRunner()

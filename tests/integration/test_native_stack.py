@@ -8,8 +8,6 @@ import socket
 import time
 import uuid
 
-import pytest
-
 from fraudctl.errors import ExitCode
 from tests.conftest import run_fraudctl
 from tests.integration.conftest import alive, processes_naming, stack_pids, write_config

@@ -4,8 +4,6 @@ import json
 import re
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
@@ -27,8 +25,6 @@ def test_exit_codes_are_distinct():
 
 @pytest.mark.parametrize("error_class", FraudctlError.__subclasses__())
 def test_each_error_class_maps_to_its_code(error_class, monkeypatch, capsys):
-    from fraudctl.cli import config_cmd
-
     def boom(*args, **kwargs):
         raise error_class("something specific went wrong", hint="do this")
 
