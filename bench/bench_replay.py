@@ -11,7 +11,7 @@ each event landed once. A last replay with labels shows the cost of the feedback
 
 Prints figures only; never asserts on time (machines differ). Run:
     .venv/bin/python bench/bench_replay.py [--rows 1000000] [--rounds 3] [--config fraudctl.yaml]
-Without --config it starts a native stack of its own (every port + 37000, or + $BENCH_PORT_OFFSET) in a
+Without --config it starts a native stack of its own (every port + 5000, or + $BENCH_PORT_OFFSET) in a
 temporary folder, stops the services the benchmark does not use (Airflow, Flower, MLflow: they would
 compete for the CPU), and `down --purge`s it at the end.
 """
@@ -38,9 +38,10 @@ import yaml  # noqa: E402
 
 FRAUDCTL = [sys.executable, "-m", "fraudctl"]
 KCAT = shutil.which("kcat") or "/usr/bin/kcat"
-# Every configured port moved by this much: far from the defaults (developers) and from the integration
-# tests' 2xxxx/3xxxx (kafka 46092, postgres 42432, ...). BENCH_PORT_OFFSET moves it.
-BENCH_PORT_OFFSET = int(os.environ.get("BENCH_PORT_OFFSET", "37000"))
+# Every configured port moved by this much (kafka 14092, postgres 10432, ...): clear of the defaults, the
+# tests' windows (+10000, +20000) and bench_stack's (+15000), and below Linux's ephemeral port range
+# (32768-60999), where an outgoing connection can hold a port we want to listen on.
+BENCH_PORT_OFFSET = int(os.environ.get("BENCH_PORT_OFFSET", "5000"))
 KEEP_RUNNING = {"kafka", "postgres", "redis"}
 
 

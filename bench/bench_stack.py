@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/bench_stack.py [--dag-runs 3] [--keep]
 
-Runs its own stack in a temporary state dir on ports default+50000, and purges it at the end.
+Runs its own stack in a temporary state dir on ports default+15000 (below the ephemeral port range), and purges it at the end.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-OFFSET = 50000
+OFFSET = 15000
 PORTS = {
     "kafka": {"port": 9092, "controller_port": 9093}, "postgres": {"port": 5432}, "redis": {"port": 6379},
     "mlflow": {"port": 5000}, "flower": {"port": 5555},

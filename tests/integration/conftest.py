@@ -21,9 +21,11 @@ DEFAULT_PORTS = {
     "flower": {"port": 5555},
 }
 # The session stack sits far from a developer's stack on the defaults; stacks that a test starts (and
-# breaks) on its own sit elsewhere again. TEST_PORT_OFFSET moves both, so two test runs can share a machine.
+# breaks) on its own sit elsewhere again. Both stay below Linux's ephemeral port range (32768-60999): there
+# an outgoing connection may hold the very port a test wants to listen on, and `up` would rightly refuse.
+# TEST_PORT_OFFSET moves both, so two test runs can share a machine.
 SESSION_OFFSET = 20000 + int(os.environ.get("TEST_PORT_OFFSET", "0"))
-SCRATCH_OFFSET = 30000 + int(os.environ.get("TEST_PORT_OFFSET", "0"))
+SCRATCH_OFFSET = 10000 + int(os.environ.get("TEST_PORT_OFFSET", "0"))
 
 
 def write_config(folder: Path, offset: int = SCRATCH_OFFSET, **sections) -> Path:
