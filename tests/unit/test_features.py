@@ -31,7 +31,7 @@ def by_id(features: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------- hand-worked
 
 
-def test_feature_names_are_the_documented_eighteen():
+def test_feature_names_are_the_documented_twenty_one():
     assert FEATURE_NAMES == [
         "amount", "is_weekend", "is_night",
         "customer_tx_count_1d", "customer_mean_amount_1d", "customer_tx_count_7d", "customer_mean_amount_7d",
@@ -39,6 +39,7 @@ def test_feature_names_are_the_documented_eighteen():
         "customer_amount_ratio_1d", "customer_amount_ratio_7d", "customer_amount_ratio_30d",
         "terminal_tx_count_1d", "terminal_fraud_share_1d", "terminal_tx_count_7d", "terminal_fraud_share_7d",
         "terminal_tx_count_30d", "terminal_fraud_share_30d",
+        "terminal_fraud_run", "terminal_fraud_run_age_days", "terminal_first_fraud_age_days",
     ]
     assert DEFAULT_SPEC.delay_days == 7
     assert DEFAULT_SPEC.history_days == 37  # 7 days of delay + the 30-day terminal window
@@ -113,6 +114,29 @@ def test_terminal_windows_with_the_label_delay_by_hand():
     assert f.loc[7, cols].tolist() == [0, 0, 0, 0, 0, 0]
 
 
+def test_terminal_fraud_run_and_ages_by_hand():
+    # Terminal 30, delay 7 days; the known history H of a transaction at t is (t - 37d, t - 7d].
+    f = by_id(compute_features(frame([
+        (1, "2018-04-01 12:00:00", 1, 30, 10.0, 1),
+        (2, "2018-04-02 12:00:00", 2, 30, 10.0, 0),
+        (3, "2018-04-03 12:00:00", 3, 30, 10.0, 1),
+        (4, "2018-04-04 12:00:00", 4, 30, 10.0, 1),
+        (5, "2018-04-12 12:00:00", 5, 30, 10.0, 0),  # H = tx 1..4: a run of 2 frauds (3, 4)
+        (6, "2018-04-10 12:00:00", 6, 30, 10.0, 0),  # H = tx 1..3: the run is tx 3 alone
+        (7, "2018-04-09 11:59:59", 7, 30, 10.0, 0),  # H = tx 1 (tx 2 is one second too recent)
+        (8, "2018-05-08 12:00:00", 8, 30, 10.0, 0),  # H = tx 2..7 (tx 1 exactly 37 days old: out); ends honest
+        (9, "2018-04-12 12:00:00", 9, 31, 10.0, 0),  # another terminal: nothing known
+    ])))
+    cols = ["terminal_fraud_run", "terminal_fraud_run_age_days", "terminal_first_fraud_age_days"]
+    assert f.loc[5, cols].tolist() == [2.0, 9.0, 11.0]
+    assert f.loc[6, cols].tolist() == [1.0, 7.0, 9.0]
+    almost_eight = (8 * 86_400 - 1) / 86_400
+    assert f.loc[7, cols].tolist() == [1.0, almost_eight, almost_eight]
+    assert f.loc[8, cols].tolist() == [0.0, 0.0, 35.0]
+    assert f.loc[9, cols].tolist() == [0.0, 0.0, 0.0]
+    assert f.loc[1, cols].tolist() == [0.0, 0.0, 0.0]
+
+
 def test_unknown_labels_count_as_transactions_but_not_as_fraud():
     f = by_id(compute_features(frame([
         (1, "2018-04-01 12:00:00", 1, 20, 10.0, np.nan),
@@ -120,6 +144,7 @@ def test_unknown_labels_count_as_transactions_but_not_as_fraud():
         (3, "2018-04-08 14:00:00", 1, 20, 10.0, 0),
     ])))
     assert f.loc[3, ["terminal_tx_count_1d", "terminal_fraud_share_1d"]].tolist() == [2.0, 0.5]
+    assert f.loc[3, ["terminal_fraud_run", "terminal_first_fraud_age_days"]].tolist() == [1.0, 7 + 1 / 24]
 
 
 def test_zero_delay_never_uses_the_current_label():
