@@ -383,3 +383,30 @@ def test_unreachable_broker_fails_clearly_within_bounded_time(tmp_path, generate
     assert f"Kafka at {host}:1 did not answer within 3 s" in result.stderr
     assert "fraudctl up" in result.stderr and "Traceback" not in result.stderr
     assert elapsed < 20
+
+
+@pytest.mark.parametrize("reports", ["errors", "all"])
+def test_deliveries_the_broker_refuses_are_counted_as_failed(stack_config, stack_config_path, tmp_path, reports):
+    """A topic whose max.message.bytes no batch fits in: the broker refuses every event, and both report
+    modes count each refusal, with its reason, and deliver nothing."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from fraudctl.kafka import client_config
+
+    topic = f"test-replay-refused-{reports}"
+    admin = AdminClient(client_config(stack_config.kafka))
+    futures = admin.create_topics([NewTopic(topic, 1, 1, config={"max.message.bytes": "64"})])
+    try:
+        futures[topic].result(timeout=30)
+    except Exception as exc:  # left over from an earlier run of the same session stack
+        if "TOPIC_ALREADY_EXISTS" not in str(exc):
+            raise
+    path = tmp_path / "few.csv"
+    write_transactions(generate_transactions(n_customers=20, n_terminals=40, n_days=3, seed=5), path)
+    rows = len(pd.read_csv(path))
+    result, summary = replay_cli(stack_config_path, path, "--no-labels", env={
+        "FRAUDCTL_KAFKA__TOPICS__TRANSACTIONS__NAME": topic, "FRAUDCTL_REPLAY__DELIVERY_REPORTS": reports})
+    assert result.returncode == ExitCode.UNAVAILABLE, result.stderr
+    assert summary["produced"] == summary["failed"] == rows and summary["delivered"] == 0
+    assert "MSG_SIZE_TOO_LARGE" in summary["first_failure"], summary["first_failure"]
+    assert f"{rows:,} of {rows:,} events were not delivered" in result.stderr

@@ -44,9 +44,14 @@ class FakeError:
 
 
 class FakeProducer:
-    """Records (topic, key, value) in produce order; delivers (or fails) them on poll/flush."""
+    """Records (topic, key, value) in produce order; delivers (or fails) them on poll/flush.
 
-    def __init__(self, deliveries, topics, fail_every: int = 0, queue_limit: int | None = None):
+    Like confluent-kafka, it passes successes to on_delivery only when delivery reports are not limited to
+    errors; events from `stuck_from` on never get a report (a broker that went away for good).
+    """
+
+    def __init__(self, deliveries, topics, fail_every: int = 0, queue_limit: int | None = None,
+                 only_errors: bool = False, stuck_from: int | None = None):
         self.on_delivery = deliveries.on_delivery
         self.topics = topics
         self.sent: list[tuple[str, str, str]] = []
@@ -54,6 +59,8 @@ class FakeProducer:
         self._queued: list[int] = []
         self.fail_every = fail_every
         self.queue_limit = queue_limit
+        self.only_errors = only_errors
+        self.stuck_from = stuck_from
 
     def produce(self, topic, value, key):
         if self.queue_limit is not None and len(self._queued) >= self.queue_limit:
@@ -63,10 +70,13 @@ class FakeProducer:
         self.times.append(time.monotonic())
 
     def poll(self, timeout=0):
-        queued, self._queued = self._queued, []
+        stuck = self.stuck_from if self.stuck_from is not None else len(self.sent)
+        queued = [index for index in self._queued if index < stuck]
+        self._queued = [index for index in self._queued if index >= stuck]
         for index in queued:
             failed = self.fail_every and (index + 1) % self.fail_every == 0
-            self.on_delivery(FakeError() if failed else None, None)
+            if failed or not self.only_errors:
+                self.on_delivery(FakeError() if failed else None, None)
         return len(queued)
 
     def flush(self, timeout=None):
@@ -580,13 +590,30 @@ def test_file_problems_fail_before_any_broker(tmp_path):
 
 
 # --- delivery, pacing, interruption ----------------------------------------------------------------------
-def test_failed_deliveries_are_counted_and_fail_the_run(generated):
+@pytest.mark.parametrize("reports", ["errors", "all"])
+def test_failed_deliveries_are_counted_and_fail_the_run(generated, reports):
     frame, path = generated
-    summary, _ = run_replay(path, labels=False, producer={"fail_every": 10})
+    config = Config(replay={"delivery_reports": reports})
+    summary, _ = run_replay(path, config, labels=False,
+                            producer={"fail_every": 10, "only_errors": reports == "errors"})
     assert summary.failed == len(frame) // 10
     assert summary.delivered + summary.failed == summary.produced == len(frame)
     assert summary.first_failure.startswith("_MSG_TIMED_OUT")
     with pytest.raises(UnavailableError, match="not delivered"):
+        raise_for_outcome(summary, max_errors=0)
+
+
+@pytest.mark.parametrize("reports", ["errors", "all"])
+def test_events_without_a_report_are_unconfirmed_not_delivered(generated, reports, monkeypatch):
+    monkeypatch.setattr("fraudctl.replay.DRAIN_GRACE_SECONDS", 0.1)
+    frame, path = generated
+    config = Config(replay={"delivery_reports": reports, "delivery_timeout": 0.1})
+    summary, _ = run_replay(path, config, labels=False,
+                            producer={"stuck_from": 1000, "fail_every": 100, "only_errors": reports == "errors"})
+    assert summary.produced == len(frame)
+    assert summary.failed == 10 and summary.unconfirmed == len(frame) - 1000
+    assert summary.delivered == 990
+    with pytest.raises(UnavailableError, match=f"{len(frame) - 1000 + 10:,} of {len(frame):,} events"):
         raise_for_outcome(summary, max_errors=0)
 
 
