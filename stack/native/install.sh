@@ -16,7 +16,15 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)  # the reference producer of bench/
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
-python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+# The distribution's Python first: Debian and Ubuntu build it with profile-guided and link-time
+# optimisation, which a pyenv or source build lacks unless asked; replay's producing loop runs ~15 % faster
+# on it. PYTHON=... chooses another.
+if [ -z "${PYTHON:-}" ]; then
+  for candidate in /usr/bin/python3.11 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1; then PYTHON="$candidate"; break; fi
+  done
+fi
+"$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "install: apt packages: ${need[*]}"
   $SUDO apt-get update -qq
@@ -27,8 +35,14 @@ for svc in postgresql redis-server; do
   if command -v service >/dev/null 2>&1 && service "$svc" status >/dev/null 2>&1; then $SUDO service "$svc" stop || true; fi
 done
 
-PYTHON="${PYTHON:-python3.11}"
-command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+want="$(readlink -f "$(command -v "$PYTHON")")"
+if [ -f .venv/pyvenv.cfg ]; then
+  have="$(sed -n 's/^executable = //p' .venv/pyvenv.cfg)"
+  if [ "$(readlink -f "$have")" != "$want" ]; then
+    echo "install: .venv was made by $have; recreating it with $want"
+    rm -rf .venv
+  fi
+fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e ".[test]"
