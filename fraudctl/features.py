@@ -181,22 +181,10 @@ def compute_features(transactions: pd.DataFrame, spec: FeatureSpec = DEFAULT_SPE
         share = np.divide(fraud, count, out=np.zeros(len(count)), where=count > 0)
         _put(out, order, f"terminal_tx_count_{w}d", count.astype("float64"))
         _put(out, order, f"terminal_fraud_share_{w}d", share)
-    # Compromise shape over the longest window [lower, upper) of the sorted rows.
     lower = np.minimum(_count_le(t_codes, t_times, t_codes,
                                  t_times - delay - max(spec.terminal_windows_days) * _NS_PER_DAY), upper)
-    latest = np.maximum(upper - 1, 0)
-    in_run = (upper > lower) & (t_frauds[latest] == 1) if len(order) else np.zeros(0, dtype=bool)
-    # A fraud run at position p starts just after the last non-fraud row of p's terminal (or at its first row).
-    is_first = np.r_[True, t_codes[1:] != t_codes[:-1]] if len(order) else np.zeros(0, dtype=bool)
-    last_break = np.maximum.accumulate(np.where(is_first | (t_frauds != 1), position, 0)) if len(order) \
-        else position
-    run_start = np.maximum(np.where(t_frauds[last_break] == 1, last_break, last_break + 1)[latest], lower) \
-        if len(order) else position
-    _put(out, order, "terminal_fraud_run", np.where(in_run, upper - run_start, 0).astype("float64"))
-    _put(out, order, "terminal_fraud_run_age_days", _age_days(in_run, t_times, run_start))
-    next_fraud = np.minimum.accumulate(np.where(t_frauds == 1, position, len(order))[::-1])[::-1]
-    first_fraud = np.r_[next_fraud, len(order)][lower]
-    _put(out, order, "terminal_first_fraud_age_days", _age_days(first_fraud < upper, t_times, first_fraud))
+    for name, values in zip(TERMINAL_RUN_FEATURES, _compromise_shape(t_codes, t_times, t_frauds, lower, upper)):
+        _put(out, order, name, values)
 
     result = df.copy()
     for name in spec.feature_names:
@@ -204,12 +192,28 @@ def compute_features(transactions: pd.DataFrame, spec: FeatureSpec = DEFAULT_SPE
     return result
 
 
-def _age_days(present: np.ndarray, times: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """(times - times[at]) in days where `present`, else 0.0 (`times` sorted as `at` indexes them)."""
-    if len(times) == 0:
-        return np.zeros(0)
-    then = times[np.minimum(at, len(times) - 1)]
-    return np.where(present, (times - then) / _NS_PER_DAY, 0.0)
+def _compromise_shape(codes: np.ndarray, times: np.ndarray, frauds: np.ndarray, lower: np.ndarray,
+                      upper: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TERMINAL_RUN_FEATURES for rows sorted by (terminal, time, id), each knowing rows [lower, upper)."""
+    n = len(codes)
+    if n == 0:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    position = np.arange(n)
+    latest = np.maximum(upper - 1, 0)
+    in_run = (upper > lower) & (frauds[latest] == 1)
+    # A run of frauds at p starts just after the last non-fraud row of p's terminal, or at its first row.
+    is_first = np.r_[True, codes[1:] != codes[:-1]]
+    last_break = np.maximum.accumulate(np.where(is_first | (frauds != 1), position, 0))
+    run_start = np.where(frauds[last_break] == 1, last_break, last_break + 1)
+    run_start = np.maximum(run_start[latest], lower)
+    next_fraud = np.r_[np.minimum.accumulate(np.where(frauds == 1, position, n)[::-1])[::-1], n]
+    first_fraud = next_fraud[lower]
+
+    def age_days(present: np.ndarray, at: np.ndarray) -> np.ndarray:
+        return np.where(present, (times - times[np.minimum(at, n - 1)]) / _NS_PER_DAY, 0.0)
+
+    run = np.where(in_run, upper - run_start, 0).astype("float64")
+    return run, age_days(in_run, run_start), age_days(first_fraud < upper, first_fraud)
 
 
 def amount_ratio(amount: np.ndarray | float, mean: np.ndarray | float) -> np.ndarray:

@@ -59,7 +59,7 @@ Delivery
     is passed to Python and counted with its reason, a success settles the event in C, and delivered =
     produced - failed - unconfirmed once the queue has drained (len(producer) counts every event whose
     report has not been served). replay.delivery_reports: all also turns each success into a Message and
-    counts it in Python: the same numbers, about a fifth slower. A broker restart mid-replay is absorbed by
+    counts it in Python: the same numbers, 5-15 % slower. A broker restart mid-replay is absorbed by
     the idempotent producer's retries (no duplicates, order kept) as long as it is back within
     replay.delivery_timeout. A broker not answering at the start is an UnavailableError after
     replay.connect_timeout.
