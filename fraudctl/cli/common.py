@@ -25,6 +25,25 @@ class OutputFormat(str, enum.Enum):
     json = "json"
 
 
+class PresetName(str, enum.Enum):
+    """Column layouts of input files (fraudctl.replay.PRESETS), shared by `replay` and `train`."""
+
+    auto = "auto"
+    generator = "generator"
+    ulb = "ulb"
+    sparkov = "sparkov"
+
+
+class TimeFormat(str, enum.Enum):
+    """How tx_datetime is written in an input file."""
+
+    auto = "auto"
+    iso = "iso"
+    epoch_s = "epoch_s"
+    epoch_ms = "epoch_ms"
+    offset = "offset"
+
+
 OutputOption = Annotated[
     OutputFormat,
     typer.Option("--output", "-o", help="text for people, json for scripts (one JSON document on stdout)."),

@@ -12,22 +12,9 @@ from typing import Annotated, Iterator, Optional
 
 import typer
 
-from fraudctl.cli.common import OutputFormat, OutputOption, print_json, state, stderr_console, stdout_console
-
-
-class PresetName(str, enum.Enum):
-    auto = "auto"
-    generator = "generator"
-    ulb = "ulb"
-    sparkov = "sparkov"
-
-
-class TimeFormat(str, enum.Enum):
-    auto = "auto"
-    iso = "iso"
-    epoch_s = "epoch_s"
-    epoch_ms = "epoch_ms"
-    offset = "offset"
+from fraudctl.cli.common import (
+    OutputFormat, OutputOption, PresetName, TimeFormat, print_json, state, stderr_console, stdout_console,
+)
 
 
 class FileFormat(str, enum.Enum):

@@ -8,7 +8,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from fraudctl.cli.common import OutputFormat, OutputOption, print_json, state, stderr_console, stdout_console
+from fraudctl.cli.common import (
+    OutputFormat, OutputOption, PresetName, TimeFormat, print_json, state, stderr_console, stdout_console,
+)
 
 
 class EstimatorChoice(str, enum.Enum):
@@ -26,15 +28,15 @@ def train(
     data: Annotated[str, typer.Option(
         "--data", "-d", help="Labelled transactions: a .csv/.parquet file, or a lake directory of day-partitioned "
                              "parquet (local path or s3://bucket/prefix, S3 settings from the storage section).")],
-    preset: Annotated[Optional[str], typer.Option(
-        "--preset", help="Column layout, as for `fraudctl replay`: generator, ulb, sparkov, or auto "
+    preset: Annotated[Optional[PresetName], typer.Option(
+        "--preset", case_sensitive=False, help="Column layout, as for `fraudctl replay`: generator, ulb, sparkov, or auto "
                          "(recognised from the header).")] = None,
     column_map: Annotated[Optional[list[str]], typer.Option(
         "--map", "-m", metavar="SOURCE=FIELD",
         help="Map a source column to a field (transaction_id, tx_datetime, customer_id, terminal_id, amount, "
              "is_fraud), as for `fraudctl replay`; repeat, e.g. --map TX_FRAUD=is_fraud.")] = None,
-    time_format: Annotated[Optional[str], typer.Option(
-        "--time-format", help="How tx_datetime is written: iso, epoch_s, epoch_ms, offset (seconds after "
+    time_format: Annotated[Optional[TimeFormat], typer.Option(
+        "--time-format", case_sensitive=False, help="How tx_datetime is written: iso, epoch_s, epoch_ms, offset (seconds after "
                               "--start), or auto.")] = None,
     start: Annotated[Optional[str], typer.Option(
         "--start", metavar="DATETIME", help="Origin of offset times, ISO-8601, e.g. 2013-09-01T00:00:00Z.")] = None,
@@ -69,7 +71,8 @@ def train(
     })
     from fraudctl.training import InputLayout, train_from_source
 
-    layout = InputLayout.from_flags(preset, column_map, time_format, start)
+    layout = InputLayout.from_flags(preset.value if preset else None, column_map,
+                                    time_format.value if time_format else None, start)
     registry = None
     if not dry_run:
         from fraudctl.registry import Registry

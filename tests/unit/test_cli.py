@@ -54,6 +54,14 @@ def test_usage_error_is_exit_2():
     assert run(["no-such-command"]) == ExitCode.USAGE
 
 
+@pytest.mark.parametrize("command", ["replay", "train"])
+def test_layout_choices_are_checked_alike_by_replay_and_train(command, capsys):
+    args = ["x.csv"] if command == "replay" else ["--data", "x.csv"]
+    assert run([command, *args, "--preset", "nope"]) == ExitCode.USAGE
+    assert "'nope' is not one of 'auto', 'generator', 'ulb', 'sparkov'" in capsys.readouterr().err
+    assert run([command, *args, "--time-format", "weird"]) == ExitCode.USAGE
+
+
 def test_config_show_json_masks_secrets(tmp_path):
     cfg = tmp_path / "fraudctl.yaml"
     cfg.write_text("redis:\n  password: s3cret-value\nkafka:\n  port: 9999\n")

@@ -732,6 +732,6 @@ def test_cli_usage_and_file_errors(cli_config, tmp_path):
 
 
 def test_presets_are_documented_in_the_help():
-    from fraudctl.cli.replay import PresetName
+    from fraudctl.cli.common import PresetName
 
     assert {p.value for p in PresetName} == {"auto", *PRESETS}
