@@ -3,15 +3,29 @@ data path build on `client_config`."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fraudctl.config import Config, KafkaConfig
 from fraudctl.errors import ServiceFailedError, UnavailableError
 
+# librdkafka's own log lines ("%4|...|GETPID|... retrying") would go straight to stderr, over progress bars
+# and JSON-reading scripts, and they repeat what error callbacks and our messages already say. They go to
+# this logger instead, which `--debug` shows (fraudctl.cli) and which is silent otherwise.
+LIBRDKAFKA_LOG = logging.getLogger("fraudctl.librdkafka")
+LIBRDKAFKA_LOG.addHandler(logging.NullHandler())
+LIBRDKAFKA_LOG.propagate = False
+
 
 def client_config(kafka: KafkaConfig, **extra: Any) -> dict[str, Any]:
     # Loopback broker: fail fast instead of librdkafka's default of retrying forever.
-    return {"bootstrap.servers": kafka.bootstrap_servers, "socket.timeout.ms": 5000, **extra}
+    return {"bootstrap.servers": kafka.bootstrap_servers, "socket.timeout.ms": 5000, "logger": LIBRDKAFKA_LOG,
+            **extra}
+
+
+def show_client_logs() -> None:
+    """Let librdkafka's log lines through to the root logger (--debug)."""
+    LIBRDKAFKA_LOG.propagate = True
 
 
 def probe(kafka: KafkaConfig, timeout: float = 3.0) -> str:

@@ -1314,6 +1314,7 @@ def connect(config: "Config", deliveries: _Deliveries, topics: Sequence[str]):
     try:
         metadata = producer.list_topics(timeout=timeout)
     except KafkaException as exc:
+        producer.poll(0)  # hands librdkafka's queued log lines (why it could not connect) to --debug
         raise UnavailableError(
             f"Kafka at {kafka.bootstrap_servers} did not answer within {timeout:g} s: {exc.args[0].str()}",
             hint="is the stack up? `fraudctl status`; start it with `fraudctl up`") from None

@@ -43,13 +43,22 @@ def root(
         typer.Option("--config", "-c", help="Config file (default: $FRAUDCTL_CONFIG, else ./fraudctl.yaml).",
                      dir_okay=False),
     ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.", envvar="FRAUDCTL_DEBUG")] = False,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Show tracebacks and the client libraries' log lines (librdkafka's among them).",
+        envvar="FRAUDCTL_DEBUG")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
     app_state = state(ctx)
     app_state.config_path = config
     app_state.debug = debug
+    if debug:
+        import logging
+
+        from fraudctl.kafka import show_client_logs
+
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+        show_client_logs()
 
 
 stack.register(app)

@@ -383,6 +383,12 @@ def test_unreachable_broker_fails_clearly_within_bounded_time(tmp_path, generate
     assert f"Kafka at {host}:1 did not answer within 3 s" in result.stderr
     assert "fraudctl up" in result.stderr and "Traceback" not in result.stderr
     assert elapsed < 20
+    # librdkafka's own log lines stay out of the way (they would say "%3|...|FAIL|... Connection refused")
+    assert "|FAIL|" not in result.stderr and not any(line.startswith("%") for line in result.stderr.splitlines())
+    if host == "127.0.0.1":  # refused at once: librdkafka has logged why; --debug shows it
+        debug = run_fraudctl("--debug", "-c", str(config), "replay", str(path), timeout=60)
+        assert debug.returncode == ExitCode.UNAVAILABLE
+        assert "fraudctl.librdkafka: FAIL" in debug.stderr and "Connection refused" in debug.stderr
 
 
 @pytest.mark.parametrize("reports", ["errors", "all"])
