@@ -140,7 +140,7 @@ def compute_features(transactions: pd.DataFrame, spec: FeatureSpec = DEFAULT_SPE
     times = _as_utc_ns(df[TX_DATETIME])
     amounts = df[AMOUNT].to_numpy(dtype="float64")
     frauds = df[IS_FRAUD].fillna(0).to_numpy(dtype="float64")
-    tx_ids = df[TRANSACTION_ID].to_numpy()
+    id_rank, _ = pd.factorize(df[TRANSACTION_ID], sort=True)  # ids may be strings: order by their rank
 
     out = pd.DataFrame(index=df.index)
     out[AMOUNT] = amounts
@@ -150,7 +150,7 @@ def compute_features(transactions: pd.DataFrame, spec: FeatureSpec = DEFAULT_SPE
 
     # Customer windows: rows sorted by (customer, time, id); position p is the current transaction, and
     # every earlier position of the same customer precedes it in event order.
-    codes, order = _group_order(df[CUSTOMER_ID], times, tx_ids)
+    codes, order = _group_order(df[CUSTOMER_ID], times, id_rank)
     c_codes, c_times, c_amounts = codes[order], times[order], amounts[order]
     position = np.arange(len(order))
     is_first = np.r_[True, c_codes[1:] != c_codes[:-1]] if len(order) else np.zeros(0, dtype=bool)
@@ -168,22 +168,23 @@ def compute_features(transactions: pd.DataFrame, spec: FeatureSpec = DEFAULT_SPE
         out[f"customer_amount_ratio_{w}d"] = amount_ratio(amounts, out[f"customer_mean_amount_{w}d"].to_numpy())
 
     # Terminal windows: (t - D - w, t - D], never reaching the current transaction or later ones.
-    codes, order = _group_order(df[TERMINAL_ID], times, tx_ids)
+    codes, order = _group_order(df[TERMINAL_ID], times, id_rank)
     t_codes, t_times, t_frauds = codes[order], times[order], frauds[order]
     position = np.arange(len(order))
     fraud_prefix = np.concatenate([[0.0], np.cumsum(t_frauds)])
     delay = spec.delay_days * _NS_PER_DAY
     upper = np.minimum(_count_le(t_codes, t_times, t_codes, t_times - delay), position)
+    lowers = {}
     for w in spec.terminal_windows_days:
-        lower = np.minimum(_count_le(t_codes, t_times, t_codes, t_times - delay - w * _NS_PER_DAY), upper)
+        lower = lowers[w] = np.minimum(_count_le(t_codes, t_times, t_codes, t_times - delay - w * _NS_PER_DAY),
+                                       upper)
         count = upper - lower
         fraud = fraud_prefix[upper] - fraud_prefix[lower]
         share = np.divide(fraud, count, out=np.zeros(len(count)), where=count > 0)
         _put(out, order, f"terminal_tx_count_{w}d", count.astype("float64"))
         _put(out, order, f"terminal_fraud_share_{w}d", share)
-    lower = np.minimum(_count_le(t_codes, t_times, t_codes,
-                                 t_times - delay - max(spec.terminal_windows_days) * _NS_PER_DAY), upper)
-    for name, values in zip(TERMINAL_RUN_FEATURES, _compromise_shape(t_codes, t_times, t_frauds, lower, upper)):
+    shape = _compromise_shape(t_codes, t_times, t_frauds, lowers[max(spec.terminal_windows_days)], upper)
+    for name, values in zip(TERMINAL_RUN_FEATURES, shape):
         _put(out, order, name, values)
 
     result = df.copy()
@@ -259,10 +260,9 @@ def _as_utc_ns(series: pd.Series) -> np.ndarray:
     return series.astype("datetime64[ns]").to_numpy().view("int64")
 
 
-def _group_order(keys: pd.Series, times: np.ndarray, tx_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer group codes and the permutation sorting rows by (group, time, transaction_id)."""
+def _group_order(keys: pd.Series, times: np.ndarray, id_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer group codes and the permutation sorting rows by (group, time, rank of transaction_id)."""
     codes, _ = pd.factorize(keys, sort=False)
-    id_rank, _ = pd.factorize(pd.Series(tx_ids), sort=True)  # ids may be strings: sort by rank instead
     return codes, np.lexsort((id_rank, times, codes))
 
 

@@ -95,6 +95,16 @@ class Offsets:
         return tx, labels
 
 
+def wait_until_landed(offsets: Offsets, topic: str, count: int, process: subprocess.Popen,
+                      timeout: float = 60) -> None:
+    """Until a running replay has landed `count` events on `topic` since `offsets` were taken."""
+    deadline = time.monotonic() + timeout
+    while sum(end_offsets(offsets.config, topic).values()) - sum(offsets.start[topic].values()) < count:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"the replay did not land {count} events within {timeout} s"
+        time.sleep(0.5)
+
+
 def replay_cli(config_path: Path, *args: str, timeout: float = 600, env: dict | None = None):
     result = run_fraudctl("-c", str(config_path), "replay", *map(str, args), "-o", "json", timeout=timeout, env=env)
     summary = json.loads(result.stdout) if result.stdout.strip().startswith("{") else None
@@ -328,11 +338,7 @@ def test_broker_restart_mid_replay_still_delivers_every_row_once(stack_config, s
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
         # Let a good part go through, then take the broker down and up while the replay keeps producing.
-        deadline = time.monotonic() + 60
-        while sum(end_offsets(stack_config, topic).values()) - sum(offsets.start[topic].values()) < 2500:
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the replay did not get going"
-            time.sleep(0.5)
+        wait_until_landed(offsets, topic, 2500, process)
         supervisor = Supervisor(stack_config.state_dir)
         supervisor.stop("kafka")  # waits until the process is gone
         time.sleep(2)
@@ -360,7 +366,7 @@ def test_ctrl_c_flushes_and_prints_the_summary(stack_config, stack_config_path, 
     process = subprocess.Popen(
         [*FRAUDCTL, "-c", str(stack_config_path), "replay", str(path), "--rate", "1000", "-o", "json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    time.sleep(4)
+    wait_until_landed(offsets, stack_config.kafka.topics.transactions.name, 500, process)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == ExitCode.INTERRUPTED, err
