@@ -7,7 +7,6 @@ instead of spelling them, so a renamed field is one edit.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from typing import Any, Mapping
 
@@ -89,24 +88,6 @@ def transaction_event(*, transaction_id: Any, tx_datetime: dt.datetime, customer
     if extra:
         event[EXTRA] = {str(k): (None if v is None or math.isnan(v) else float(v)) for k, v in extra.items()}
     return event
-
-
-def label_event(*, transaction_id: Any, customer_id: Any, terminal_id: Any, tx_datetime: dt.datetime,
-                is_fraud: int | bool, labelled_at: dt.datetime) -> dict[str, Any]:
-    return {
-        SCHEMA_VERSION_FIELD: SCHEMA_VERSION,
-        TRANSACTION_ID: str(transaction_id),
-        CUSTOMER_ID: str(customer_id),
-        TERMINAL_ID: str(terminal_id),
-        TX_DATETIME: format_time(tx_datetime),
-        IS_FRAUD: int(bool(is_fraud)),
-        LABELLED_AT: format_time(labelled_at),
-    }
-
-
-def encode(event: Mapping[str, Any]) -> bytes:
-    """Compact JSON, UTF-8."""
-    return json.dumps(event, separators=(",", ":"), allow_nan=False).encode()
 
 
 def validate_transaction(event: Mapping[str, Any]) -> list[str]:

@@ -99,7 +99,7 @@ if TYPE_CHECKING:
 
     from fraudctl.config import Config
 
-FIELDS = (c.TRANSACTION_ID, c.TX_DATETIME, c.CUSTOMER_ID, c.TERMINAL_ID, c.AMOUNT, c.IS_FRAUD)
+FIELDS = (*c.TRANSACTION_FIELDS, c.IS_FRAUD)
 REQUIRED_FIELDS = (c.TX_DATETIME, c.CUSTOMER_ID, c.TERMINAL_ID, c.AMOUNT)
 TIME_FORMATS = ("auto", "iso", "epoch_s", "epoch_ms", "offset")
 FORMATS = ("csv", "parquet")
@@ -270,13 +270,9 @@ def _list_columns(header: Sequence[str], most: int = 20) -> str:
 def parse_start(text: str) -> int:
     """An ISO-8601 date or datetime (UTC when no offset) -> microseconds since the epoch."""
     try:
-        value = dt.datetime.fromisoformat(str(text).strip())
+        return _iso_micros(str(text).strip())
     except ValueError:
         raise BadInputError(f"start {text!r} is not an ISO-8601 date or time, e.g. 2018-04-01T00:00:00Z") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    delta = value - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * US_PER_SECOND + delta.microseconds
 
 
 def parse_duration(text: str | float | int) -> dt.timedelta:
@@ -481,7 +477,6 @@ class _CsvSource:
         self.path = path
         self.size = path.stat().st_size
         self._first, self._end = skip, (skip + limit if limit is not None else None)
-        self._header = header
         self._bad: list[tuple[int, int, int, str]] = []  # (record, actual, expected, text) from pyarrow
         self._bad_used = 0
         self._valid_seen = 0
@@ -872,6 +867,7 @@ def _parse_iso(arr: "pa.Array") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _iso_micros(text: str) -> int:
+    """ISO-8601 (UTC when no offset) -> microseconds since the epoch."""
     value = dt.datetime.fromisoformat(text)
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
@@ -976,16 +972,14 @@ class EncodedChunk:
 class _Encoder:
     """Maps, parses, validates and encodes raw chunks; decides time mode and pass-through columns on the first."""
 
-    def __init__(self, mapping: ColumnMapping, labels: bool, label_delay_us: int, where_name: str):
+    def __init__(self, mapping: ColumnMapping, labels: bool, label_delay_us: int):
         self.mapping = mapping
         self.labels = labels and mapping.has_labels
         self.label_delay_us = label_delay_us
-        self.where_name = where_name
         self.time_mode: str | None = None
         self.extras: list[str] | None = None
         self.not_numeric: list[str] = []
         self._formatter = _TimeFormatter()
-        self._label_fmt = None
 
     def encode(self, raw: RawChunk) -> EncodedChunk:
         import pyarrow as pa
@@ -1443,11 +1437,10 @@ class _Sender:
             self._check_fatal()
         return len(self.producer)
 
-    def abandon(self) -> int:
+    def abandon(self) -> None:
         """Drop what is still queued locally (reported as failed), wait briefly for in-flight requests."""
         self.producer.purge(in_queue=True, in_flight=False, blocking=False)
         self.producer.flush(5.0)
-        return len(self.producer)
 
 
 # --- the replay --------------------------------------------------------------------------------------------
@@ -1520,7 +1513,7 @@ def plan(options: ReplayOptions) -> _Plan:
     source_type = _CsvSource if fmt == "csv" else _ParquetSource
     source = source_type(path, header, options.skip, options.limit)
     delay_us = int(round(options.label_delay.total_seconds() * US_PER_SECOND))
-    encoder = _Encoder(mapping, options.labels, delay_us, source.where_name)
+    encoder = _Encoder(mapping, options.labels, delay_us)
     return _Plan(options, fmt, mapping, source, encoder)
 
 
@@ -1638,6 +1631,12 @@ def replay(config: "Config", options: ReplayOptions, *,
     started = time.monotonic()
     last_tick = [0.0]
 
+    def delivered() -> int:
+        # With success reports kept in C, every event that left the producer's queue without a failure
+        # report was delivered.
+        return deliveries.delivered if not only_errors else \
+            max(0, sender.produced - deliveries.failed - len(producer))
+
     def tick(force: bool = False, finished: bool = False) -> None:
         now = time.monotonic()
         if on_progress and (force or now - last_tick[0] >= 0.1):
@@ -1647,9 +1646,7 @@ def replay(config: "Config", options: ReplayOptions, *,
                 fraction = min(1.0, rows_sent / options.limit) if options.limit else 1.0
             else:
                 fraction = 1.0 if finished else source.fraction(sender.last_row + 1)
-            delivered = deliveries.delivered if not only_errors else \
-                max(0, sender.produced - deliveries.failed - len(producer))
-            on_progress(ReplayProgress(summary.read, rows_sent, sender.produced, delivered, fraction))
+            on_progress(ReplayProgress(summary.read, rows_sent, sender.produced, delivered(), fraction))
 
     stop = threading.Event()
     # Reading, parsing, encoding and sequencing run ahead in a thread; this one only produces.
@@ -1665,17 +1662,16 @@ def replay(config: "Config", options: ReplayOptions, *,
                 sender.send(out, tick)
                 if interrupt.is_set():
                     raise KeyboardInterrupt
-            summary.unconfirmed = sender.drain(config.replay.delivery_timeout + DRAIN_GRACE_SECONDS, tick)
+            sender.drain(config.replay.delivery_timeout + DRAIN_GRACE_SECONDS, tick)
         except KeyboardInterrupt:
             summary.interrupted = True
             chunks.close()
             sender.settle_interrupted_slice()
             try:
-                summary.unconfirmed = sender.drain(config.replay.interrupt_flush_timeout, tick)
-                if summary.unconfirmed:
-                    summary.unconfirmed = sender.abandon()
+                if sender.drain(config.replay.interrupt_flush_timeout, tick):
+                    sender.abandon()
             except KeyboardInterrupt:  # asked again: stop waiting
-                summary.unconfirmed = sender.abandon()
+                sender.abandon()
         except FraudctlError:
             # Bad file content or a fatal producer error: what was produced still gets its chance.
             chunks.close()
@@ -1697,8 +1693,7 @@ def replay(config: "Config", options: ReplayOptions, *,
         summary.failed = deliveries.failed
         # Whatever path got here, the events still in the producer are those whose report never came.
         summary.unconfirmed = len(producer)
-        summary.delivered = deliveries.delivered if not only_errors else \
-            max(0, sender.produced - deliveries.failed - summary.unconfirmed)
+        summary.delivered = delivered()
         summary.first_failure = deliveries.first_failure
         summary.broker_errors = list(deliveries.broker_errors)
         summary.rejects_file = str(rejects.path) if rejects.count else None

@@ -27,20 +27,18 @@ import hashlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from fraudctl.contracts import AMOUNT, CUSTOMER_ID, IS_FRAUD, TERMINAL_ID, TRANSACTION_ID, TX_DATETIME
+from fraudctl.contracts import AMOUNT, CUSTOMER_ID, IS_FRAUD, TRANSACTION_ID, TX_DATETIME
 from fraudctl.errors import BadInputError, NotFoundError, UnavailableError
-from fraudctl.features import DEFAULT_SPEC, FeatureSpec, compute_features, validate_transactions
+from fraudctl.features import DEFAULT_SPEC, REQUIRED_COLUMNS, FeatureSpec, compute_features, validate_transactions
 
 if TYPE_CHECKING:
     from fraudctl.config import ModelConfig, StorageConfig
 
-Estimator = Literal["gradient_boosting", "random_forest", "logistic_regression"]
-ESTIMATORS: tuple[str, ...] = ("gradient_boosting", "random_forest", "logistic_regression")
 CARD_PRECISION_K = 100
 LAKE_PARTITION_FIELDS = ("day", "date", "dt")  # a hive partition key by day, pruned when loading a window
 
@@ -64,6 +62,7 @@ HYPERPARAMETERS: dict[str, dict[str, Any]] = {
     "random_forest": {"n_estimators": 200, "max_depth": 20, "min_samples_leaf": 1, "n_jobs": -1},
     "logistic_regression": {"C": 1.0, "max_iter": 2000},
 }
+ESTIMATORS: tuple[str, ...] = tuple(HYPERPARAMETERS)
 
 
 # ------------------------------------------------------------------------------------------------ split
@@ -485,6 +484,8 @@ def load_transactions(source: str | Path, *, layout: InputLayout | None = None,
         frame, mapping, fingerprint, files = _read_lake(text, layout, storage, since, until)
         kind = "lake"
     else:
+        from fraudctl.replay import resolve_format
+
         path = Path(text)
         if not path.exists():
             raise NotFoundError(f"data not found: {path}")
@@ -493,11 +494,7 @@ def load_transactions(source: str | Path, *, layout: InputLayout | None = None,
             frame, mapping, fingerprint, files = _read_lake(text, layout, storage, since, until)
             kind = "lake"
         else:
-            name = path.name.lower()
-            kind = "csv" if name.endswith((".csv", ".csv.gz")) else (
-                "parquet" if name.endswith((".parquet", ".pq")) else "")
-            if not kind:
-                raise BadInputError(f"{path}: unknown file type; expected .csv, .csv.gz, .parquet or a lake directory")
+            kind = resolve_format(path)
             frame = _read_file(path, kind)
             mapping = _resolve(list(frame.columns), layout, text)
             fingerprint, files = _sha256(path), 1
@@ -541,7 +538,7 @@ def _to_contract(frame: pd.DataFrame, mapping, source: str) -> pd.DataFrame:
         out[TRANSACTION_ID] = np.arange(len(frame))  # as replay: the data row number
     for name, copied in mapping.derived.items():
         out[name] = out[copied]
-    out = out[[TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, AMOUNT, IS_FRAUD]]
+    out = out[list(REQUIRED_COLUMNS)]
     out[TX_DATETIME] = _parse_times(out[TX_DATETIME], mapping, source)
     for name in (AMOUNT, IS_FRAUD):
         if not pd.api.types.is_numeric_dtype(out[name]):

@@ -25,6 +25,11 @@ class OutputFormat(str, enum.Enum):
     json = "json"
 
 
+class FileFormat(str, enum.Enum):
+    csv = "csv"
+    parquet = "parquet"
+
+
 class PresetName(str, enum.Enum):
     """Column layouts of input files (fraudctl.replay.PRESETS), shared by `replay` and `train`."""
 

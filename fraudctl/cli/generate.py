@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from fraudctl.cli.common import OutputFormat, OutputOption, print_json, stderr_console, stdout_console
+from fraudctl.cli.common import FileFormat, OutputFormat, OutputOption, print_json, stderr_console, stdout_console
 
 DEFAULT_OUT_DIR = Path("data")
 DEFAULT_OUT_STEM = "transactions"
-
-
-class FileFormat(str, enum.Enum):
-    csv = "csv"
-    parquet = "parquet"
 
 
 def _parse_start_date(value: str) -> str:

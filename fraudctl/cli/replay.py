@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import signal
 import threading
 import time
@@ -13,13 +12,9 @@ from typing import Annotated, Iterator, Optional
 import typer
 
 from fraudctl.cli.common import (
-    OutputFormat, OutputOption, PresetName, TimeFormat, print_json, state, stderr_console, stdout_console,
+    FileFormat, OutputFormat, OutputOption, PresetName, TimeFormat, print_json, state, stderr_console,
+    stdout_console,
 )
-
-
-class FileFormat(str, enum.Enum):
-    csv = "csv"
-    parquet = "parquet"
 
 
 def replay(
