@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from fraudctl.cli.common import OutputFormat, OutputOption, print_json, state, stderr_console, stdout_console
+from fraudctl.cli.common import (
+    OutputFormat, OutputOption, format_number, print_json, print_warnings, state, stderr_console, stdout_console,
+)
 
 if TYPE_CHECKING:
     from fraudctl.registry import Comparison
@@ -47,8 +49,8 @@ def list_versions(ctx: typer.Context, output: OutputOption = OutputFormat.text) 
                   title=f"{registry.name} at {registry.uri} (windows: first..last day)")
     for v in versions:
         table.add_row(v["version"], " ".join(f"@{a}" for a in v["aliases"]), v["estimator"] or "-",
-                      _num(v["test_roc_auc"]), _num(v["test_average_precision"]),
-                      _num(v["test_card_precision_at_100"]), _days(v["train_window"]), _days(v["test_window"]),
+                      format_number(v["test_roc_auc"]), format_number(v["test_average_precision"]),
+                      format_number(v["test_card_precision_at_100"]), _days(v["train_window"]), _days(v["test_window"]),
                       v["created"][:16].replace("T", " "))
     console.print(table)
     console.print(f"UI: {registry.uri}/#/models/{registry.name}", highlight=False)
@@ -149,17 +151,12 @@ def _render_comparison(comparison: "Comparison", name: str) -> None:
     champion = comparison.champion_metrics or {}
     for key, label in (("roc_auc", "ROC AUC"), ("average_precision", "average precision"),
                        ("card_precision_at_100", "card precision@100")):
-        table.add_row(label, _num(comparison.candidate_metrics.get(key)), _num(champion.get(key)))
+        table.add_row(label, format_number(comparison.candidate_metrics.get(key)), format_number(champion.get(key)))
     console.print(table)
     verdict = "[green]passes[/]" if comparison.passes else "[red]refuses[/]"
     console.print(f"gate (margin {comparison.margin:g} on average precision) {verdict}: {comparison.reason}",
                   highlight=False)
-    for warning in comparison.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-
-
-def _num(value: Any) -> str:
-    return "-" if value is None else f"{value:.4f}"
+    print_warnings(console, comparison.warnings)
 
 
 def _without_tags(version: dict[str, Any]) -> dict[str, Any]:

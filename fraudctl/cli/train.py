@@ -9,7 +9,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from fraudctl.cli.common import (
-    OutputFormat, OutputOption, PresetName, TimeFormat, print_json, state, stderr_console, stdout_console,
+    OutputFormat, OutputOption, PresetName, TimeFormat, format_number, print_json, print_warnings, state,
+    stderr_console, stdout_console,
 )
 
 
@@ -122,13 +123,12 @@ def _render(summary: dict[str, Any]) -> None:
                        ("precision_at_threshold", "precision at threshold"),
                        ("recall_at_threshold", "recall at threshold"), ("transactions", "transactions"),
                        ("frauds", "frauds")):
-        table.add_row(label, _fmt(test.get(key)), _fmt(valid.get(key)))
+        table.add_row(label, format_number(test.get(key)), format_number(valid.get(key)))
     console.print(table)
     threshold = summary["threshold"]
     console.print(f"threshold {threshold['threshold']:.4f} ({threshold['policy']} {threshold['target']:g}, "
                   f"chosen on {threshold['chosen_on']})", highlight=False)
-    for warning in summary["warnings"]:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    print_warnings(console, summary["warnings"])
     logged = summary["registered"]
     if logged:
         console.print(f"registered [bold]{logged['name']}[/] version {logged['version']} as @{logged['alias']}\n"
@@ -143,12 +143,3 @@ def _render(summary: dict[str, Any]) -> None:
         else:
             console.print(f"kept as @challenger, not promoted: {promotion['reason']}", highlight=False)
 
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.1f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
