@@ -43,7 +43,6 @@ class DagRun:
     dag_id: str
     run_id: str
     state: str
-    seconds: float | None = None
 
 
 class AirflowClient:
@@ -104,20 +103,20 @@ class AirflowClient:
 
         body = ac.TriggerDAGRunPostBody(logical_date=None, conf=conf or {})
         run = ac.DagRunApi(self.api()).trigger_dag_run(dag_id, body)
-        return DagRun(dag_id, run.dag_run_id, str(getattr(run.state, "value", run.state)))
+        return DagRun(dag_id, run.dag_run_id, _state(run))
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         import airflow_client.client as ac
 
         run = ac.DagRunApi(self.api()).get_dag_run(dag_id, run_id)
-        return str(getattr(run.state, "value", run.state))
+        return _state(run)
 
     def wait_for_run(self, run: DagRun, timeout: float) -> DagRun:
         started = time.monotonic()
         while True:
             state = self.run_state(run.dag_id, run.run_id)
             if state in FINISHED_STATES:
-                return DagRun(run.dag_id, run.run_id, state, time.monotonic() - started)
+                return DagRun(run.dag_id, run.run_id, state)
             if time.monotonic() - started > timeout:
                 raise WaitTimeoutError(f"DAG run {run.run_id} of {run.dag_id} still {state} after {timeout:.0f}s")
             time.sleep(0.5)
@@ -126,4 +125,9 @@ class AirflowClient:
         import airflow_client.client as ac
 
         instances = ac.TaskInstanceApi(self.api()).get_task_instances(dag_id, run_id).task_instances
-        return {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in instances}
+        return {ti.task_id: _state(ti) for ti in instances}
+
+
+def _state(obj: Any) -> str:
+    """A run's or task's state as text (the client gives an enum, or a plain string)."""
+    return str(getattr(obj.state, "value", obj.state))

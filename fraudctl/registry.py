@@ -220,8 +220,6 @@ class Registry:
 
         client = self.client
         with self._errors("logging the training run"), _quiet_mlflow():
-            mlflow.set_tracking_uri(self.uri)
-            mlflow.set_registry_uri(self.uri)
             experiment = mlflow.set_experiment(self.config.mlflow.experiment)
             self._ensure_registered_model()
             untrusted = set(skops.io.get_untrusted_types(data=skops.io.dumps(result.model)))
@@ -457,7 +455,7 @@ class Registry:
             "test_roc_auc": _float(tags.get(f"{TAG}test_roc_auc")),
             "test_average_precision": _float(tags.get(f"{TAG}test_average_precision")),
             "test_card_precision_at_100": _float(tags.get(f"{TAG}test_card_precision_at_100")),
-            "tags": {k: v for k, v in tags.items()},
+            "tags": dict(tags),
             "url": self.version_url(str(mv.version)),
         }
 
@@ -552,14 +550,14 @@ class Registry:
 
     def compare(self, version: str) -> Comparison:
         """Score the candidate and the current champion on the candidate's holdout; apply the gate."""
-        from fraudctl.training import evaluate
+        from fraudctl.training import evaluate, fraud_scores
 
         candidate = str(self._version(version).version)
         self.check_contract(candidate)
         champion = self.alias_version(CHAMPION)
         holdout = self.holdout(candidate)
         cand_model = self.load_model(candidate)
-        cand_metrics = _headline(evaluate(holdout, cand_model.predict_proba(holdout[FEATURE_NAMES])[:, 1]))
+        cand_metrics = _headline(evaluate(holdout, fraud_scores(cand_model, holdout, FEATURE_NAMES)))
         info = {"rows": int(len(holdout)), "frauds": int(holdout[IS_FRAUD].sum()),
                 "first_tx": str(holdout[TX_DATETIME].min()), "last_tx": str(holdout[TX_DATETIME].max()),
                 "of_version": candidate}
@@ -577,7 +575,7 @@ class Registry:
                               f"the champion (version {champion}) cannot be scored on the current features, so no "
                               f"comparison on the same holdout is possible: {exc.message}", warnings)
         champ_model = self.load_model(champion)
-        champ_metrics = _headline(evaluate(holdout, champ_model.predict_proba(holdout[FEATURE_NAMES])[:, 1]))
+        champ_metrics = _headline(evaluate(holdout, fraud_scores(champ_model, holdout, FEATURE_NAMES)))
         champ_train = (self._version(champion).tags or {}).get(f"{TAG}train_window", "")
         if champ_train and ".." in champ_train and champ_train.split("..")[1] > info["first_tx"][:10]:
             warnings.append(f"the champion was trained on data up to {champ_train.split('..')[1]} (exclusive), "
@@ -634,8 +632,7 @@ class Registry:
                 raise NotFoundError(f"no previous champion recorded for {self.name}",
                                     hint="rollback undoes a `fraudctl promote`; there has been none to undo")
             target = history[-1]
-            self._version(target)  # deleted since? NotFoundError names it
-            self.check_contract(target)
+            self.check_contract(target)  # also a NotFoundError naming it, when it was deleted since
             client.set_registered_model_alias(self.name, CHAMPION, target)
             client.set_registered_model_tag(self.name, HISTORY_TAG, ",".join(history[:-1]))
             now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -733,7 +730,6 @@ def make_figures(result: "TrainingResult", importances: dict[str, float]) -> dic
     ordered = sorted(importances.items(), key=lambda kv: kv[1])
     ax.barh([k for k, _ in ordered], [v for _, v in ordered])
     ax.set(xlabel="drop in average precision when shuffled", title=f"Permutation importance, {result.estimator}")
-    fig.tight_layout()
     figures["feature_importance.png"] = fig
     for figure in figures.values():
         figure.tight_layout()

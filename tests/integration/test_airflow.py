@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 
+from fraudctl.errors import UnavailableError
 from fraudctl.airflow import AirflowClient, health
 from fraudctl.flower import FlowerClient
 from fraudctl.runtime.services import CELERY_WORKER_NAME
@@ -62,7 +63,7 @@ def test_dag_runs_on_the_celery_worker_and_flower_sees_it(stack_config, secrets)
 def test_flower_requires_authentication(stack_config):
     response = httpx.get(f"{stack_config.flower.url}/api/workers", timeout=10)
     assert response.status_code == 401
-    with pytest.raises(Exception):
+    with pytest.raises(UnavailableError, match="answered 401"):
         FlowerClient(stack_config.flower, "wrong-password").workers()
 
 
