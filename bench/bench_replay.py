@@ -38,8 +38,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-import yaml  # noqa: E402
-
 FRAUDCTL = [sys.executable, "-m", "fraudctl"]
 KCAT = shutil.which("kcat") or "/usr/bin/kcat"
 # Every configured port moved by this much (kafka 14092, postgres 10432, ...): clear of the defaults, the
@@ -193,16 +191,9 @@ def _pre_encode(data: Path, out: Path) -> int:
 
 def _end_offset(config, topic: str) -> int:
     """Sum of the topic's partition end offsets."""
-    from confluent_kafka import Consumer, TopicPartition
+    from fraudctl.kafka import end_offsets
 
-    from fraudctl.kafka import client_config
-
-    consumer = Consumer(client_config(config.kafka, **{"group.id": "fraudctl-bench", "enable.auto.commit": False}))
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
-    finally:
-        consumer.close()
+    return sum(end_offsets(config.kafka, topic).values())
 
 
 def _kcat_version() -> str:
@@ -214,21 +205,9 @@ def _kcat_version() -> str:
 
 
 def _write_config(folder: Path) -> Path:
-    from fraudctl.config import Config
+    from fraudctl.config import write_shifted_config
 
-    defaults = Config()
-    data: dict = {}
-    for section, model in defaults:
-        if not hasattr(model, "model_fields"):
-            continue
-        ports = {name: getattr(model, name) + BENCH_PORT_OFFSET for name in type(model).model_fields
-                 if name == "port" or name.endswith("_port")}
-        if ports:
-            data[section] = ports
-    data["runtime"] = {"kind": "native", "state_dir": str(folder / ".fraudctl"), "stop_timeout": 20}
-    path = folder / "fraudctl.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_shifted_config(folder, BENCH_PORT_OFFSET, runtime={"stop_timeout": 20})
 
 
 def _stack_up(config_path: Path, keep_services: bool) -> None:

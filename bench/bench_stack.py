@@ -17,16 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a checkout without installing
+
+from fraudctl.config import write_shifted_config  # noqa: E402
+
 BIN = Path(sys.executable).parent
 OFFSET = 15000
-PORTS = {
-    "kafka": {"port": 9092, "controller_port": 9093}, "postgres": {"port": 5432}, "redis": {"port": 6379},
-    "mlflow": {"port": 5000}, "flower": {"port": 5555},
-    "airflow": {"port": 8080, "worker_log_port": 8793, "triggerer_log_port": 8794},
-}
 
 
 def timed(command: list[str], **kwargs) -> tuple[float, subprocess.CompletedProcess]:
@@ -72,10 +69,7 @@ def main() -> None:
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="fraudctl-bench-"))
-    config = folder / "fraudctl.yaml"
-    data = {name: {k: v + OFFSET for k, v in ports.items()} for name, ports in PORTS.items()}
-    data["runtime"] = {"kind": "native", "state_dir": str(folder / ".fraudctl")}
-    config.write_text(yaml.safe_dump(data))
+    config = write_shifted_config(folder, OFFSET)
     state_dir = folder / ".fraudctl"
     figures: dict[str, str] = {}
 
@@ -95,7 +89,6 @@ def main() -> None:
     count, rss, pss = stack_memory(state_dir)
     figures[f"idle memory after {args.idle_seconds:.0f} s ({count} processes)"] = f"RSS {rss:.0f} MiB, PSS {pss:.0f} MiB"
 
-    sys.path.insert(0, str(REPO))
     from fraudctl.airflow import AirflowClient
     from fraudctl.config import load_config
     from fraudctl.secrets import load_secrets

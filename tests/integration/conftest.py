@@ -8,18 +8,10 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
 
+from fraudctl.config import write_shifted_config
 from tests.conftest import run_fraudctl
 
-DEFAULT_PORTS = {
-    "kafka": {"port": 9092, "controller_port": 9093},
-    "postgres": {"port": 5432},
-    "redis": {"port": 6379},
-    "mlflow": {"port": 5000},
-    "airflow": {"port": 8080, "worker_log_port": 8793, "triggerer_log_port": 8794},
-    "flower": {"port": 5555},
-}
 # The session stack sits far from a developer's stack on the defaults; stacks that a test starts (and
 # breaks) on its own sit elsewhere again. Both stay below Linux's ephemeral port range (32768-60999): there
 # an outgoing connection may hold the very port a test wants to listen on, and `up` would rightly refuse.
@@ -29,13 +21,8 @@ SCRATCH_OFFSET = 10000 + int(os.environ.get("TEST_PORT_OFFSET", "0"))
 
 
 def write_config(folder: Path, offset: int = SCRATCH_OFFSET, **sections) -> Path:
-    data = {name: {key: port + offset for key, port in ports.items()} for name, ports in DEFAULT_PORTS.items()}
-    data["runtime"] = {"kind": "native", "state_dir": str(folder / ".fraudctl"), "stop_timeout": 20}
-    for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
-    path = folder / "fraudctl.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    runtime = {"stop_timeout": 20, **sections.pop("runtime", {})}
+    return write_shifted_config(folder, offset, runtime=runtime, **sections)
 
 
 def pytest_collection_modifyitems(config, items):

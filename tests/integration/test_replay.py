@@ -22,6 +22,7 @@ import pytest
 from fraudctl import contracts as c
 from fraudctl.errors import ExitCode
 from fraudctl.generator import generate_transactions, write_transactions
+from fraudctl.kafka import end_offsets
 from tests.conftest import FRAUDCTL, REPO, run_fraudctl
 from tests.integration.conftest import write_config
 
@@ -36,26 +37,13 @@ class Record:
     timestamp: int  # CreateTime, ms
 
 
-def end_offsets(config, topic: str) -> dict[int, int]:
-    from confluent_kafka import Consumer, TopicPartition
-
-    from fraudctl.kafka import client_config
-
-    consumer = Consumer(client_config(config.kafka, **{"group.id": "test-replay-offsets"}))
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-    finally:
-        consumer.close()
-
-
 def consume(config, topic: str, start: dict[int, int], timeout: float = 60) -> list[Record]:
     """Every record of `topic` from `start` up to the current end offsets."""
     from confluent_kafka import Consumer, TopicPartition
 
     from fraudctl.kafka import client_config
 
-    end = end_offsets(config, topic)
+    end = end_offsets(config.kafka, topic)
     wanted = {p: end[p] - start.get(p, 0) for p in end}
     records: list[Record] = []
     if not any(wanted.values()):
@@ -88,7 +76,7 @@ class Offsets:
     def __init__(self, config):
         self.config = config
         self.topics = (config.kafka.topics.transactions.name, config.kafka.topics.labels.name)
-        self.start = {topic: end_offsets(config, topic) for topic in self.topics}
+        self.start = {topic: end_offsets(config.kafka, topic) for topic in self.topics}
 
     def records(self) -> tuple[list[Record], list[Record]]:
         tx, labels = (consume(self.config, topic, self.start[topic]) for topic in self.topics)
@@ -99,7 +87,7 @@ def wait_until_landed(offsets: Offsets, topic: str, count: int, process: subproc
                       timeout: float = 60) -> None:
     """Until a running replay has landed `count` events on `topic` since `offsets` were taken."""
     deadline = time.monotonic() + timeout
-    while sum(end_offsets(offsets.config, topic).values()) - sum(offsets.start[topic].values()) < count:
+    while sum(end_offsets(offsets.config.kafka, topic).values()) - sum(offsets.start[topic].values()) < count:
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, f"the replay did not land {count} events within {timeout} s"
         time.sleep(0.5)
