@@ -30,12 +30,20 @@ class Secrets:
     flower_password: str
 
 
-def _fernet_key() -> str:
+def fernet_key() -> str:
+    """What cryptography's Fernet.generate_key() returns, without importing it."""
     return base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file that holds secrets: created owner-only (0600), never readable by others in between."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
 _GENERATORS = {f.name: (lambda: _random.token_urlsafe(24)) for f in fields(Secrets)}
-_GENERATORS["airflow_fernet_key"] = _fernet_key
+_GENERATORS["airflow_fernet_key"] = fernet_key
 
 # Secrets an operator may set in the configuration instead.
 _FROM_CONFIG = {
@@ -63,9 +71,7 @@ def load_secrets(config: Config, *, create: bool = True) -> Secrets | None:
         for name in missing:
             stored[name] = _GENERATORS[name]()
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(stored, fh, indent=2)
+        write_private(path, json.dumps(stored, indent=2))
     for name, getter in _FROM_CONFIG.items():
         configured = getter(config)
         if configured is not None:

@@ -8,7 +8,6 @@ under the config's own environment names (`FRAUDCTL_KAFKA__PORT`, ...), which co
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -31,6 +30,8 @@ from fraudctl.errors import (
     UnavailableError,
     WaitTimeoutError,
 )
+from fraudctl.runtime import docker_engine_problem
+from fraudctl.secrets import fernet_key
 from fraudctl.runtime.base import ProgressCallback, ServiceStatus
 
 STACK_DIR = Path(__file__).resolve().parents[2] / "stack"  # the source checkout's stack/ folder
@@ -91,8 +92,7 @@ def settings_env(config: Config) -> dict[str, str]:
 
 def _generate(name: str) -> str:
     if name == "AIRFLOW_FERNET_KEY":
-        # What cryptography's Fernet.generate_key() returns, without importing it.
-        return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        return fernet_key()
     if name == "MINIO_ROOT_USER":
         return "fraudctl" + secrets.token_hex(8)
     if name in ("AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY"):
@@ -266,14 +266,9 @@ class ComposeRuntime:
                 f"{self.compose_file} not found: the compose runtime runs from a fraudctl source checkout",
                 hint=NATIVE_HINT,
             )
-        problem = None
-        try:
-            import docker
-
-            docker.from_env(timeout=10).ping()
+        problem = docker_engine_problem(timeout=10)
+        if problem is None:
             return
-        except Exception as exc:  # the SDK raises DockerException, requests' and OS errors alike
-            problem = str(exc)
         # The SDK ignores `docker context`; the CLI (which compose uses) honours it.
         if shutil.which("docker"):
             result = subprocess.run(

@@ -27,7 +27,7 @@ from fraudctl.errors import ServiceFailedError, UnavailableError
 from fraudctl.runtime import jvm
 from fraudctl.runtime.prereqs import Tools
 from fraudctl.runtime.supervisor import Program
-from fraudctl.secrets import Secrets
+from fraudctl.secrets import Secrets, write_private
 
 
 @dataclass
@@ -190,9 +190,7 @@ def _redis(ctx: NativeContext) -> NativeService:
             "appendonly no",
             f'requirepass "{ctx.secrets.redis_password}"',
         ]) + "\n"
-        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        write_private(conf, text)
 
     server = str(ctx.tools.redis_server) if ctx.tools else "redis-server"
     return NativeService(
@@ -440,9 +438,7 @@ def _airflow(ctx: NativeContext) -> list[NativeService]:
         home.mkdir(parents=True, exist_ok=True)
         (ctx.log_dir / "airflow").mkdir(parents=True, exist_ok=True)
         passwords = home / "passwords.json"
-        fd = os.open(passwords, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump({af.admin_user: ctx.secrets.airflow_admin_password}, fh)
+        write_private(passwords, json.dumps({af.admin_user: ctx.secrets.airflow_admin_password}))
         result = subprocess.run([exe, "db", "migrate"], env={**os.environ, **env}, capture_output=True, text=True)
         if result.returncode != 0:
             raise ServiceFailedError("`airflow db migrate` failed", detail=(result.stdout + result.stderr)[-3000:])

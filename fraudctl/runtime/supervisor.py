@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fraudctl.errors import ServiceFailedError
+from fraudctl.secrets import write_private
 
 # supervisor's process states
 RUNNING, STARTING, BACKOFF, STOPPING = "RUNNING", "STARTING", "BACKOFF", "STOPPING"
@@ -106,9 +107,7 @@ class Supervisor:
                 pairs = ",".join(f"{k}={_quote_value(v)}" for k, v in program.environment.items())
                 lines.append(f"environment={pairs}")
         text = "\n".join(lines) + "\n"
-        fd = os.open(self.conf_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds secrets
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        write_private(self.conf_path, text)  # program environments hold secrets
 
     # --- the daemon ----------------------------------------------------------------------------------------
     def rpc(self, timeout: float | None = None):
