@@ -25,6 +25,8 @@ ENV_NOT_FIELDS = {ENV_CONFIG_PATH, "FRAUDCTL_DEBUG"}
 
 Port = Annotated[int, Field(ge=1, le=65535, description="a TCP port, 1-65535")]
 Seconds = Annotated[float, Field(gt=0)]
+# A duration: a number and a unit d, h, m or s (none: days), e.g. 7d, 12h, 1.5h. fraudctl.replay parses it.
+DURATION_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*$"
 
 
 class Section(BaseModel):
@@ -175,7 +177,7 @@ class ReplayConfig(Section):
     time_format: Literal["auto", "iso", "epoch_s", "epoch_ms", "offset"] = "auto"
     start: str | None = None  # origin of `offset` times, ISO-8601 (UTC when no offset is given)
     # Event-time delay of label events after their transaction, e.g. 7d, 12h, 30m; null: model.label_delay_days.
-    label_delay: str | None = Field(default=None, pattern=r"^\s*\d+(\.\d+)?\s*[dhms]?\s*$")
+    label_delay: str | None = Field(default=None, pattern=DURATION_PATTERN)
     max_errors: int = Field(default=0, ge=0)  # rejected rows allowed before the exit code says BAD_INPUT (11)
     rejects_dir: Path | None = None  # where FILE.rejects.csv goes (relative: to the current folder); null: beside FILE
     # Producer tuning (idempotent, acks=all always).

@@ -90,6 +90,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from fraudctl import contracts as c
+from fraudctl.config import DURATION_PATTERN
 from fraudctl.errors import (
     BadInputError, ExitCode, FraudctlError, NotFoundError, ServiceFailedError, UnavailableError,
 )
@@ -116,7 +117,7 @@ MAX_ABS_MICROS = 253_402_300_799 * 1_000_000  # 9999-12-31T23:59:59Z
 US_PER_SECOND = 1_000_000
 
 _NUMBER_RE = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*$")
+_DURATION_RE = re.compile(DURATION_PATTERN)
 _DURATION_UNITS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1, "": 86_400}
 
 
