@@ -92,9 +92,8 @@ def main() -> int:
         print(f"\ndefault model (gradient_boosting) vs the best published: AP > {BEST_AP} on {ap_wins} of "
               f"{len(default)} simulated dataset(s), CP@100 > {BEST_CP} on {cp_wins} of {len(default)}")
     if args.json:
-        args.json.write_text(json.dumps({"protocol": {"train_start": str(TRAIN_START), "train_days": 7,
-                                                      "delay_days": 7, "test_days": 7},
-                                         "published": PUBLISHED, "results": results}, indent=2))
+        args.json.write_text(json.dumps({"protocol": SplitSpec(TRAIN_START).as_dict(), "published": PUBLISHED,
+                                         "results": results}, indent=2))
     return 0
 
 
