@@ -106,7 +106,9 @@ class AirflowConfig(Section):
     admin_password: SecretStr | None = None  # generated when empty
     parallelism: int = Field(default=4, ge=1)
     worker_concurrency: int = Field(default=2, ge=1)
-    worker_log_port: Port = 8793  # Celery worker's log server (started with --skip-serve-logs: unused natively)
+    # Log servers of the Celery worker and the triggerer. Airflow binds them to every interface, so the native
+    # runtime starts both with --skip-serve-logs (task logs are local files): unused natively.
+    worker_log_port: Port = 8793
     triggerer_log_port: Port = 8794
     api_workers: int = Field(default=1, ge=1, le=8)
     heartbeat_timeout: Seconds = 60.0  # a killed task is retried after this; Airflow's default 300 s is slow

@@ -457,7 +457,9 @@ def _airflow(ctx: NativeContext) -> list[NativeService]:
                   depends_on=["postgres", "redis"], prepare=migrate),
         component("airflow-scheduler", ["scheduler"], "scheduler"),
         component("airflow-dag-processor", ["dag-processor"], "dag_processor"),
-        component("airflow-triggerer", ["triggerer"], "triggerer", ports=[("0.0.0.0", af.triggerer_log_port)]),
+        # Airflow's serve-logs binds every interface (no host setting); task logs are local files here, so
+        # the triggerer, like the worker, serves none and every port of the stack stays on loopback.
+        component("airflow-triggerer", ["triggerer", "--skip-serve-logs"], "triggerer"),
         component("airflow-worker",
                   ["celery", "worker", "--skip-serve-logs", "--celery-hostname", f"{CELERY_WORKER_NAME}@%h",
                    "--concurrency", str(af.worker_concurrency)],

@@ -106,6 +106,35 @@ def test_status_json(stack_config_path):
     assert services["redis"]["detail"].startswith("PONG")
 
 
+def test_every_listening_socket_is_on_loopback(stack_config_path, stack_config):
+    """No process of the stack (supervisord, services, their children) listens beyond 127.0.0.0/8 or ::1."""
+    import ipaddress
+
+    import psutil
+
+    def loopback(ip: str) -> bool:
+        address = ipaddress.ip_address(ip.split("%")[0])
+        mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+        return (mapped or address).is_loopback
+
+    listening: dict[tuple[str, int], str] = {}
+    for pid in stack_pids(stack_config_path, stack_config.state_dir):
+        try:
+            proc = psutil.Process(pid)
+            sockets = proc.net_connections(kind="tcp")
+            who = f"{pid} {' '.join(proc.cmdline())[:100]}"
+        except psutil.Error:  # ended meanwhile
+            continue
+        listening.update({(s.laddr.ip, s.laddr.port): who for s in sockets if s.status == psutil.CONN_LISTEN})
+    exposed = {f"{ip}:{port}": who for (ip, port), who in listening.items() if not loopback(ip)}
+    assert not exposed, f"listening beyond loopback: {exposed}"
+    # The sockets were really seen: every service's own port is among them.
+    config = stack_config
+    ports = {config.postgres.port, config.redis.port, config.kafka.port, config.kafka.controller_port,
+             config.mlflow.port, config.airflow.port, config.flower.port}
+    assert ports <= {port for _, port in listening}, f"missing: {ports - {port for _, port in listening}}"
+
+
 def test_second_up_starts_nothing_twice(stack_config_path):
     before = {s["name"]: s["pid"] for s in json.loads(run_fraudctl("-c", str(stack_config_path), "status", "-o", "json").stdout)["services"]}
     result = run_fraudctl("-c", str(stack_config_path), "up", "-o", "json")
