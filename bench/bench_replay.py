@@ -191,7 +191,7 @@ def _pre_encode(data: Path, out: Path) -> int:
 
 def _end_offset(config, topic: str) -> int:
     """Sum of the topic's partition end offsets."""
-    from fraudctl.kafka import end_offsets
+    from tests.support import end_offsets
 
     return sum(end_offsets(config.kafka, topic).values())
 
@@ -205,7 +205,7 @@ def _kcat_version() -> str:
 
 
 def _write_config(folder: Path) -> Path:
-    from fraudctl.config import write_shifted_config
+    from tests.support import write_shifted_config
 
     return write_shifted_config(folder, BENCH_PORT_OFFSET, runtime={"stop_timeout": 20})
 

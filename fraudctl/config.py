@@ -248,32 +248,6 @@ def find_config_file(explicit: Path | None, env: Mapping[str, str], cwd: Path) -
     return default if default.is_file() else None
 
 
-def default_ports() -> dict[str, dict[str, int]]:
-    """Every listening port of the default config, by section: {"kafka": {"port": 9092, ...}, ...}."""
-    defaults = Config()
-    ports = {}
-    for name in type(defaults).model_fields:
-        section = getattr(defaults, name)
-        fields = getattr(type(section), "model_fields", {})
-        found = {key: getattr(section, key) for key in fields if key == "port" or key.endswith("_port")}
-        if found:
-            ports[name] = found
-    return ports
-
-
-def write_shifted_config(folder: Path, offset: int, **sections: Mapping[str, Any]) -> Path:
-    """folder/fraudctl.yaml for a second native stack: every port moved by `offset`, state in folder/.fraudctl,
-    then `sections` merged over it (e.g. runtime={"stop_timeout": 20}). Tests and benchmarks use it."""
-    data: dict[str, dict[str, Any]] = {name: {key: port + offset for key, port in ports.items()}
-                                       for name, ports in default_ports().items()}
-    data["runtime"] = {"kind": "native", "state_dir": str(folder / ".fraudctl")}
-    for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
-    path = folder / "fraudctl.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
 def load_config(
     path: Path | None = None,
     *,

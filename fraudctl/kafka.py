@@ -28,18 +28,6 @@ def show_client_logs() -> None:
     LIBRDKAFKA_LOG.propagate = True
 
 
-def end_offsets(kafka: KafkaConfig, topic: str, timeout: float = 10.0) -> dict[int, int]:
-    """Partition -> end offset (the next offset to be written) of `topic`."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer(client_config(kafka, **{"group.id": "fraudctl-offsets", "enable.auto.commit": False}))
-    try:
-        partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1] for p in partitions}
-    finally:
-        consumer.close()
-
-
 def probe(kafka: KafkaConfig, timeout: float = 3.0) -> str:
     """Fetch cluster metadata; returns a one-line description or raises UnavailableError."""
     from confluent_kafka.admin import AdminClient

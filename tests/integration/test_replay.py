@@ -22,9 +22,9 @@ import pytest
 from fraudctl import contracts as c
 from fraudctl.errors import ExitCode
 from fraudctl.generator import generate_transactions, write_transactions
-from fraudctl.kafka import end_offsets
 from tests.conftest import FRAUDCTL, REPO, run_fraudctl
 from tests.integration.conftest import write_config
+from tests.support import end_offsets
 
 
 @dataclass

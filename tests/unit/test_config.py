@@ -4,6 +4,7 @@ import pytest
 
 from fraudctl.config import load_config
 from fraudctl.errors import ConfigError, ExitCode
+from tests.support import config_ports, write_shifted_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -99,3 +100,14 @@ def test_repository_default_config_is_valid():
     repo_config = Path(__file__).resolve().parents[2] / "fraudctl.yaml"
     config = load_config(repo_config, env={})
     assert config.source == repo_config
+
+
+def test_shifted_config_moves_every_port_and_keeps_state_apart(tmp_path):
+    path = write_shifted_config(tmp_path, 100, redis={"port": 7000}, runtime={"stop_timeout": 20})
+    config = load_config(path, env={})
+    assert (config.runtime.kind, config.state_dir, config.runtime.stop_timeout) == ("native", tmp_path / ".fraudctl", 20)
+    defaults = config_ports()
+    assert "kafka" in defaults and "controller_port" in defaults["kafka"]
+    shifted = {name: {key: port + 100 for key, port in ports.items()} for name, ports in defaults.items()}
+    shifted["redis"] = {"port": 7000}
+    assert config_ports(config) == shifted

@@ -1,0 +1,53 @@
+"""Helpers for tests and benchmarks, kept out of the shipped package: a second native stack's config on
+shifted ports, and Kafka end offsets to count what a run delivered.
+
+Benchmarks import it as `tests.support` after putting the repository root on sys.path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from fraudctl.config import Config, KafkaConfig
+from fraudctl.kafka import client_config
+
+
+def config_ports(config: Config | None = None) -> dict[str, dict[str, int]]:
+    """Every port of `config` (default: the defaults), by section: {"kafka": {"port": 9092, ...}, ...}."""
+    config = Config() if config is None else config
+    ports = {}
+    for name in type(config).model_fields:
+        section = getattr(config, name)
+        fields = getattr(type(section), "model_fields", {})
+        found = {key: getattr(section, key) for key in fields if key == "port" or key.endswith("_port")}
+        if found:
+            ports[name] = found
+    return ports
+
+
+def write_shifted_config(folder: Path, offset: int, **sections: Mapping[str, Any]) -> Path:
+    """folder/fraudctl.yaml for a second native stack: every port moved by `offset`, state in folder/.fraudctl,
+    then `sections` merged over it (e.g. runtime={"stop_timeout": 20})."""
+    data: dict[str, dict[str, Any]] = {name: {key: port + offset for key, port in ports.items()}
+                                       for name, ports in config_ports().items()}
+    data["runtime"] = {"kind": "native", "state_dir": str(folder / ".fraudctl")}
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    path = folder / "fraudctl.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def end_offsets(kafka: KafkaConfig, topic: str, timeout: float = 10.0) -> dict[int, int]:
+    """Partition -> end offset (the next offset to be written) of `topic`."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(client_config(kafka, **{"group.id": "fraudctl-offsets", "enable.auto.commit": False}))
+    try:
+        partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1] for p in partitions}
+    finally:
+        consumer.close()
