@@ -1,8 +1,12 @@
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from pydantic import BaseModel
 
-from fraudctl.config import load_config
+from fraudctl.config import Config, load_config
 from fraudctl.errors import ConfigError, ExitCode
 from tests.support import config_ports, write_shifted_config
 
@@ -96,10 +100,62 @@ def test_secrets_are_masked(tmp_path):
     assert "hunter2" not in repr(masked)
 
 
+REPO = Path(__file__).resolve().parents[2]
+REPO_CONFIG = REPO / "fraudctl.yaml"
+
+
 def test_repository_default_config_is_valid():
-    repo_config = Path(__file__).resolve().parents[2] / "fraudctl.yaml"
-    config = load_config(repo_config, env={})
-    assert config.source == repo_config
+    config = load_config(REPO_CONFIG, env={})
+    assert config.source == REPO_CONFIG
+
+
+def config_leaves(model: BaseModel, prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> value of every field, descending into sections (a dict-valued field is one key)."""
+    found: dict[str, Any] = {}
+    for name, info in type(model).model_fields.items():
+        if info.exclude:  # Config.source: where the values came from, not a key
+            continue
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            found.update(config_leaves(value, f"{prefix}{name}."))
+        else:
+            found[prefix + name] = value
+    return found
+
+
+def file_keys(data: dict[str, Any], model: type[BaseModel], prefix: str = "") -> set[str]:
+    """Dotted keys written in a config file, descending where the model has a section."""
+    keys = set()
+    for name, value in data.items():
+        info = model.model_fields.get(name)
+        section = info.annotation if info else None
+        if isinstance(value, dict) and isinstance(section, type) and issubclass(section, BaseModel):
+            keys |= file_keys(value, section, f"{prefix}{name}.")
+        else:
+            keys.add(prefix + name)
+    return keys
+
+
+def test_repository_config_lists_every_key_with_its_default():
+    """fraudctl.yaml claims to show every key with its default: it must follow Config both ways."""
+    data = yaml.safe_load(REPO_CONFIG.read_text())
+    defaults = config_leaves(Config())
+    written = file_keys(data, Config)
+    missing, unknown = sorted(set(defaults) - written), sorted(written - set(defaults))
+    assert not missing, f"keys of Config missing from fraudctl.yaml: {missing}"
+    assert not unknown, f"keys in fraudctl.yaml that Config does not have: {unknown}"
+    shown = config_leaves(Config.model_validate(data))
+    differ = {key: (shown[key], value) for key, value in defaults.items() if shown[key] != value}
+    assert not differ, f"fraudctl.yaml shows values other than the defaults (shown, default): {differ}"
+
+
+def test_config_keys_named_in_the_readme_exist():
+    defaults = config_leaves(Config())
+    sections = set(Config.model_fields)
+    named = {m.group(1) for m in re.finditer(r"`([a-z_]+(?:\.[a-z_]+)+)", (REPO / "README.md").read_text())
+             if m.group(1).split(".")[0] in sections}
+    unknown = sorted(key for key in named if not any(k == key or k.startswith(key + ".") for k in defaults))
+    assert named and not unknown, f"README names config keys Config does not have: {unknown}"
 
 
 def test_shifted_config_moves_every_port_and_keeps_state_apart(tmp_path):
