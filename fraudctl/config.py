@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Mapping
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from fraudctl.choices import RuntimeKind
 from fraudctl.errors import ConfigError
 
 ENV_PREFIX = "FRAUDCTL_"
@@ -34,7 +35,7 @@ class Section(BaseModel):
 
 
 class RuntimeConfig(Section):
-    kind: Literal["auto", "native", "compose"] = "auto"  # auto: compose if a Docker engine answers, else native
+    kind: RuntimeKind = "auto"  # auto: compose if a Docker engine answers, else native (fraudctl.choices)
     state_dir: Path = Path(".fraudctl")  # relative paths are taken from the config file's folder
     start_timeout: Seconds = 240.0  # `up` gives up on a service that is not healthy by then
     stop_timeout: Seconds = 30.0  # graceful stop (SIGTERM) per service before SIGKILL

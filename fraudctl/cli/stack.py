@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import enum
 import sys
 import time
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from fraudctl.choices import RUNTIME_KINDS
 from fraudctl.cli.common import OutputFormat, OutputOption, print_json, state, stderr_console, stdout_console
 
 if TYPE_CHECKING:
     from fraudctl.runtime.base import ServiceStatus
 
+# The choices are fraudctl.choices.RUNTIME_KINDS, the values config key runtime.kind accepts.
+RuntimeChoice = enum.Enum("RuntimeChoice", [(kind, kind) for kind in RUNTIME_KINDS], type=str)
 RuntimeOption = Annotated[
-    Optional[str],
-    typer.Option("--runtime", "-r", help="native | compose | auto (default from config: runtime.kind)."),
+    Optional[RuntimeChoice],
+    typer.Option("--runtime", "-r", help="Which runtime runs the stack (default from config: runtime.kind)."),
 ]
 
 

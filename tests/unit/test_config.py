@@ -1,6 +1,6 @@
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
@@ -167,3 +167,16 @@ def test_shifted_config_moves_every_port_and_keeps_state_apart(tmp_path):
     shifted = {name: {key: port + 100 for key, port in ports.items()} for name, ports in defaults.items()}
     shifted["redis"] = {"port": 7000}
     assert config_ports(config) == shifted
+
+
+@pytest.mark.parametrize("command", ["up", "down", "status", "logs"])
+def test_runtime_flag_offers_exactly_the_config_choices(command, capfd):
+    """--runtime is checked against runtime.kind's values before any config is read."""
+    from fraudctl.choices import RUNTIME_KINDS
+    from fraudctl.cli import run
+    from fraudctl.config import RuntimeConfig
+
+    assert RUNTIME_KINDS == ("auto", "native", "compose") == get_args(RuntimeConfig.model_fields["kind"].annotation)
+    assert run([command, "--runtime", "kubernetes"]) == ExitCode.USAGE
+    error = capfd.readouterr().err
+    assert all(repr(kind) in error for kind in RUNTIME_KINDS), error
