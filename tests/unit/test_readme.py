@@ -1,0 +1,30 @@
+"""The README's claims about the tree hold."""
+
+import re
+import subprocess
+
+from tests.conftest import REPO
+
+
+def layout_entries() -> set[str]:
+    """The top-level names the README's layout section lists (`dags/`, `fraudctl.yaml`, ...)."""
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"^## Layout\n+```\n(.*?)^```", readme, re.M | re.S)
+    assert block, "README has no layout block"
+    # A line names one or more entries, then two or more spaces, then what they hold.
+    return {name for line in block.group(1).splitlines() if line and not line[0].isspace()
+            for name in re.split(r"\s{2,}", line)[0].split()}
+
+
+def holds_files(path) -> bool:
+    return path.is_file() or any(p.is_file() and "__pycache__" not in p.parts for p in path.rglob("*"))
+
+
+def test_readme_layout_matches_the_tree():
+    listed = layout_entries()
+    missing = sorted(name for name in listed if not holds_files(REPO / name))
+    assert not missing, f"the README's layout lists what the tree does not have: {missing}"
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    folders = {path.split("/")[0] + "/" for path in tracked.splitlines() if "/" in path and not path.startswith(".")}
+    unlisted = sorted(folders - listed)
+    assert not unlisted, f"folders of the tree the README's layout does not list: {unlisted}"
