@@ -178,12 +178,11 @@ def _generate(path: Path, rows: int) -> None:
 
 def _pre_encode(data: Path, out: Path) -> int:
     """The exact events `fraudctl replay --no-labels` sends, as kcat's key<TAB>value lines."""
-    from fraudctl.replay import ReplayOptions, _Sequencer, iter_outgoing, plan
+    from fraudctl.replay import ReplayOptions, encoded_events
 
-    the_plan = plan(ReplayOptions(path=data, labels=False))
     count = 0
     with open(out, "w") as sink:
-        for _, outgoing in iter_outgoing(the_plan, _Sequencer(None, None)):
+        for outgoing in encoded_events(ReplayOptions(path=data, labels=False)):
             sink.writelines(f"{k}\t{v}\n" for k, v in zip(outgoing.keys, outgoing.values))
             count += len(outgoing.values)
     return count

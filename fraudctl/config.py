@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from fraudctl.choices import RuntimeKind
 from fraudctl.errors import ConfigError
+from fraudctl.layout import PresetName, TimeFormatName
 
 ENV_PREFIX = "FRAUDCTL_"
 ENV_NESTING = "__"
@@ -26,7 +27,7 @@ ENV_NOT_FIELDS = {ENV_CONFIG_PATH, "FRAUDCTL_DEBUG"}
 
 Port = Annotated[int, Field(ge=1, le=65535, description="a TCP port, 1-65535")]
 Seconds = Annotated[float, Field(gt=0)]
-# A duration: a number and a unit d, h, m or s (none: days), e.g. 7d, 12h, 1.5h. fraudctl.replay parses it.
+# A duration: a number and a unit d, h, m or s (none: days), e.g. 7d, 12h, 1.5h. fraudctl.replay.options parses it.
 DURATION_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*$"
 
 
@@ -169,16 +170,22 @@ class ModelConfig(Section):
     random_state: int = 0  # seeds the estimators, so a retrain on the same data gives the same model
 
 
-class ReplayConfig(Section):
-    """`fraudctl replay` (issue 4): how a CSV or parquet file is read and produced to Kafka."""
+class LayoutConfig(Section):
+    """How an input file's columns become transactions (fraudctl.layout), for `replay` and `train --data`
+    alike; --preset, --map, --time-format and --start override these."""
 
     # Column layout: auto (recognised from the header), generator, ulb (Time,V1..V28,Amount,Class) or
     # sparkov (trans_date_trans_time,cc_num,merchant,amt,is_fraud); see `fraudctl replay --help`.
-    preset: Literal["auto", "generator", "ulb", "sparkov"] = "auto"
+    preset: PresetName = "auto"
     # Source column -> contract field, applied over the preset (like --map SOURCE=FIELD); "" ignores a column.
     columns: dict[str, str] = Field(default_factory=dict)
-    time_format: Literal["auto", "iso", "epoch_s", "epoch_ms", "offset"] = "auto"
+    time_format: TimeFormatName = "auto"
     start: str | None = None  # origin of `offset` times, ISO-8601 (UTC when no offset is given)
+
+
+class ReplayConfig(Section):
+    """`fraudctl replay` (issue 4): how a file is produced to Kafka (its columns: the layout section)."""
+
     # Event-time delay of label events after their transaction, e.g. 7d, 12h, 30m; null: model.label_delay_days.
     label_delay: str | None = Field(default=None, pattern=DURATION_PATTERN)
     max_errors: int = Field(default=0, ge=0)  # rejected rows allowed before the exit code says BAD_INPUT (11)
@@ -210,6 +217,7 @@ class Config(Section):
     spark: SparkConfig = SparkConfig()
     scorer: ScorerConfig = ScorerConfig()
     model: ModelConfig = ModelConfig()
+    layout: LayoutConfig = LayoutConfig()
     replay: ReplayConfig = ReplayConfig()
 
     # Where the values came from; not part of the schema.

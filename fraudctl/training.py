@@ -27,7 +27,7 @@ import hashlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,7 @@ import pandas as pd
 from fraudctl.contracts import AMOUNT, CUSTOMER_ID, IS_FRAUD, TRANSACTION_ID, TX_DATETIME
 from fraudctl.errors import BadInputError, NotFoundError, UnavailableError
 from fraudctl.features import DEFAULT_SPEC, REQUIRED_COLUMNS, FeatureSpec, compute_features, validate_transactions
+from fraudctl.layout import ColumnMapping, InputLayout, resolve_format
 
 if TYPE_CHECKING:
     from fraudctl.config import ModelConfig, StorageConfig
@@ -451,25 +452,6 @@ class LoadedData:
         }
 
 
-@dataclass(frozen=True)
-class InputLayout:
-    """How a source's columns become contract fields: the same presets, `--map SOURCE=FIELD` items and
-    time formats as `fraudctl replay` (fraudctl.replay.resolve_mapping), so one file reads the same way
-    in both commands."""
-
-    preset: str = "auto"
-    columns: Mapping[str, str] = field(default_factory=dict)  # source column -> field ("" ignores it)
-    time_format: str = "auto"
-    start: str | None = None  # origin of `offset` times
-
-    @classmethod
-    def from_flags(cls, preset: str | None = None, items: list[str] | tuple[str, ...] | None = None,
-                   time_format: str | None = None, start: str | None = None) -> "InputLayout":
-        from fraudctl.replay import parse_map_items
-
-        return cls(preset or "auto", parse_map_items(items), time_format or "auto", start)
-
-
 def load_transactions(source: str | Path, *, layout: InputLayout | None = None,
                       storage: "StorageConfig | None" = None, since: dt.date | None = None,
                       until: dt.date | None = None) -> LoadedData:
@@ -484,8 +466,6 @@ def load_transactions(source: str | Path, *, layout: InputLayout | None = None,
         frame, mapping, fingerprint, files = _read_lake(text, layout, storage, since, until)
         kind = "lake"
     else:
-        from fraudctl.replay import resolve_format
-
         path = Path(text)
         if not path.exists():
             raise NotFoundError(f"data not found: {path}")
@@ -506,12 +486,9 @@ def load_transactions(source: str | Path, *, layout: InputLayout | None = None,
     return LoadedData(frame.reset_index(drop=True), text, kind, fingerprint, files)
 
 
-def _resolve(header: list[str], layout: InputLayout, source: str):
-    from fraudctl.replay import resolve_mapping
-
+def _resolve(header: list[str], layout: InputLayout, source: str) -> ColumnMapping:
     try:
-        mapping = resolve_mapping(header, preset=layout.preset, columns=layout.columns,
-                                  time_format=layout.time_format, start=layout.start)
+        mapping = layout.resolve(header)
     except BadInputError as exc:
         raise BadInputError(f"{source}: {exc.message}", hint=exc.hint) from None
     if not mapping.has_labels:
@@ -529,8 +506,12 @@ def _read_file(path: Path, kind: str) -> pd.DataFrame:
         raise BadInputError(f"{path}: cannot read as {kind}: {exc}") from None
 
 
-def _to_contract(frame: pd.DataFrame, mapping, source: str) -> pd.DataFrame:
-    """The contract's columns from the mapped source columns; errors name the file and the column."""
+def _to_contract(frame: pd.DataFrame, mapping: ColumnMapping, source: str) -> pd.DataFrame:
+    """The contract's columns from the mapped source columns; errors name the file and the column.
+
+    Values are parsed by replay's parsers (fraudctl.replay.parse), so a file means the same in both."""
+    from fraudctl.replay.parse import as_label, as_number
+
     out = pd.DataFrame(index=frame.index)
     for name, column in mapping.fields.items():
         out[name] = frame[column]
@@ -540,49 +521,49 @@ def _to_contract(frame: pd.DataFrame, mapping, source: str) -> pd.DataFrame:
         out[name] = out[copied]
     out = out[list(REQUIRED_COLUMNS)]
     out[TX_DATETIME] = _parse_times(out[TX_DATETIME], mapping, source)
-    for name in (AMOUNT, IS_FRAUD):
+    for name, parse, what in ((AMOUNT, as_number, "numeric"), (IS_FRAUD, as_label, "a 0/1 label")):
         if not pd.api.types.is_numeric_dtype(out[name]):
-            converted = pd.to_numeric(out[name], errors="coerce")
-            bad = converted.isna() & out[name].notna()
-            if bad.any():
-                raise BadInputError(f"{source}: column {mapping.fields[name]!r} ({name}) is not numeric, e.g. "
-                                    f"{out[name][bad].iloc[0]!r} in row {int(np.flatnonzero(bad)[0])}")
-            out[name] = converted
+            values, missing, bad = parse(_as_arrow(out[name]))
+            _refuse_bad(out[name], bad, f"{source}: column {mapping.fields[name]!r} ({name}) is not {what}")
+            out[name] = np.where(missing, np.nan, values.astype("float64"))
     return validate_transactions(out, source=source)
 
 
-def _parse_times(values: pd.Series, mapping, source: str) -> pd.Series:
-    """tx_datetime as naive UTC, by the mapping's time format (the same names and rules as replay)."""
-    from fraudctl.replay import EPOCH_MS_THRESHOLD
-
-    column = mapping.fields.get(TX_DATETIME, TX_DATETIME)
-    mode = mapping.time_format
+def _parse_times(values: pd.Series, mapping: ColumnMapping, source: str) -> pd.Series:
+    """tx_datetime as naive UTC, by the mapping's time format (replay's parser, fraudctl.replay.parse)."""
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
-    else:
-        numeric = pd.api.types.is_numeric_dtype(values)
-        if mode == "auto":
-            if not numeric:
-                mode = "iso"
-            elif mapping.start_us is not None:
-                mode = "offset"
-            else:
-                mode = "epoch_ms" if values.abs().max() >= EPOCH_MS_THRESHOLD else "epoch_s"
-        if mode == "iso":
-            parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
-        else:
-            seconds = pd.to_numeric(values, errors="coerce")
-            if mode == "epoch_ms":
-                seconds = seconds / 1000
-            base = pd.Timestamp(mapping.start_us, unit="us") if mode == "offset" else pd.Timestamp(0)
-            parsed = base + pd.to_timedelta(seconds, unit="s")
-        bad = parsed.isna() & values.notna()
-        if bad.any():
-            raise BadInputError(f"{source}: column {column!r} ({TX_DATETIME}) is not a {mode} time, e.g. "
-                                f"{values[bad].iloc[0]!r} in row {int(np.flatnonzero(bad)[0])}")
-    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    return parsed.astype("datetime64[ns]")
+        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+        return parsed.astype("datetime64[ns]")
+    from fraudctl.replay.parse import as_time_us, time_mode
+
+    column = _as_arrow(values)
+    mode = time_mode(column, mapping.time_format, mapping.start_us)
+    us, missing, bad = as_time_us(column, mode, mapping.start_us)
+    _refuse_bad(values, bad, f"{source}: column {mapping.fields.get(TX_DATETIME, TX_DATETIME)!r} ({TX_DATETIME}) "
+                             f"is not a {mode} time")
+    times = us.astype("datetime64[us]").astype("datetime64[ns]")
+    times[missing] = np.datetime64("NaT")
+    return pd.Series(times, index=values.index)
+
+
+def _as_arrow(values: pd.Series):
+    """A pandas column as an Arrow array for the parsers: numbers stay numbers, anything else is text."""
+    import pyarrow as pa
+
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return pa.array(values, from_pandas=True)
+    try:
+        return pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python types: their text
+        return pa.array([None if pd.isna(v) else str(v) for v in values], type=pa.string())
+
+
+def _refuse_bad(values: pd.Series, bad: np.ndarray, message: str) -> None:
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise BadInputError(f"{message}, e.g. {values.iloc[row]!r} in row {row}")
 
 
 def _sha256(path: Path) -> str:

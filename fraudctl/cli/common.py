@@ -11,13 +11,16 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 
+from fraudctl.layout import FILE_FORMATS, PRESET_NAMES, TIME_FORMATS
+
 if TYPE_CHECKING:
     from fraudctl.config import Config
+    from fraudctl.layout import InputLayout
 
 
 class OutputFormat(str, enum.Enum):
@@ -25,29 +28,32 @@ class OutputFormat(str, enum.Enum):
     json = "json"
 
 
-class FileFormat(str, enum.Enum):
-    csv = "csv"
-    parquet = "parquet"
+# Input layouts (fraudctl.layout), shared by `replay` and `train`: the same tuples type the config.
+FileFormat = enum.Enum("FileFormat", [(name, name) for name in FILE_FORMATS], type=str)
+PresetName = enum.Enum("PresetName", [(name, name) for name in PRESET_NAMES], type=str)
+TimeFormat = enum.Enum("TimeFormat", [(name, name) for name in TIME_FORMATS], type=str)
 
 
-class PresetName(str, enum.Enum):
-    """Column layouts of input files (fraudctl.replay.PRESETS), shared by `replay` and `train`."""
-
-    auto = "auto"
-    generator = "generator"
-    ulb = "ulb"
-    sparkov = "sparkov"
-
-
-class TimeFormat(str, enum.Enum):
-    """How tx_datetime is written in an input file."""
-
-    auto = "auto"
-    iso = "iso"
-    epoch_s = "epoch_s"
-    epoch_ms = "epoch_ms"
-    offset = "offset"
-
+# The layout options of every command that reads an input file (`replay`, `train --data`); the config's
+# layout section gives their defaults.
+PresetOption = Annotated[Optional[PresetName], typer.Option(
+    "--preset", case_sensitive=False,
+    help="Column layout: generator (fraudctl generate), ulb (Time,V1..V28,Amount,Class), sparkov "
+         "(trans_date_trans_time,cc_num,merchant,amt,is_fraud), or auto: recognised from the header. "
+         "[default: layout.preset, auto]", show_default=False)]
+MapOption = Annotated[Optional[list[str]], typer.Option(
+    "--map", "-m", metavar="SOURCE=FIELD",
+    help="Map a source column to a field (transaction_id, tx_datetime, customer_id, terminal_id, amount, "
+         "is_fraud), over the preset and layout.columns; SOURCE= ignores a column. Repeatable, e.g. "
+         "--map TX_FRAUD=is_fraud.")]
+TimeFormatOption = Annotated[Optional[TimeFormat], typer.Option(
+    "--time-format", case_sensitive=False,
+    help="How tx_datetime is written: iso, epoch_s, epoch_ms, offset (seconds after --start), or auto. "
+         "[default: layout.time_format, else the preset's, else auto]", show_default=False)]
+StartOption = Annotated[Optional[str], typer.Option(
+    "--start", metavar="DATETIME",
+    help="Origin of offset times, ISO-8601 (UTC when no offset), e.g. 2013-09-01T00:00:00Z. "
+         "[default: layout.start, else the preset's]", show_default=False)]
 
 OutputOption = Annotated[
     OutputFormat,
@@ -97,6 +103,25 @@ def stderr_console() -> Console:
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+def layout_overrides(preset: Any, time_format: Any, start: str | None) -> dict[str, Any]:
+    """--preset, --time-format and --start as overrides of the config's layout section."""
+    return {"layout.preset": preset.value if preset else None,
+            "layout.time_format": time_format.value if time_format else None, "layout.start": start}
+
+
+def input_layout(config: "Config", column_map: list[str] | None) -> "InputLayout":
+    """The layout of an input file: the config's layout section, --map items over its columns. A malformed
+    --map item is a usage mistake (exit 2), not bad data."""
+    from fraudctl.errors import BadInputError
+    from fraudctl.layout import InputLayout
+
+    try:
+        return InputLayout.from_settings(config.layout, column_map)
+    except BadInputError as exc:
+        raise typer.BadParameter(f"{exc.message}" + (f"; {exc.hint}" if exc.hint else ""),
+                                 param_hint="'--map'") from None
 
 
 def format_number(value: Any) -> str:

@@ -12,8 +12,8 @@ from typing import Annotated, Iterator, Optional
 import typer
 
 from fraudctl.cli.common import (
-    FileFormat, OutputFormat, OutputOption, PresetName, TimeFormat, print_json, state, stderr_console,
-    stdout_console,
+    FileFormat, MapOption, OutputFormat, OutputOption, PresetOption, StartOption, TimeFormatOption, input_layout,
+    layout_overrides, print_json, state, stderr_console, stdout_console,
 )
 
 
@@ -21,22 +21,10 @@ def replay(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="CSV (optionally .csv.gz) or parquet file to replay.",
                                          dir_okay=True, show_default=False)],
-    preset: Annotated[Optional[PresetName], typer.Option(
-        "--preset", case_sensitive=False,
-        help="Column layout: generator (fraudctl generate), ulb (Time,V1..V28,Amount,Class), sparkov "
-             "(trans_date_trans_time,cc_num,merchant,amt,is_fraud), or auto: recognised from the header. "
-             "[default: replay.preset, auto]", show_default=False)] = None,
-    column_map: Annotated[Optional[list[str]], typer.Option(
-        "--map", "-m", metavar="SOURCE=FIELD",
-        help="Map a source column to a field (transaction_id, tx_datetime, customer_id, terminal_id, amount, "
-             "is_fraud), over the preset; SOURCE= ignores a column. Repeatable.")] = None,
-    time_format: Annotated[Optional[TimeFormat], typer.Option(
-        "--time-format", case_sensitive=False,
-        help="How tx_datetime is written: iso, epoch_s, epoch_ms, offset (seconds after --start), or auto. "
-             "[default: the preset's, else auto]", show_default=False)] = None,
-    start: Annotated[Optional[str], typer.Option(
-        "--start", metavar="DATETIME",
-        help="Origin of offset times, ISO-8601 (UTC when no offset), e.g. 2013-09-01T00:00:00Z.")] = None,
+    preset: PresetOption = None,
+    column_map: MapOption = None,
+    time_format: TimeFormatOption = None,
+    start: StartOption = None,
     labels: Annotated[bool, typer.Option(
         "--labels/--no-labels", help="Send label events to the labels topic when the file has a label column.")
     ] = True,
@@ -72,24 +60,16 @@ def replay(
     """
     import datetime as dt
 
-    from fraudctl.errors import BadInputError
-    from fraudctl.replay import ReplayInterrupted, ReplayOptions, parse_duration, parse_map_items, \
-        raise_for_outcome, replay as run_replay
+    from fraudctl.replay import ReplayInterrupted, ReplayOptions, parse_duration, raise_for_outcome, \
+        replay as run_replay
 
     if rate is not None and speedup is not None:
         raise typer.BadParameter("give --rate or --speedup, not both", param_hint="'--rate' / '--speedup'")
-    try:
-        extra_columns = parse_map_items(column_map)
-    except BadInputError as exc:  # a usage mistake (exit 2), not bad data
-        raise typer.BadParameter(f"{exc.message}" + (f"; {exc.hint}" if exc.hint else ""),
-                                 param_hint="'--map'") from None
-    config = state(ctx).config(**{
-        "replay.preset": preset.value if preset else None,
-        "replay.time_format": time_format.value if time_format else None,
-        "replay.start": start,
+    config = state(ctx).config(**layout_overrides(preset, time_format, start), **{
         "replay.label_delay": label_delay,
         "replay.max_errors": max_errors,
     })
+    layout = input_layout(config, column_map)
     settings = config.replay
     if settings.label_delay is not None:
         delay = parse_duration(settings.label_delay)
@@ -99,10 +79,9 @@ def replay(
     if rejects_path is None and settings.rejects_dir is not None:
         rejects_path = settings.rejects_dir / (file.name + ".rejects.csv")
     options = ReplayOptions(
-        path=file, file_format=file_format.value if file_format else None, preset=settings.preset,
-        columns={**settings.columns, **extra_columns}, time_format=settings.time_format, start=settings.start,
-        labels=labels, label_delay=delay, rate=rate, speedup=speedup, limit=limit, skip=skip,
-        max_errors=settings.max_errors, rejects_path=rejects_path,
+        path=file, file_format=file_format.value if file_format else None, layout=layout, labels=labels,
+        label_delay=delay, rate=rate, speedup=speedup, limit=limit, skip=skip, max_errors=settings.max_errors,
+        rejects_path=rejects_path,
     )
 
     interrupt = threading.Event()

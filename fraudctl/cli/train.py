@@ -9,8 +9,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from fraudctl.cli.common import (
-    OutputFormat, OutputOption, PresetName, TimeFormat, format_number, print_json, print_warnings, state,
-    stderr_console, stdout_console,
+    MapOption, OutputFormat, OutputOption, PresetOption, StartOption, TimeFormatOption, format_number, input_layout,
+    layout_overrides, print_json, print_warnings, state, stderr_console, stdout_console,
 )
 
 
@@ -29,18 +29,10 @@ def train(
     data: Annotated[str, typer.Option(
         "--data", "-d", help="Labelled transactions: a .csv/.parquet file, or a lake directory of day-partitioned "
                              "parquet (local path or s3://bucket/prefix, S3 settings from the storage section).")],
-    preset: Annotated[Optional[PresetName], typer.Option(
-        "--preset", case_sensitive=False, help="Column layout, as for `fraudctl replay`: generator, ulb, sparkov, or auto "
-                         "(recognised from the header).")] = None,
-    column_map: Annotated[Optional[list[str]], typer.Option(
-        "--map", "-m", metavar="SOURCE=FIELD",
-        help="Map a source column to a field (transaction_id, tx_datetime, customer_id, terminal_id, amount, "
-             "is_fraud), as for `fraudctl replay`; repeat, e.g. --map TX_FRAUD=is_fraud.")] = None,
-    time_format: Annotated[Optional[TimeFormat], typer.Option(
-        "--time-format", case_sensitive=False, help="How tx_datetime is written: iso, epoch_s, epoch_ms, offset (seconds after "
-                              "--start), or auto.")] = None,
-    start: Annotated[Optional[str], typer.Option(
-        "--start", metavar="DATETIME", help="Origin of offset times, ISO-8601, e.g. 2013-09-01T00:00:00Z.")] = None,
+    preset: PresetOption = None,
+    column_map: MapOption = None,
+    time_format: TimeFormatOption = None,
+    start: StartOption = None,
     train_start: Annotated[Optional[dt.datetime], typer.Option(
         "--train-start", formats=["%Y-%m-%d"],
         help="First training day (UTC). Default: the latest window that ends with the data.")] = None,
@@ -65,15 +57,14 @@ def train(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Train a fraud model on a time-ordered split and register it as @challenger."""
-    config = state(ctx).config(**{
+    config = state(ctx).config(**layout_overrides(preset, time_format, start), **{
         "model.train_days": train_days, "model.label_delay_days": delay_days, "model.test_days": test_days,
         "model.validation_days": validation_days, "model.estimator": estimator.value if estimator else None,
         "model.alert_budget_per_day": alert_budget, "model.precision_target": precision_target,
     })
-    from fraudctl.training import InputLayout, train_from_source
+    from fraudctl.training import train_from_source
 
-    layout = InputLayout.from_flags(preset.value if preset else None, column_map,
-                                    time_format.value if time_format else None, start)
+    layout = input_layout(config, column_map)
     registry = None
     if not dry_run:
         from fraudctl.registry import Registry

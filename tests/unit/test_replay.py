@@ -19,10 +19,8 @@ from fraudctl.cli import run
 from fraudctl.config import Config
 from fraudctl.errors import BadInputError, ExitCode, NotFoundError, UnavailableError
 from fraudctl.generator import generate_transactions, write_transactions
-from fraudctl.replay import (
-    PRESETS, REQUIRED_FIELDS, ReplayOptions, parse_duration, parse_map_items, parse_start, raise_for_outcome, replay,
-    resolve_mapping,
-)
+from fraudctl.layout import InputLayout
+from fraudctl.replay import ReplayOptions, parse_duration, raise_for_outcome, replay
 
 UTC = dt.timezone.utc
 TX, LABELS = "transactions", "labels"
@@ -91,7 +89,11 @@ class FakeProducer:
 
 
 def run_replay(path: Path, config: Config | None = None, producer: dict | None = None, **options):
-    """replay() against a FakeProducer; returns (summary, producer)."""
+    """replay() against a FakeProducer; returns (summary, producer). Layout options (preset, columns,
+    time_format, start) go into `ReplayOptions.layout`."""
+    layout = {k: options.pop(k) for k in ("preset", "columns", "time_format", "start") if k in options}
+    if layout:
+        options["layout"] = InputLayout(**layout)
     holder = {}
     summary = replay(config or Config(), ReplayOptions(path=path, **options),
                      producer_factory=lambda d, t: _make(d, t, producer or {}, holder))
@@ -120,83 +122,7 @@ def generated(tmp_path_factory):
     return frame, path
 
 
-# --- mapping ---------------------------------------------------------------------------------------------
-def test_parse_map_items():
-    assert parse_map_items(["amt=amount", " cc_num = customer_id ", "Unnamed="]) == {
-        "amt": "amount", "cc_num": "customer_id", "Unnamed": ""}
-    with pytest.raises(BadInputError, match="expected SOURCE=FIELD"):
-        parse_map_items(["amt"])
-    with pytest.raises(BadInputError, match="is not a field") as caught:
-        parse_map_items(["amount=amt"])  # the other way round
-    assert caught.value.hint == "the source column comes first: --map amt=amount"
-
-
-@pytest.mark.parametrize("header, preset", [
-    (list(c.GENERATED_COLUMNS), "generator"),
-    (["Time", *[f"V{i}" for i in range(1, 29)], "Amount", "Class"], "ulb"),
-    (["", "trans_date_trans_time", "cc_num", "merchant", "category", "amt", "trans_num", "is_fraud"], "sparkov"),
-])
-def test_auto_recognises_each_preset(header, preset):
-    mapping = resolve_mapping(header)
-    assert mapping.preset == preset
-    assert set(REQUIRED_FIELDS) <= set(mapping.fields) | set(mapping.derived)
-
-
-def test_generator_preset_ignores_the_ground_truth_scenario():
-    mapping = resolve_mapping(list(c.GENERATED_COLUMNS))
-    assert mapping.fields == {name: name for name in (c.TRANSACTION_ID, c.TX_DATETIME, c.CUSTOMER_ID,
-                                                       c.TERMINAL_ID, c.AMOUNT, c.IS_FRAUD)}
-    assert mapping.ignored == (c.FRAUD_SCENARIO,)
-    assert mapping.candidates == ()
-
-
-def test_ulb_preset_derives_the_ids_and_needs_a_start():
-    header = ["Time", *[f"V{i}" for i in range(1, 29)], "Amount", "Class"]
-    mapping = resolve_mapping(header)
-    assert mapping.derived == {c.CUSTOMER_ID: c.TRANSACTION_ID, c.TERMINAL_ID: c.TRANSACTION_ID}
-    assert mapping.time_format == "offset"
-    assert mapping.start_us == parse_start("2013-09-01T00:00:00Z")
-    assert mapping.candidates == tuple(f"V{i}" for i in range(1, 29))
-    assert resolve_mapping(header, start="2020-01-01").start_us == parse_start("2020-01-01T00:00:00Z")
-
-
-def test_sparkov_preset_maps_its_columns():
-    header = ["", "trans_date_trans_time", "cc_num", "merchant", "amt", "zip", "trans_num", "is_fraud"]
-    mapping = resolve_mapping(header)
-    assert mapping.fields == {c.TX_DATETIME: "trans_date_trans_time", c.CUSTOMER_ID: "cc_num",
-                              c.TERMINAL_ID: "merchant", c.AMOUNT: "amt", c.IS_FRAUD: "is_fraud",
-                              c.TRANSACTION_ID: "trans_num"}
-    assert mapping.ignored == ("",)
-    assert mapping.candidates == ("zip",)
-
-
-def test_map_overrides_the_preset_and_can_ignore_a_column():
-    header = ["when", "card", "shop", "value", "fraud", "noise"]
-    with pytest.raises(BadInputError, match="no column for field") as caught:
-        resolve_mapping(header)
-    assert "--map" in caught.value.hint
-    mapping = resolve_mapping(header, columns={"when": "tx_datetime", "card": "customer_id", "shop": "terminal_id",
-                                               "value": "amount", "fraud": "is_fraud", "noise": ""})
-    assert mapping.fields[c.AMOUNT] == "value" and mapping.has_labels
-    assert mapping.ignored == ("noise",) and mapping.candidates == ()
-    # over a preset: another column takes the field, the preset's column falls back to pass-through
-    mapping = resolve_mapping(list(c.GENERATED_COLUMNS), columns={"fraud_scenario": "terminal_id"})
-    assert mapping.fields[c.TERMINAL_ID] == "fraud_scenario"
-    assert "terminal_id" in mapping.candidates and "fraud_scenario" not in mapping.ignored
-
-
-def test_mapping_errors_name_the_problem():
-    with pytest.raises(BadInputError, match="no column 'nope'"):
-        resolve_mapping(list(c.GENERATED_COLUMNS), columns={"nope": "amount"})
-    with pytest.raises(BadInputError, match="more than once"):
-        resolve_mapping(["a", "a"])
-    with pytest.raises(BadInputError, match="unknown preset"):
-        resolve_mapping(list(c.GENERATED_COLUMNS), preset="nope")
-    with pytest.raises(BadInputError, match="need a start"):
-        resolve_mapping(list(c.GENERATED_COLUMNS), time_format="offset")
-
-
-def test_durations_and_starts():
+def test_durations():
     assert parse_duration("7d") == dt.timedelta(days=7)
     assert parse_duration(" 12h ") == dt.timedelta(hours=12)
     assert parse_duration("30m") == dt.timedelta(minutes=30)
@@ -205,10 +131,6 @@ def test_durations_and_starts():
     assert parse_duration(0) == dt.timedelta(0)
     with pytest.raises(BadInputError):
         parse_duration("a week")
-    assert parse_start("1970-01-02") == 86_400 * 1_000_000
-    assert parse_start("1970-01-01T01:00:00+01:00") == 0
-    with pytest.raises(BadInputError):
-        parse_start("yesterday")
 
 
 # --- the generator's layout end to end ---------------------------------------------------------------------
@@ -490,7 +412,7 @@ def test_rejects_respect_skip_and_limit_and_stale_files_go(tmp_path):
 @pytest.mark.parametrize("cuts", [(1,), (2, 3, 5), (1, 2, 3, 4, 5, 6, 7, 8)])
 def test_the_first_chunk_in_pieces_changes_nothing(tmp_path, monkeypatch, cuts):
     """The first chunk goes out in pieces (sending starts early): same events, rejects, lines and counts."""
-    import fraudctl.replay as replay_module
+    import fraudctl.replay.core as replay_module  # iter_outgoing reads FIRST_PIECES there
 
     path = write_csv(tmp_path / "bad.csv", BAD_FILE)
     monkeypatch.setattr(replay_module, "FIRST_PIECES", ())
@@ -505,7 +427,7 @@ def test_the_first_chunk_in_pieces_changes_nothing(tmp_path, monkeypatch, cuts):
 
 
 def test_the_first_chunk_in_pieces_keeps_labels_interleaved(generated, monkeypatch):
-    import fraudctl.replay as replay_module
+    import fraudctl.replay.core as replay_module  # iter_outgoing reads FIRST_PIECES there
 
     _, path = generated
     monkeypatch.setattr(replay_module, "FIRST_PIECES", ())
@@ -518,7 +440,7 @@ def test_the_first_chunk_in_pieces_keeps_labels_interleaved(generated, monkeypat
 
 
 def test_pass_through_columns_are_judged_on_the_whole_first_chunk(tmp_path, monkeypatch):
-    import fraudctl.replay as replay_module
+    import fraudctl.replay.core as replay_module  # iter_outgoing reads FIRST_PIECES there
 
     monkeypatch.setattr(replay_module, "FIRST_PIECES", (1,))
     path = write_csv(tmp_path / "t.csv", "transaction_id,tx_datetime,customer_id,terminal_id,amount,note\n"
@@ -532,7 +454,8 @@ def test_pass_through_columns_are_judged_on_the_whole_first_chunk(tmp_path, monk
 def test_byte_scans_find_bytes_at_either_end_of_the_range():
     import pyarrow as pa
 
-    from fraudctl.replay import _JSON_ESCAPE, _MAY_NEED_TRIM, _NEWLINE, _bytes_any
+    from fraudctl.replay.arrow import JSON_ESCAPE as _JSON_ESCAPE, MAY_NEED_TRIM as _MAY_NEED_TRIM, \
+        NEWLINE as _NEWLINE, bytes_any as _bytes_any
 
     assert not _bytes_any(pa.array(["123", "456"]), _MAY_NEED_TRIM)
     assert _bytes_any(pa.array(["123", "45 6"]), _MAY_NEED_TRIM)
@@ -605,7 +528,7 @@ def test_failed_deliveries_are_counted_and_fail_the_run(generated, reports):
 
 @pytest.mark.parametrize("reports", ["errors", "all"])
 def test_events_without_a_report_are_unconfirmed_not_delivered(generated, reports, monkeypatch):
-    monkeypatch.setattr("fraudctl.replay.DRAIN_GRACE_SECONDS", 0.1)
+    monkeypatch.setattr("fraudctl.replay.core.DRAIN_GRACE_SECONDS", 0.1)  # read by replay()
     frame, path = generated
     config = Config(replay={"delivery_reports": reports, "delivery_timeout": 0.1})
     summary, _ = run_replay(path, config, labels=False,
@@ -683,7 +606,7 @@ def cli_config(tmp_path, monkeypatch):
     path = tmp_path / "fraudctl.yaml"
     path.write_text(f"runtime: {{state_dir: {tmp_path / 'state'}}}\nkafka: {{port: 1}}\n")
     holder = {}
-    monkeypatch.setattr("fraudctl.replay.connect", lambda config, d, t: _make(d, t, {}, holder))
+    monkeypatch.setattr("fraudctl.replay.core.connect", lambda config, d, t: _make(d, t, {}, holder))  # replay() calls it
     return path, holder
 
 
@@ -711,7 +634,8 @@ def test_cli_text_summary_and_options(cli_config, generated, capsys):
 
 def test_cli_config_section_sets_defaults(cli_config, tmp_path, capsys):
     config, holder = cli_config
-    config.write_text(config.read_text() + "replay: {max_errors: 20, columns: {amt: amount}, label_delay: 1h}\n")
+    config.write_text(config.read_text() + "replay: {max_errors: 20, label_delay: 1h}\n"
+                      "layout: {columns: {amt: amount}}\n")
     path = write_csv(tmp_path / "t.csv", "transaction_id,tx_datetime,customer_id,terminal_id,amt,is_fraud\n"
                                          "1,2018-04-01T00:00:00Z,1,2,3,1\n2,bad,1,2,3,0\n")
     assert run(["-c", str(config), "replay", str(path), "-o", "json"]) == ExitCode.OK
@@ -731,7 +655,71 @@ def test_cli_usage_and_file_errors(cli_config, tmp_path):
     assert run(["-c", str(config), "replay", str(path), "--label-delay", "soon"]) == ExitCode.CONFIG
 
 
-def test_presets_are_documented_in_the_help():
-    from fraudctl.cli.common import PresetName
+# --- start-up: no pandas on replay's path ---------------------------------------------------------------
+NO_PANDAS_SCRIPT = r'''
+import sys
+from pathlib import Path
 
-    assert {p.value for p in PresetName} == {"auto", *PRESETS}
+import fraudctl.cli  # the command line, as `fraudctl replay` loads it
+from fraudctl.cli import replay as replay_command  # noqa: F401
+from fraudctl.config import Config
+from fraudctl.replay import ReplayOptions, replay
+
+
+class Producer:  # accepts everything: the point is what replay imports, not what it sends
+    def __init__(self):
+        self.sent = 0
+
+    def produce(self, topic, value, key):
+        self.sent += 1
+
+    def poll(self, timeout=0):
+        return 0
+
+    def flush(self, timeout=None):
+        return 0
+
+    def purge(self, **kwargs):
+        pass
+
+    def __len__(self):
+        return 0
+
+
+for path in sys.argv[1:]:
+    producer = Producer()
+    summary = replay(Config(), ReplayOptions(path=Path(path)), producer_factory=lambda d, t: producer)
+    assert summary.transactions and summary.rejected and producer.sent == summary.produced, summary
+print(sorted(name for name in ("pandas", "sklearn", "mlflow", "pyspark") if name in sys.modules))
+'''
+
+
+def test_replay_does_not_import_pandas(tmp_path):
+    """pyarrow imports pandas (0.2-0.3 s) on its first numpy or Python conversion; replay must avoid them all
+    (fraudctl.replay.arrow), through every path a small file takes: CSV and parquet, labels, extras, rejects
+    of every kind, fractions of seconds, text to escape, quoted newlines."""
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    csv_path = write_csv(tmp_path / "mixed.csv", (
+        "transaction_id,tx_datetime,customer_id,terminal_id,amount,is_fraud,score,note\n"
+        '1,2018-04-01T00:00:00.250Z,"a ""quoted"" id",2,3.5,true,0.5,"two\nlines"\n'
+        "2,2018-04-01 00:00:01+02:00,1,2,x,0,1,\n"
+        "3,,1,2,3,0,1,ok\n"
+        "4,yesterday,1,2,3,5,1,ok\n"
+        "5,2018-04-01T00:00:03Z,1,2\n"
+        "6,2018-04-01T00:00:04Z, 7 ,2,1e999,1,2,ok\n"))
+    epoch_path = write_csv(tmp_path / "epoch.csv", "tx_datetime,customer_id,terminal_id,amount,is_fraud\n"
+                                                   "1522540800000,1,2,3,0\n1522540801000,1,2,x,1\n")
+    parquet_path = tmp_path / "mixed.parquet"
+    pq.write_table(pa.table({
+        "transaction_id": pa.array([1.0, 2.0, None]), "tx_datetime": pa.array([1, 2, 3], pa.timestamp("s")),
+        "customer_id": pa.array([1, 2, 3]), "terminal_id": pa.array(["a", "b", "c"]),
+        "amount": pa.array([1.5, None, 2.0]), "is_fraud": pa.array([0, 1, 0])}), parquet_path)
+    done = subprocess.run([sys.executable, "-c", NO_PANDAS_SCRIPT, str(csv_path), str(epoch_path), str(parquet_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", f"replay imported {done.stdout.strip()}"
