@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from fraudctl.choices import RuntimeKind
 from fraudctl.errors import ConfigError
+from fraudctl.estimators import DEFAULT_ESTIMATOR, EstimatorName
 from fraudctl.layout import PresetName, TimeFormatName
 
 ENV_PREFIX = "FRAUDCTL_"
@@ -156,7 +157,7 @@ class ScorerConfig(Section):
 
 class ModelConfig(Section):
     name: str = "fraud-detector"
-    estimator: Literal["gradient_boosting", "random_forest", "logistic_regression"] = "gradient_boosting"
+    estimator: EstimatorName = DEFAULT_ESTIMATOR  # fraudctl.estimators.ESTIMATORS
     promotion_margin: float = Field(default=0.0, ge=0)  # average-precision gain a challenger must show
     label_delay_days: int = Field(default=7, ge=0)
     # Added for `fraudctl train` (issue 5). The split is the handbook's: train days, then a gap of

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 
 
+@enum.unique  # two names with one value would be an alias, silently skipped when iterating
 class ExitCode(enum.IntEnum):
     OK = 0
     ERROR = 1  # an unexpected failure (a bug): rerun with --debug for the traceback
@@ -23,7 +24,8 @@ class ExitCode(enum.IntEnum):
     NOT_FOUND = 9  # the named thing (service, model version, file) does not exist
     REFUSED = 10  # a safety gate refused the operation (e.g. promotion gate); --force overrides
     BAD_INPUT = 11  # input data had errors beyond the allowed budget (see the rejects file)
-    CONTRACT = 12  # a model does not fit the feature contract (signature or output)
+    CONTRACT = 12  # a model does not fit the feature contract (signature, output) or cannot be loaded safely
+    SERVICE_ERROR = 13  # a service answered with an error (e.g. MLflow refused a request)
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -37,6 +39,12 @@ class FraudctlError(Exception):
         self.message = message
         self.hint = hint  # what to do about it
         self.detail = detail  # e.g. the tail of a service log
+
+
+class UsageError(FraudctlError):
+    """The command cannot go on as invoked, e.g. it must ask for confirmation and cannot (say --yes)."""
+
+    exit_code = ExitCode.USAGE
 
 
 class ConfigError(FraudctlError):
@@ -57,6 +65,12 @@ class ServiceFailedError(FraudctlError):
 
 class WaitTimeoutError(FraudctlError):
     exit_code = ExitCode.TIMEOUT
+
+
+class ServiceError(FraudctlError):
+    """A service answered, with an error: a refused or failed request (not a missing thing, not a timeout)."""
+
+    exit_code = ExitCode.SERVICE_ERROR
 
 
 class UnavailableError(FraudctlError):

@@ -34,6 +34,7 @@ import pandas as pd
 
 from fraudctl.contracts import AMOUNT, CUSTOMER_ID, IS_FRAUD, TRANSACTION_ID, TX_DATETIME
 from fraudctl.errors import BadInputError, NotFoundError, UnavailableError
+from fraudctl.estimators import ESTIMATORS, hyperparameters, make_estimator
 from fraudctl.features import DEFAULT_SPEC, REQUIRED_COLUMNS, FeatureSpec, compute_features, validate_transactions
 from fraudctl.layout import ColumnMapping, InputLayout, resolve_format
 
@@ -42,28 +43,6 @@ if TYPE_CHECKING:
 
 CARD_PRECISION_K = 100
 LAKE_PARTITION_FIELDS = ("day", "date", "dt")  # a hive partition key by day, pruned when loading a window
-
-# Hyperparameters, chosen on the handbook's validation weeks (four training weeks starting 2018-06-20,
-# 06-27, 07-04 and 07-11, each tested on the week after its 7-day delay, mean average precision), never
-# on the benchmark's test week (2018-08-08..14). See bench/bench_handbook.py for the figures.
-#
-# "gradient_boosting" is sklearn's exact-split GradientBoostingClassifier, not HistGradientBoosting: the
-# latter bins every feature into at most 255 quantile bins, and the fraud signal lives in the far tail
-# of amounts and amount ratios, a few bins wide. On the validation weeks that cost HistGradientBoosting
-# about 0.035 average precision (0.682 against 0.718), for a fit that is ~5x faster.
-HYPERPARAMETERS: dict[str, dict[str, Any]] = {
-    "gradient_boosting": {  # sklearn GradientBoostingClassifier: stochastic gradient boosting
-        "n_estimators": 300,
-        "learning_rate": 0.03,
-        "max_depth": 5,
-        "subsample": 0.7,  # row sampling per tree: the variance reduction that ~600 frauds a week need
-        "max_features": 0.5,
-        "min_samples_leaf": 50,
-    },
-    "random_forest": {"n_estimators": 200, "max_depth": 20, "min_samples_leaf": 1, "n_jobs": -1},
-    "logistic_regression": {"C": 1.0, "max_iter": 2000},
-}
-ESTIMATORS: tuple[str, ...] = tuple(HYPERPARAMETERS)
 
 
 # ------------------------------------------------------------------------------------------------ split
@@ -163,38 +142,6 @@ def split_train_test(featured: pd.DataFrame, split: SplitSpec) -> tuple[pd.DataF
         tests.append(rows[~rows[CUSTOMER_ID].isin(known)])
     test = pd.concat(tests) if tests else featured.iloc[0:0]
     return train, test
-
-
-# ------------------------------------------------------------------------------------------- estimators
-
-
-def make_estimator(name: str, random_state: int = 0, **overrides: Any):
-    """A fresh scikit-learn estimator taking the feature columns (a DataFrame) and giving predict_proba."""
-    params = {**HYPERPARAMETERS.get(name, {}), **overrides}
-    if name == "gradient_boosting":
-        from sklearn.ensemble import GradientBoostingClassifier
-
-        return GradientBoostingClassifier(random_state=random_state, **params)
-    if name == "random_forest":
-        from sklearn.ensemble import RandomForestClassifier
-
-        return RandomForestClassifier(random_state=random_state, **params)
-    if name == "logistic_regression":
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import Pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        # Counts (up to ~150) and amounts (up to thousands) beside 0/1 flags: unscaled, the solver
-        # converges slowly and the penalty weighs the features unevenly.
-        return Pipeline([("scale", StandardScaler()),
-                         ("classify", LogisticRegression(random_state=random_state, **params))])
-    raise BadInputError(f"unknown estimator {name!r}; choose one of {', '.join(ESTIMATORS)}")
-
-
-def hyperparameters(estimator) -> dict[str, Any]:
-    """The parameters worth logging (scalars only), without the pipeline plumbing."""
-    params = estimator.get_params(deep=True)
-    return {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool, type(None)))}
 
 
 # -------------------------------------------------------------------------------------------- metrics

@@ -59,6 +59,7 @@ OutputOption = Annotated[
     OutputFormat,
     typer.Option("--output", "-o", help="text for people, json for scripts (one JSON document on stdout)."),
 ]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (for scripts and CI).")]
 
 
 @dataclass
@@ -133,6 +134,25 @@ def format_number(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def ensure_can_confirm(output: OutputFormat) -> None:
+    """Refuse (UsageError, exit 2) a command that would have to ask and cannot: with --output json the
+    prompt would mix into the JSON a script reads; without a terminal on stdin (CI, a pipe) no one answers."""
+    from fraudctl.errors import UsageError
+
+    if output is OutputFormat.json:
+        raise UsageError("this command asks for confirmation, which --output json cannot show",
+                         hint="pass --yes with --output json")
+    if not sys.stdin.isatty():
+        raise UsageError("this command asks for confirmation and stdin is not a terminal (CI, a pipe)",
+                         hint="pass --yes to go ahead without asking")
+
+
+def confirm(question: str, output: OutputFormat) -> None:
+    """Ask on the terminal before a change (Ctrl-C or "no" aborts, exit 130); refuse when no one can answer."""
+    ensure_can_confirm(output)
+    typer.confirm(question, abort=True, err=True)
 
 
 def print_warnings(console: Console, warnings: list[str]) -> None:

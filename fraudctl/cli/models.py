@@ -1,4 +1,7 @@
-"""`fraudctl models list|show`, `fraudctl promote V`, `fraudctl rollback`: the MLflow model registry."""
+"""`fraudctl models list|show`, `fraudctl promote V`, `fraudctl rollback`: the MLflow model registry.
+
+Each command parses, calls one function of `fraudctl.workflows`, and renders.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from fraudctl.cli.common import (
-    OutputFormat, OutputOption, format_number, print_json, print_warnings, state, stderr_console, stdout_console,
+    OutputFormat, OutputOption, YesOption, confirm, ensure_can_confirm, format_number, print_json, print_warnings,
+    state, stderr_console, stdout_console,
 )
 
 if TYPE_CHECKING:
@@ -16,8 +20,6 @@ if TYPE_CHECKING:
 app = typer.Typer(help="The model registry: versions, aliases (@champion, @challenger), metrics.",
                   no_args_is_help=True)
 
-YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (for scripts).")]
-
 
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="models")
@@ -25,42 +27,40 @@ def register(root: typer.Typer) -> None:
     root.command("rollback")(rollback)
 
 
-def _registry(ctx: typer.Context):
-    from fraudctl.registry import Registry
-
-    return Registry(state(ctx).config())
-
-
 @app.command("list")
 def list_versions(ctx: typer.Context, output: OutputOption = OutputFormat.text) -> None:
     """Every version, newest first: aliases, test metrics, windows, creation time, link to the MLflow UI."""
-    registry = _registry(ctx)
-    versions = registry.list_versions()
+    from fraudctl.workflows import list_models
+
+    listed = list_models(state(ctx).config())
+    name, uri, versions = listed["name"], listed["uri"], listed["versions"]
     if output is OutputFormat.json:
-        print_json({"name": registry.name, "versions": [_without_tags(v) for v in versions]})
+        print_json({"name": name, "versions": [_without_tags(v) for v in versions]})
         return
     console = stdout_console()
     if not versions:
-        console.print(f"no versions of {registry.name} yet: `fraudctl train` registers one", highlight=False)
+        console.print(f"no versions of {name} yet: `fraudctl train` registers one", highlight=False)
         return
     from rich.table import Table
 
     table = Table("v", "aliases", "estimator", "AUC", "AP", "CP@100", "train", "test", "created (UTC)",
-                  title=f"{registry.name} at {registry.uri} (windows: first..last day)")
+                  title=f"{name} at {uri} (windows: first..last day)")
     for v in versions:
         table.add_row(v["version"], " ".join(f"@{a}" for a in v["aliases"]), v["estimator"] or "-",
                       format_number(v["test_roc_auc"]), format_number(v["test_average_precision"]),
                       format_number(v["test_card_precision_at_100"]), _days(v["train_window"]), _days(v["test_window"]),
                       v["created"][:16].replace("T", " "))
     console.print(table)
-    console.print(f"UI: {registry.uri}/#/models/{registry.name}", highlight=False)
+    console.print(f"UI: {uri}/#/models/{name}", highlight=False)
 
 
 @app.command("show")
 def show(ctx: typer.Context, version: Annotated[str, typer.Argument(help="Version number.")],
          output: OutputOption = OutputFormat.text) -> None:
     """One version in full: aliases, metrics, parameters, artifacts, feature-contract check, links."""
-    details = _registry(ctx).show(version)
+    from fraudctl.workflows import show_model
+
+    details = show_model(state(ctx).config(), version)
     if output is OutputFormat.json:
         print_json(details)
         return
@@ -91,19 +91,24 @@ def promote(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Compare VERSION with the @champion on VERSION's holdout, apply the gate, move @champion."""
-    registry = _registry(ctx)
-    with stderr_console().status(f"scoring version {version} and the champion on the same holdout"):
-        comparison = registry.compare(version)
-    if output is OutputFormat.text:
-        _render_comparison(comparison, registry.name)
-    # The gate first: a refusal needs no confirmation (promote raises RefusedError).
-    if comparison.champion == comparison.candidate or comparison.passes or force:
-        if not yes and comparison.champion != comparison.candidate:
-            _confirm(f"Move @champion of {registry.name} to version {comparison.candidate}"
-                     + (" although the gate refuses" if not comparison.passes else "") + "?", output)
-    result = registry.promote(version, force=force, comparison=comparison)
+    from fraudctl.workflows import promote_version
+
+    config = state(ctx).config()
+    status = stderr_console().status(f"scoring version {version} and the champion on the same holdout")
+
+    def review(comparison: "Comparison") -> None:
+        status.stop()
+        if output is OutputFormat.text:
+            _render_comparison(comparison, config.model.name)
+        # The gate first: a refusal needs no confirmation (it raises RefusedError after this).
+        if not yes and comparison.moves_champion(force):
+            confirm(f"Move @champion of {config.model.name} to version {comparison.candidate}"
+                    + (" although the gate refuses" if not comparison.passes else "") + "?", output)
+
+    with status:
+        result = promote_version(config, version, force=force, review=review)
     if output is OutputFormat.json:
-        print_json({**result, "comparison": comparison.as_dict()})
+        print_json(result)
         return
     console = stdout_console()
     if not result["changed"]:
@@ -117,26 +122,23 @@ def promote(
 
 def rollback(ctx: typer.Context, yes: YesOption = False, output: OutputOption = OutputFormat.text) -> None:
     """Give @champion back to the version it had before the last promotion."""
-    registry = _registry(ctx)
-    if not yes:
-        from fraudctl.registry import CHAMPION
+    from fraudctl.workflows import rollback_champion
 
-        current = registry.alias_version(CHAMPION)
-        _confirm(f"Roll @champion of {registry.name} back from version {current or '(none)'} to the previous "
-                 "champion?", output)
-    result = registry.rollback()
+    if not yes:
+        ensure_can_confirm(output)  # before any network: CI without --yes learns it at once
+    config = state(ctx).config()
+
+    def ask(current: str | None, target: str) -> None:
+        if not yes:
+            confirm(f"Roll @champion of {config.model.name} back from version {current or '(none)'} to version "
+                    f"{target}?", output)
+
+    result = rollback_champion(config, confirm=ask)
     if output is OutputFormat.json:
         print_json(result)
         return
     stdout_console().print(f"[green]@champion[/] is version {result['champion']} again (was "
                            f"{result['replaced'] or 'none'})", highlight=False)
-
-
-def _confirm(question: str, output: OutputFormat) -> None:
-    if output is OutputFormat.json:
-        # A prompt would be mixed into the JSON a script reads; scripts say --yes.
-        raise typer.BadParameter("pass --yes with --output json", param_hint="--yes")
-    typer.confirm(question, abort=True, err=True)
 
 
 def _render_comparison(comparison: "Comparison", name: str) -> None:

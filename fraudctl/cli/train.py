@@ -12,12 +12,11 @@ from fraudctl.cli.common import (
     MapOption, OutputFormat, OutputOption, PresetOption, StartOption, TimeFormatOption, format_number, input_layout,
     layout_overrides, print_json, print_warnings, state, stderr_console, stdout_console,
 )
+from fraudctl.estimators import ESTIMATORS
 
 
-class EstimatorChoice(str, enum.Enum):
-    gradient_boosting = "gradient_boosting"
-    random_forest = "random_forest"
-    logistic_regression = "logistic_regression"
+# The choices are fraudctl.estimators.ESTIMATORS, the list the config and training also use.
+EstimatorChoice = enum.Enum("EstimatorChoice", [(name, name) for name in ESTIMATORS], type=str)
 
 
 def register(app: typer.Typer) -> None:
@@ -62,36 +61,13 @@ def train(
         "model.validation_days": validation_days, "model.estimator": estimator.value if estimator else None,
         "model.alert_budget_per_day": alert_budget, "model.precision_target": precision_target,
     })
-    from fraudctl.training import train_from_source
-
     layout = input_layout(config, column_map)
-    registry = None
-    if not dry_run:
-        from fraudctl.registry import Registry
+    from fraudctl.workflows import train_and_register
 
-        registry = Registry(config)
-        registry.ping()  # before minutes of training, not after
-    err = stderr_console()
-    with err.status("training…") as status:
-        data, result = train_from_source(
-            data, config.model, layout=layout, storage=config.storage,
-            train_start=train_start.date() if train_start else None, progress=lambda step: status.update(step))
-        logged: dict[str, Any] | None = None
-        promotion: dict[str, Any] | None = None
-        if registry is not None:
-            status.update("logging the run and registering the model in MLflow")
-            logged = registry.log_training(result, data)
-            if promote_if_better:
-                status.update(f"comparing version {logged['version']} with the champion")
-                comparison = registry.compare(logged["version"])
-                if comparison.passes:
-                    promotion = {**registry.promote(logged["version"], comparison=comparison),
-                                 "comparison": comparison.as_dict()}
-                else:
-                    promotion = {"changed": False, "reason": comparison.reason,
-                                 "comparison": comparison.as_dict()}
-
-    summary = {**result.summary(), "data": data.lineage(), "registered": logged, "promotion": promotion}
+    with stderr_console().status("training…") as status:
+        summary = train_and_register(config, data, layout=layout, dry_run=dry_run, progress=status.update,
+                                     train_start=train_start.date() if train_start else None,
+                                     promote_if_better=promote_if_better)
     if output is OutputFormat.json:
         print_json(summary)
         return

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import subprocess
 import time
 import uuid
 
@@ -14,6 +15,9 @@ import pytest
 
 from fraudctl.errors import ExitCode, NotFoundError, RefusedError, UnavailableError
 from fraudctl.features import FEATURE_NAMES
+from fraudctl.registry import compare, log_training, promote, rollback
+
+from tests.conftest import FRAUDCTL
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +71,7 @@ def test_training_run_is_registered_as_challenger_with_its_plots(registry, good_
     from fraudctl.training import LoadedData
 
     data = LoadedData(history, "/data/generated.parquet", "parquet", "f" * 64, 1)
-    logged = registry.log_training(good_result, data)
+    logged = log_training(registry, good_result, data)
     assert logged["version"] == "1"
     assert registry.alias_version("challenger") == "1"
     assert registry.alias_version("champion") is None
@@ -91,19 +95,27 @@ def test_training_run_is_registered_as_challenger_with_its_plots(registry, good_
                                good_result.model.predict_proba(holdout[FEATURE_NAMES])[:, 1])
     assert len(holdout) == len(good_result.test)
 
+    # What the streaming scorer calls: the version @challenger names, loaded with its threshold and spec.
+    served = registry.load(registry.alias_version("challenger"))
+    assert served.version == "1" and served.threshold == pytest.approx(good_result.threshold.threshold)
+    assert served.feature_spec == good_result.spec == registry.feature_spec("1") == registry.expected_spec()
+    assert registry.threshold("1") == served.threshold
+    served.check_contract(registry.expected_spec())
+    np.testing.assert_allclose(served.scores(holdout), good_result.model.predict_proba(holdout[FEATURE_NAMES])[:, 1])
+
     listed = registry.list_versions()
     assert [v["version"] for v in listed] == ["1"] and listed[0]["aliases"] == ["challenger"]
     assert listed[0]["test_window"] == f"{good_result.split.test_start}..{good_result.split.test_end}"
 
 
 def test_gate_refuses_a_worse_model_force_overrides_rollback_restores(registry, good_result, bad_result):
-    registry.log_training(good_result)
-    first = registry.promote("1")  # no champion yet: nothing to beat
+    log_training(registry, good_result)
+    first = promote(registry, "1")  # no champion yet: nothing to beat
     assert first["changed"] and first["champion"] == "1" and first["previous"] is None
     assert registry.alias_version("challenger") is None  # the challenger became champion
 
-    registry.log_training(bad_result)
-    comparison = registry.compare("2")
+    log_training(registry, bad_result)
+    comparison = compare(registry, "2")
     # Both scored on version 2's holdout, which is the same rows as version 1's.
     assert comparison.champion == "1" and comparison.holdout["rows"] == len(good_result.test)
     assert comparison.champion_metrics["average_precision"] == pytest.approx(
@@ -111,37 +123,35 @@ def test_gate_refuses_a_worse_model_force_overrides_rollback_restores(registry, 
     assert comparison.candidate_metrics["average_precision"] < comparison.champion_metrics["average_precision"]
     assert not comparison.passes
     with pytest.raises(RefusedError, match="refused"):
-        registry.promote("2")
+        promote(registry, "2")
     assert registry.alias_version("champion") == "1"
 
-    forced = registry.promote("2", force=True)
+    forced = promote(registry, "2", force=True)
     assert forced["changed"] and forced["forced"] and forced["previous"] == "1"
     assert registry.alias_version("champion") == "2"
     assert registry.show("2")["tags"]["fraudctl.promotion_forced"] == "true"
 
-    back = registry.rollback()
+    back = rollback(registry)
     assert back == {"champion": "1", "replaced": "2", "history": []}
     assert registry.alias_version("champion") == "1"
     with pytest.raises(NotFoundError, match="no previous champion"):
-        registry.rollback()
+        rollback(registry)
 
 
 def test_a_better_model_passes_the_gate_and_margin_applies(registry, good_result, bad_result):
-    registry.log_training(bad_result)
-    registry.promote("1")
-    registry.log_training(good_result)
-    registry.margin = 0.99  # an impossible margin refuses even a better model
+    log_training(registry, bad_result)
+    promote(registry, "1")
+    log_training(registry, good_result)
     with pytest.raises(RefusedError, match=">= 0.99"):
-        registry.promote("2")
-    registry.margin = 0.0
-    promoted = registry.promote("2")
+        promote(registry, "2", margin=0.99)  # an impossible margin refuses even a better model
+    promoted = promote(registry, "2", margin=0.0)
     assert promoted["changed"] and not promoted["forced"] and promoted["previous"] == "1"
-    assert registry.promote("2")["changed"] is False  # already champion: nothing to do
+    assert promote(registry, "2")["changed"] is False  # already champion: nothing to do
 
 
 def test_unknown_version_is_not_found(registry, good_result):
-    registry.log_training(good_result)
-    for action in (lambda: registry.show("42"), lambda: registry.promote("42"), lambda: registry.load_model("42")):
+    log_training(registry, good_result)
+    for action in (lambda: registry.show("42"), lambda: promote(registry, "42"), lambda: registry.load_model("42")):
         with pytest.raises(NotFoundError, match="no version 42"):
             action()
 
@@ -154,7 +164,7 @@ def test_a_model_off_the_feature_contract_is_refused(registry, config, good_resu
     from fraudctl.registry import ContractMismatchError
     from fraudctl.training import make_estimator
 
-    registry.log_training(good_result)  # version 1, fine
+    log_training(registry, good_result)  # version 1, fine
     # Version 2: trained on only part of the features, as an older or foreign pipeline would be.
     few = FEATURE_NAMES[:5]
     model = make_estimator("logistic_regression").fit(good_result.train[few], good_result.train["is_fraud"])
@@ -170,7 +180,7 @@ def test_a_model_off_the_feature_contract_is_refused(registry, config, good_resu
         registry.check_contract("2")
     assert caught.value.exit_code == ExitCode.CONTRACT
     with pytest.raises(ContractMismatchError):
-        registry.promote("2", force=True)  # --force overrides the gate, never the contract
+        promote(registry, "2", force=True)  # --force overrides the gate, never the contract
     assert "missing" in registry.show("2")["contract"]
 
 
@@ -230,13 +240,18 @@ def test_cli_train_models_promote_rollback(capsys, cli_env, history, tmp_path, b
     from fraudctl.registry import Registry
     from fraudctl.config import load_config
 
-    Registry(load_config(cli_env)).log_training(bad_result)  # version 2, worse
+    log_training(Registry(load_config(cli_env)), bad_result)  # version 2, worse
     code, _, err = run_cli(capsys, cli_env, "promote", "2", "--yes")
     assert code == ExitCode.REFUSED and "refused" in err and "--force" in err
     code, _, err = run_cli(capsys, cli_env, "promote", "2", "--force", "-o", "json")
     assert code == ExitCode.USAGE and "--yes" in err  # json output never prompts: scripts say --yes
     code, out, _ = run_cli(capsys, cli_env, "promote", "2", "--force", "--yes", "-o", "json")
     assert code == 0 and json.loads(out)["forced"] is True
+    # CI: no terminal on stdin, no --yes: refused with exit 2 naming --yes, and nothing moves.
+    no_tty = subprocess.run([*FRAUDCTL, "-c", str(cli_env), "rollback"], stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=120)  # FRAUDCTL_MODEL__NAME: cli_env
+    assert no_tty.returncode == ExitCode.USAGE and "--yes" in no_tty.stderr, no_tty.stderr
+    assert Registry(load_config(cli_env)).alias_version("champion") == "2"
     code, out, _ = run_cli(capsys, cli_env, "rollback", "--yes", "-o", "json")
     assert code == 0 and json.loads(out)["champion"] == "1"
     code, _, err = run_cli(capsys, cli_env, "models", "show", "7")

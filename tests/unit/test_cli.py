@@ -1,15 +1,18 @@
 """The CLI's error boundary, exit codes and fast help, through the real entry point."""
 
+import enum
+import io
 import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from fraudctl.cli import run
 from fraudctl.errors import ExitCode, FraudctlError
-from tests.conftest import REPO, run_fraudctl
+from tests.conftest import FRAUDCTL, REPO, run_fraudctl
 
 
 def test_every_exit_code_is_documented_in_the_readme():
@@ -19,8 +22,19 @@ def test_every_exit_code_is_documented_in_the_readme():
 
 
 def test_exit_codes_are_distinct():
-    values = [code.value for code in ExitCode]
+    # Iterating an Enum skips aliases (a second name for a value): count the names instead.
+    values = [code.value for code in ExitCode.__members__.values()]
     assert len(values) == len(set(values))
+    with pytest.raises(ValueError, match="duplicate values"):  # and ExitCode is unique by construction
+        enum.unique(enum.IntEnum("Codes", {"A": 1, "B": 1}))
+
+
+def test_the_registry_raises_no_bare_fraudctl_error():
+    """A bare FraudctlError exits 1, which the README calls a bug: every known failure has its class."""
+    from fraudctl import registry
+
+    for path in Path(registry.__file__).parent.glob("*.py"):
+        assert not re.search(r"raise FraudctlError\(", path.read_text()), path
 
 
 @pytest.mark.parametrize("error_class", FraudctlError.__subclasses__())
@@ -122,3 +136,34 @@ def test_ctrl_c_exits_130_not_0(monkeypatch, capsys):
     monkeypatch.setattr("fraudctl.cli.common.AppState.config", interrupted)
     assert run(["config", "show"]) == ExitCode.INTERRUPTED
     assert "interrupted" in capsys.readouterr().err
+
+
+def test_a_confirmation_without_a_terminal_refuses_and_names_yes(monkeypatch):
+    from fraudctl.cli.common import OutputFormat, confirm
+    from fraudctl.errors import UsageError
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # CI: stdin is no terminal (and at EOF)
+    with pytest.raises(UsageError) as caught:
+        confirm("Roll back?", OutputFormat.text)
+    assert caught.value.exit_code == ExitCode.USAGE and "--yes" in caught.value.hint
+
+
+def test_rollback_without_a_terminal_exits_usage_before_reaching_mlflow(tmp_path):
+    cfg = tmp_path / "fraudctl.yaml"
+    cfg.write_text("mlflow:\n  port: 1\n")  # nothing listens: the refusal must come first
+    result = subprocess.run([*FRAUDCTL, "-c", str(cfg), "rollback"], stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == ExitCode.USAGE, result.stderr
+    assert "--yes" in result.stderr and "not a terminal" in result.stderr and "interrupted" not in result.stderr
+
+
+def test_estimator_choices_come_from_one_list():
+    import typing
+
+    from fraudctl.cli.train import EstimatorChoice
+    from fraudctl.config import ModelConfig
+    from fraudctl.estimators import ESTIMATORS, HYPERPARAMETERS
+
+    assert [choice.value for choice in EstimatorChoice] == list(ESTIMATORS)
+    assert typing.get_args(ModelConfig.model_fields["estimator"].annotation) == ESTIMATORS
+    assert set(HYPERPARAMETERS) == set(ESTIMATORS)
