@@ -144,15 +144,40 @@ class StorageConfig(Section):
 
 
 class SparkConfig(Section):
-    master: str = "local[2]"
+    master: str = "local[2]"  # local[N], or spark://host:7077 (a standalone cluster), k8s://...
     driver_memory: str = Field(default="1g", pattern=r"^\d+[mg]$")
+    executor_memory: str = Field(default="1g", pattern=r"^\d+[mg]$")  # on a cluster
     shuffle_partitions: int = Field(default=4, ge=1)
+    ui_port: Port = 4040  # the scorer driver's web UI (loopback)
+    # A standalone cluster in the native runtime: `up` also starts a Spark master and one worker.
+    standalone: bool = False
+    master_port: Port = 7077
+    master_ui_port: Port = 8081
+    worker_port: Port = 7078
+    worker_ui_port: Port = 8082
+    worker_cores: int = Field(default=2, ge=1)
+    worker_memory: str = Field(default="2g", pattern=r"^\d+[mg]$")
+
+    @property
+    def standalone_url(self) -> str:
+        return f"spark://127.0.0.1:{self.master_port}"
 
 
 class ScorerConfig(Section):
-    trigger_seconds: Seconds = 5.0
-    model_refresh_seconds: Seconds = 30.0  # how often the running scorer re-resolves @champion
+    """The streaming scorer (`fraudctl scorer start`)."""
+
+    # Micro-batch pacing: 0 starts the next batch as soon as the last ends (lowest latency).
+    trigger_seconds: float = Field(default=0.0, ge=0)
+    max_offsets_per_trigger: int = Field(default=100_000, ge=1)  # per batch, both topics; bounds batch time
+    starting_offsets: Literal["earliest", "latest"] = "earliest"  # where a new scorer (no checkpoint) begins
+    poll_timeout_ms: int = Field(default=10_000, ge=100)  # executors' Kafka poll (kafkaConsumer.pollTimeoutMs)
+    model_refresh_seconds: Seconds = 5.0  # how often the running scorer re-resolves @champion
     threshold: float | None = Field(default=None, ge=0, le=1)  # None: the threshold logged with the model
+    linger_ms: int = Field(default=5, ge=0, le=1000)  # score producer batching delay
+    flush_timeout: Seconds = 60.0  # a batch whose output is not acknowledged by then fails and is re-run
+    snapshot_every: int = Field(default=200, ge=1)  # batches between compactions of the feature state
+    lake: bool = True  # append each batch's transactions and labels to the lake
+    start_timeout: Seconds = 180.0  # `scorer start` waits this long for the first batch
 
 
 class ModelConfig(Section):

@@ -68,6 +68,18 @@ def format_time(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def format_times(values) -> "np.ndarray":
+    """`format_time` for a numpy datetime64 array (naive UTC), in bulk: whole seconds without a fraction,
+    others with microseconds."""
+    import numpy as np
+
+    stamps = np.asarray(values).astype("datetime64[us]")
+    whole = np.datetime_as_string(stamps, unit="s")
+    if len(stamps) and (stamps.astype("int64") % 1_000_000).any():
+        whole = np.where(stamps.astype("int64") % 1_000_000 == 0, whole, np.datetime_as_string(stamps, unit="us"))
+    return np.char.add(whole.astype(str), "Z")
+
+
 def parse_time(text: str) -> dt.datetime:
     """The inverse of `format_time`: an aware UTC datetime. Raises ValueError on anything else."""
     if not isinstance(text, str) or not text.endswith("Z"):

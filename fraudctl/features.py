@@ -137,20 +137,28 @@ def compute_features(transactions: pd.DataFrame, spec: FeatureSpec = DEFAULT_SPE
     first transaction whose features matter). `source` names the data in error messages.
     """
     df = validate_transactions(transactions, source=source)
+    values = _feature_values(df, spec)
+    result = df.copy()
+    for name in spec.feature_names:
+        result[name] = values[name]
+    return result
+
+
+def _feature_values(df: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """Every feature of every row of a validated frame, as float64 arrays in the frame's row order."""
     times = _as_utc_ns(df[TX_DATETIME])
     amounts = df[AMOUNT].to_numpy(dtype="float64")
     frauds = df[IS_FRAUD].fillna(0).to_numpy(dtype="float64")
-    id_rank, _ = pd.factorize(df[TRANSACTION_ID], sort=True)  # ids may be strings: order by their rank
+    ids = df[TRANSACTION_ID].to_numpy()
 
-    out = pd.DataFrame(index=df.index)
-    out[AMOUNT] = amounts
+    out: dict[str, np.ndarray] = {AMOUNT: amounts}
     dt = pd.DatetimeIndex(pd.to_datetime(times, unit="ns"))
     out["is_weekend"] = np.isin(dt.dayofweek, WEEKEND_DAYS).astype("float64")
     out["is_night"] = (dt.hour < spec.night_end_hour).astype("float64")
 
     # Customer windows: rows sorted by (customer, time, id); position p is the current transaction, and
     # every earlier position of the same customer precedes it in event order.
-    codes, order = _group_order(df[CUSTOMER_ID], times, id_rank)
+    codes, order = _group_order(df[CUSTOMER_ID], times, ids)
     c_codes, c_times, c_amounts = codes[order], times[order], amounts[order]
     position = np.arange(len(order))
     is_first = np.r_[True, c_codes[1:] != c_codes[:-1]] if len(order) else np.zeros(0, dtype=bool)
@@ -165,10 +173,10 @@ def compute_features(transactions: pd.DataFrame, spec: FeatureSpec = DEFAULT_SPE
         _put(out, order, f"customer_tx_count_{w}d", count.astype("float64"))
         _put(out, order, f"customer_mean_amount_{w}d", total / count)
     for w in spec.customer_windows_days:
-        out[f"customer_amount_ratio_{w}d"] = amount_ratio(amounts, out[f"customer_mean_amount_{w}d"].to_numpy())
+        out[f"customer_amount_ratio_{w}d"] = amount_ratio(amounts, out[f"customer_mean_amount_{w}d"])
 
     # Terminal windows: (t - D - w, t - D], never reaching the current transaction or later ones.
-    codes, order = _group_order(df[TERMINAL_ID], times, id_rank)
+    codes, order = _group_order(df[TERMINAL_ID], times, ids)
     t_codes, t_times, t_frauds = codes[order], times[order], frauds[order]
     position = np.arange(len(order))
     fraud_prefix = np.concatenate([[0.0], np.cumsum(t_frauds)])
@@ -186,11 +194,7 @@ def compute_features(transactions: pd.DataFrame, spec: FeatureSpec = DEFAULT_SPE
     shape = _compromise_shape(t_codes, t_times, t_frauds, lowers[max(spec.terminal_windows_days)], upper)
     for name, values in zip(TERMINAL_RUN_FEATURES, shape):
         _put(out, order, name, values)
-
-    result = df.copy()
-    for name in spec.feature_names:
-        result[name] = out[name].to_numpy(dtype="float64")
-    return result
+    return out
 
 
 def _compromise_shape(codes: np.ndarray, times: np.ndarray, frauds: np.ndarray, lower: np.ndarray,
@@ -260,10 +264,24 @@ def _as_utc_ns(series: pd.Series) -> np.ndarray:
     return series.astype("datetime64[ns]").to_numpy().view("int64")
 
 
-def _group_order(keys: pd.Series, times: np.ndarray, id_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer group codes and the permutation sorting rows by (group, time, rank of transaction_id)."""
+def _group_order(keys: pd.Series, times: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer group codes and the permutation sorting rows by (group, time, transaction_id).
+
+    Ids are ordered as text (the contract's ids are strings; an integer id 99 sorts as "99", after "100"),
+    and only where a group has two rows at the same time: elsewhere (group, time) decides alone.
+    """
     codes, _ = pd.factorize(keys, sort=False)
-    return codes, np.lexsort((id_rank, times, codes))
+    order = np.lexsort((times, codes))
+    if len(order) > 1:
+        s_codes, s_times = codes[order], times[order]
+        tied = (s_codes[1:] == s_codes[:-1]) & (s_times[1:] == s_times[:-1])
+        if tied.any():
+            starts = np.flatnonzero(np.r_[True, ~tied])
+            ends = np.r_[starts[1:], len(order)]
+            for start, end in zip(starts[ends - starts > 1], ends[ends - starts > 1]):
+                run = order[start:end]
+                order[start:end] = run[sorted(range(len(run)), key=lambda k: str(ids[run[k]]))]
+    return codes, order
 
 
 def _count_le(codes: np.ndarray, times: np.ndarray, q_codes: np.ndarray, q_times: np.ndarray) -> np.ndarray:
@@ -308,13 +326,34 @@ def _count_le_merge(codes: np.ndarray, times: np.ndarray, q_codes: np.ndarray, q
     return result
 
 
-def _put(out: pd.DataFrame, order: np.ndarray, name: str, sorted_values: np.ndarray) -> None:
+def _put(out: dict[str, np.ndarray], order: np.ndarray, name: str, sorted_values: np.ndarray) -> None:
     values = np.empty(len(order), dtype="float64")
     values[order] = sorted_values
     out[name] = values
 
 
 # ---------------------------------------------------------------------------------------------- online
+
+
+def compute_online_features(earlier: pd.DataFrame, batch: pd.DataFrame, spec: FeatureSpec = DEFAULT_SPEC) -> pd.DataFrame:
+    """The features of a micro-batch of transactions, given the transactions the stream saw before it: the
+    offline definitions above, run over the batch and the part of the history its windows can reach.
+
+    A customer's windows read only that customer's rows and a terminal's only that terminal's, so
+    `earlier` needs to hold (at least) every remembered transaction of the batch's customers and terminals
+    within `spec.history_days`; the values are then those of the whole history, at a fraction of the cost.
+    Both frames carry the transaction fields and `is_fraud` as known so far (NaN: no label yet), and no
+    transaction_id of the batch may be in `earlier`. The result is the batch with the feature columns, in
+    its row order.
+    """
+    columns = [TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, AMOUNT, IS_FRAUD]
+    frame = pd.concat([earlier[columns], batch[columns]], ignore_index=True)
+    # The batch was checked against the contract when decoded; the history when it was a batch.
+    values = _feature_values(frame, spec)
+    result = batch.copy()
+    for name in spec.feature_names:
+        result[name] = values[name][len(earlier):]
+    return result
 
 
 class OnlineFeatureState:

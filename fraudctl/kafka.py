@@ -4,6 +4,7 @@ data path build on `client_config`."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from fraudctl.config import Config, KafkaConfig
@@ -64,3 +65,62 @@ def ensure_topics(config: Config, timeout: float = 30.0) -> list[str]:
                 continue
             raise ServiceFailedError(f"could not create Kafka topic {name!r}: {exc}") from None
     return created
+
+
+def latest_records(kafka: KafkaConfig, topic: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """The `count` latest JSON records of a topic (all partitions, ordered by Kafka timestamp), decoded."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(client_config(kafka, **{"group.id": "fraudctl-tail", "enable.auto.commit": False}))
+    try:
+        try:
+            metadata = consumer.list_topics(topic, timeout=timeout)
+        except Exception as exc:
+            raise UnavailableError(f"Kafka at {kafka.bootstrap_servers} did not answer: {exc}") from None
+        if metadata.topics[topic].error is not None:
+            raise UnavailableError(f"topic {topic}: {metadata.topics[topic].error}", hint="fraudctl up")
+        assignments, wanted = [], 0
+        for partition in metadata.topics[topic].partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+            if high > low:
+                assignments.append(TopicPartition(topic, partition, max(low, high - count)))
+                wanted += high - max(low, high - count)
+        records: list[tuple[int, dict[str, Any]]] = []
+        if assignments:
+            consumer.assign(assignments)
+            deadline = time.monotonic() + timeout
+            while len(records) < wanted and time.monotonic() < deadline:
+                for message in consumer.consume(num_messages=1000, timeout=0.5):
+                    if message.error() is None:
+                        records.append((message.timestamp()[1], _decoded(message.value())))
+        records.sort(key=lambda item: item[0])
+        return [record for _, record in records[-count:]]
+    finally:
+        consumer.close()
+
+
+def follow_records(kafka: KafkaConfig, topic: str):
+    """Every record published to a topic from now on, decoded, until the caller stops iterating."""
+    import uuid
+
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(client_config(kafka, **{"group.id": f"fraudctl-follow-{uuid.uuid4().hex[:8]}",
+                                                "auto.offset.reset": "latest", "enable.auto.commit": False}))
+    try:
+        consumer.subscribe([topic])
+        while True:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                yield _decoded(message.value())
+    finally:
+        consumer.close()
+
+
+def _decoded(value: bytes | None) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads(value) if value else {}
+    except ValueError:
+        return {"raw": value.decode(errors="replace")}

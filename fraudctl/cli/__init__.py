@@ -15,7 +15,7 @@ from typing import Annotated, Optional, Sequence
 import typer
 
 from fraudctl import __version__
-from fraudctl.cli import config_cmd, generate, models, replay, stack, train, workers
+from fraudctl.cli import config_cmd, generate, models, replay, scorer, stack, train, workers
 from fraudctl.cli.common import state
 from fraudctl.errors import ExitCode, FraudctlError
 
@@ -67,6 +67,7 @@ replay.register(app)
 train.register(app)
 models.register(app)
 workers.register(app)
+scorer.register(app)
 app.add_typer(config_cmd.app, name="config")
 
 

@@ -92,7 +92,7 @@ def status(
     config = state(ctx).config(**{"runtime.kind": runtime})
     rt = get_runtime(config)
     statuses = rt.status()
-    all_healthy = bool(statuses) and all(s.healthy for s in statuses)
+    all_healthy = bool(statuses) and all(s.fine for s in statuses)
     if output is OutputFormat.json:
         print_json({"runtime": rt.name, "healthy": all_healthy, "services": [s.as_dict() for s in statuses]})
     else:

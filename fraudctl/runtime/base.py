@@ -15,6 +15,12 @@ class ServiceStatus:
     healthy: bool | None = None  # None: not probed (not running)
     detail: str = ""  # the probe's answer or its error
     uptime_seconds: float | None = None
+    on_demand: bool = False  # started by its own command (the scorer): being stopped is not a fault
+
+    @property
+    def fine(self) -> bool:
+        """Healthy, or an on-demand service that is simply not started."""
+        return bool(self.healthy) or (self.on_demand and self.pid is None and self.healthy is None)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -42,12 +42,13 @@ class NativeRuntime:
 
         tools = check_native()
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
-        services = self._services(tools, create_secrets=True)
+        every = self._services(tools, create_secrets=True)
+        services = [s for s in every if not s.on_demand]
         daemon_was_running = self.supervisor.is_running()
         running = {s.name for s in services if daemon_was_running and self._state(s.name) == RUNNING}
         self._check_ports([s for s in services if s.name not in running])
 
-        self.supervisor.write_config([s.program for s in services])
+        self.supervisor.write_config([s.program for s in every])
         if daemon_was_running:
             self.supervisor.reload()
         else:
@@ -218,6 +219,39 @@ class NativeRuntime:
         pids.discard(os.getpid())
         return sorted(pids)
 
+    # --- on-demand services (the scorer) --------------------------------------------------------------------
+    def service(self, name: str) -> NativeService:
+        found = {s.name: s for s in self._services()}
+        if not found:
+            raise UnavailableError(f"no stack has been started from {self.config.state_dir}", hint="fraudctl up")
+        if name not in found:
+            raise NotFoundError(f"no service named {name!r}")
+        return found[name]
+
+    def start_on_demand(self, name: str) -> NativeService:
+        """Start a service `up` leaves alone, once the stack's daemon runs and the service's dependencies
+        are up; the program is (re)registered first, so a stack started by an older fraudctl learns it."""
+        service = self.service(name)
+        if not self.supervisor.is_running():
+            raise UnavailableError("the stack is not running", hint="fraudctl up")
+        down = [d for d in service.depends_on if self._state(d) != RUNNING]
+        if down:
+            raise UnavailableError(f"{name} needs {', '.join(down)}, which is not running", hint="fraudctl up")
+        if self._state(name) != RUNNING:
+            self.supervisor.write_config([s.program for s in self._services()])
+            self.supervisor.reload_only({name})
+            self._check_ports([service])
+            self.supervisor.start(name)
+        return service
+
+    def stop_service(self, name: str) -> None:
+        self.service(name)
+        if self.supervisor.is_running():
+            self.supervisor.stop(name, wait=True)
+
+    def service_state(self, name: str) -> str:
+        return self._state(name) if self.supervisor.is_running() else STOPPED
+
     # --- status and logs -----------------------------------------------------------------------------------
     def status(self) -> list[ServiceStatus]:
         services = self._services()
@@ -231,7 +265,11 @@ class NativeRuntime:
                     detail, healthy = service.probe(), True
                 except UnavailableError as exc:
                     detail, healthy = exc.message, False
-            statuses.append(self._status(service, healthy=healthy, detail=detail, state=state))
+            status = self._status(service, healthy=healthy, detail=detail, state=state)
+            status.on_demand = service.on_demand
+            if service.on_demand and state in DOWN_STATES and not detail:
+                status.detail = f"not started (fraudctl {service.name} start)"
+            statuses.append(status)
         if daemon:
             self._record_pids(statuses)  # supervisord may have restarted a service since `up`
         return statuses

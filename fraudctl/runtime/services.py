@@ -41,6 +41,7 @@ class NativeService:
     prepare: Callable[[], None] = lambda: None
     after_healthy: Callable[[], None] = lambda: None
     owned_dirs: list[Path] = field(default_factory=list)  # deleted by `down --purge`
+    on_demand: bool = False  # started by its own command (`scorer start`), not by `up`; stopped by `down`
 
 
 @dataclass
@@ -77,7 +78,9 @@ class NativeContext:
 
 def build_services(ctx: NativeContext) -> list[NativeService]:
     """Every native service in start order."""
-    return [_postgres(ctx), _redis(ctx), _kafka(ctx), _mlflow(ctx), *_airflow(ctx), _flower(ctx)]
+    spark = _spark_standalone(ctx) if ctx.config.spark.standalone else []
+    return [_postgres(ctx), _redis(ctx), _kafka(ctx), _mlflow(ctx), *_airflow(ctx), _flower(ctx), *spark,
+            _scorer(ctx)]
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------------------
@@ -498,4 +501,91 @@ def _flower(ctx: NativeContext) -> NativeService:
                             start_seconds=3, priority=500),
         probe=client.probe,
         depends_on=["redis", "airflow-apiserver"],
+    )
+
+
+# --- Spark standalone (optional) and the streaming scorer ---------------------------------------------------
+
+def _http_json(url: str, timeout: float = 3.0) -> dict:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return json.loads(response.read())
+    except Exception as exc:
+        raise UnavailableError(f"{url} did not answer: {exc}") from None
+
+
+def _spark_standalone(ctx: NativeContext) -> list[NativeService]:
+    """A Spark master and one worker from pyspark's own distribution (`spark-class`), on loopback."""
+    from fraudctl.spark import spark_environment
+
+    sc = ctx.config.spark
+    work = ctx.data_dir / "spark"
+    env = {**spark_environment(), "SPARK_WORKER_DIR": str(work / "work"), "SPARK_LOG_DIR": str(ctx.log_dir),
+           "SPARK_NO_DAEMONIZE": "1", "SPARK_MASTER_HOST": "127.0.0.1"}
+    spark_class = str(ctx.venv_bin / "spark-class")
+    master_ui = f"http://127.0.0.1:{sc.master_ui_port}"
+
+    def master_probe() -> str:
+        state = _http_json(master_ui + "/json/")
+        if state.get("status") != "ALIVE":
+            raise UnavailableError(f"Spark master is {state.get('status')}")
+        return f"{state.get('url')} ALIVE, {len(state.get('aliveworkers', state.get('workers', [])) or [])} worker(s)"
+
+    def worker_probe() -> str:
+        workers = [w for w in _http_json(master_ui + "/json/").get("workers", []) if w.get("state") == "ALIVE"]
+        if not workers:
+            raise UnavailableError("no Spark worker has registered with the master yet")
+        return f"{len(workers)} worker(s) ALIVE, {sum(w.get('cores', 0) for w in workers)} core(s)"
+
+    def prepare() -> None:
+        (work / "work").mkdir(parents=True, exist_ok=True)
+
+    return [
+        NativeService(
+            name="spark-master", endpoint=sc.standalone_url,
+            ports=[("127.0.0.1", sc.master_port), ("127.0.0.1", sc.master_ui_port)],
+            program=ctx.program("spark-master", [spark_class, "org.apache.spark.deploy.master.Master",
+                                                 "--host", "127.0.0.1", "--port", str(sc.master_port),
+                                                 "--webui-port", str(sc.master_ui_port)], environment=env),
+            probe=master_probe, prepare=prepare, owned_dirs=[work],
+        ),
+        NativeService(
+            name="spark-worker", endpoint=f"http://127.0.0.1:{sc.worker_ui_port}",
+            ports=[("127.0.0.1", sc.worker_port), ("127.0.0.1", sc.worker_ui_port)],
+            program=ctx.program("spark-worker", [spark_class, "org.apache.spark.deploy.worker.Worker",
+                                                 sc.standalone_url, "--host", "127.0.0.1",
+                                                 "--port", str(sc.worker_port), "--webui-port", str(sc.worker_ui_port),
+                                                 "--cores", str(sc.worker_cores), "--memory", sc.worker_memory],
+                                environment=env),
+            probe=worker_probe, prepare=prepare, depends_on=["spark-master"],
+        ),
+    ]
+
+
+# Exits of the scorer that a restart cannot cure (bad config, no champion, a model off the contract): supervisor
+# leaves it stopped. Any other exit (a crash, Kafka or the lake unreachable) restarts it from its checkpoint.
+SCORER_FINAL_EXITS = (0, 2, 3, 9, 12)
+
+
+def _scorer(ctx: NativeContext) -> NativeService:
+    from fraudctl.scoring.status import LAUNCH_FILE, describe_health
+    from fraudctl.spark import scorer_dir, spark_environment
+
+    config = ctx.config
+    folder = scorer_dir(config)
+    command = [str(ctx.venv_bin / "python"), str(jvm.PROJECT_ROOT / "jobs" / "scorer.py"),
+               "--launch", str(folder / LAUNCH_FILE)]
+    return NativeService(
+        name="scorer",
+        endpoint=f"http://127.0.0.1:{config.spark.ui_port}",
+        ports=[("127.0.0.1", config.spark.ui_port)],
+        # SIGTERM to the driver alone: it stops the query between batches and then Spark's JVM. Signalled as a
+        # group, the JVM would die under a running batch. A SIGKILL still takes the whole group.
+        program=ctx.program("scorer", command, environment={**spark_environment(), **storage_environment(config)},
+                            start_seconds=3, stop_as_group=False, exit_codes=SCORER_FINAL_EXITS),
+        probe=lambda: describe_health(folder),
+        depends_on=["kafka", "mlflow"],
+        on_demand=True,
     )

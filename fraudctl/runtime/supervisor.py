@@ -37,6 +37,7 @@ class Program:
     start_seconds: int = 2  # must stay up this long to count as started
     priority: int = 500
     exit_codes: tuple[int, ...] = (0,)  # "expected" exits: not restarted, not reported as crashes
+    stop_as_group: bool = True  # SIGTERM the whole process group (SIGKILL always takes the group)
 
 
 def _quote_value(value: str) -> str:
@@ -93,7 +94,7 @@ class Supervisor:
                 f"stopsignal={program.stop_signal}",
                 f"stopwaitsecs={int(program.stop_wait_seconds)}",
                 # the whole process group, so no child (postgres backends, serve-logs) outlives its parent
-                "stopasgroup=true",
+                f"stopasgroup={'true' if program.stop_as_group else 'false'}",
                 "killasgroup=true",
                 "redirect_stderr=true",
                 f"stdout_logfile={program.log_file}",
@@ -159,6 +160,20 @@ class Supervisor:
                 pass
             server.supervisor.removeProcessGroup(name)
         for name in changed + added:
+            server.supervisor.addProcessGroup(name)
+
+    def reload_only(self, names: set[str]) -> None:
+        """Like `reload`, but touching only the named programs (added, or changed while stopped): the
+        others keep running on the definitions they were started with."""
+        server = self.rpc()
+        added, changed, _removed = server.supervisor.reloadConfig()[0]
+        for name in set(changed) & names:
+            try:
+                server.supervisor.stopProcessGroup(name)
+            except xmlrpc.client.Fault:
+                pass
+            server.supervisor.removeProcessGroup(name)
+        for name in (set(changed) | set(added)) & names:
             server.supervisor.addProcessGroup(name)
 
     def shutdown(self, timeout: float) -> None:

@@ -1,0 +1,178 @@
+"""`fraudctl scorer start|stop|status|logs`: the streaming scorer, and `fraudctl scores tail`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+
+from fraudctl.cli.common import OutputFormat, OutputOption, format_number, print_json, state, stderr_console, stdout_console
+
+scorer_app = typer.Typer(help="The Spark streaming scorer: Kafka transactions -> scores and alerts.", no_args_is_help=True)
+scores_app = typer.Typer(help="The published scores.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(scorer_app, name="scorer")
+    app.add_typer(scores_app, name="scores")
+
+
+@scorer_app.command("start")
+def start(
+    ctx: typer.Context,
+    wait_for_model: Annotated[bool, typer.Option(
+        "--wait-for-model", help="Start even without a @champion and wait for one (default: refuse, exit 9).")] = False,
+    master: Annotated[Optional[str], typer.Option(
+        "--master", metavar="URL", help="Spark master: local[N], spark://host:port [config spark.master].")] = None,
+    timeout: Annotated[Optional[float], typer.Option(
+        help="Seconds to wait for the query to run [config scorer.start_timeout].")] = None,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Start the scorer under the stack's supervisor and wait until its query runs."""
+    from fraudctl.scoring import control
+
+    config = state(ctx).config()
+    with stderr_console().status("starting the scorer…") as progress:
+        report = control.start(config, master=master, wait_for_model=wait_for_model, timeout=timeout,
+                               on_progress=progress.update)
+    _render(report, output)
+
+
+@scorer_app.command("stop")
+def stop(ctx: typer.Context, output: OutputOption = OutputFormat.text) -> None:
+    """Stop the scorer gracefully: the running micro-batch finishes, the query stops (SIGKILL after
+    runtime.stop_timeout)."""
+    from fraudctl.scoring import control
+
+    report = control.stop(state(ctx).config())
+    if output is OutputFormat.json:
+        print_json(report)
+    else:
+        stdout_console().print("scorer stopped" if report["was"] == "RUNNING" else "the scorer was not running")
+
+
+@scorer_app.command("status")
+def status(ctx: typer.Context, output: OutputOption = OutputFormat.text) -> None:
+    """Rates, batch time, lag per partition, model version, dead letters, state size and health.
+    Exits 8 unless the scorer is running (degraded counts as running)."""
+    from fraudctl.errors import UnavailableError
+    from fraudctl.scoring import control
+
+    report = control.status(state(ctx).config())
+    _render(report, output)
+    if report["health"] not in ("healthy", "degraded"):
+        raise UnavailableError(f"the scorer is {report['health']}", hint="fraudctl scorer start")
+
+
+@scorer_app.command("logs")
+def logs(
+    ctx: typer.Context,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="How many past lines to show.")] = 50,
+) -> None:
+    """Print the scorer's log (the Spark driver's output)."""
+    from fraudctl.runtime import get_runtime
+
+    for line in get_runtime(state(ctx).config()).logs("scorer", lines=lines, follow=follow):
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+@scores_app.command("tail")
+def tail(
+    ctx: typer.Context,
+    alerts: Annotated[bool, typer.Option("--alerts", help="Read `alerts` (score >= threshold) instead of `scores`.")] = False,
+    count: Annotated[int, typer.Option("-n", "--lines", min=1, help="How many of the latest to show.")] = 20,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new scores (Ctrl-C stops).")] = False,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """The latest scores (or alerts), newest last; with --follow, new ones as they are published."""
+    from fraudctl.kafka import follow_records, latest_records
+
+    config = state(ctx).config()
+    topics = config.kafka.topics
+    topic = topics.alerts.name if alerts else topics.scores.name
+    latest = latest_records(config.kafka, topic, count)
+    if output is OutputFormat.json and not follow:
+        print_json({"topic": topic, "scores": latest})
+        return
+    if output is OutputFormat.json:  # one JSON document per line while following
+        for record in latest:
+            sys.stdout.write(_json_line(record))
+        for record in follow_records(config.kafka, topic):
+            sys.stdout.write(_json_line(record))
+            sys.stdout.flush()
+        return
+    console = stdout_console()
+    console.print(_scores_table(latest, title=f"latest {len(latest)} of {topic}"))
+    if follow:
+        for record in follow_records(config.kafka, topic):
+            console.print(_score_line(record), highlight=False)
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(record) + "\n"
+
+
+SCORE_COLUMNS = ("scored_time", "transaction_id", "score", "decision", "model_version", "tx_datetime")
+
+
+def _scores_table(records: list[dict[str, Any]], title: str):
+    from rich.table import Table
+
+    table = Table(*SCORE_COLUMNS, title=title, show_edge=False)
+    for record in records:
+        table.add_row(*_cells(record))
+    return table
+
+
+def _cells(record: dict[str, Any]) -> list[str]:
+    decision = record.get("decision", "-")
+    return [str(record.get("scored_time", "-")), str(record.get("transaction_id", "-")),
+            format_number(record.get("score")), f"[red]{decision}[/]" if decision == "fraud" else str(decision),
+            str(record.get("model_version", "-")), str(record.get("tx_datetime", "-"))]
+
+
+def _score_line(record: dict[str, Any]) -> str:
+    return "  ".join(_cells(record))
+
+
+def _render(report: dict[str, Any], output: OutputFormat) -> None:
+    if output is OutputFormat.json:
+        print_json(report)
+        return
+    from rich.table import Table
+
+    console = stdout_console()
+    colour = {"healthy": "green", "degraded": "yellow"}.get(report["health"], "red")
+    model = report.get("model") or {}
+    since = dt.datetime.fromtimestamp(model["since"], tz=dt.timezone.utc).isoformat(timespec="seconds") \
+        if model.get("since") else "-"
+    console.print(f"scorer [{colour}]{report['health']}[/] (process {report['process']}, pid {report.get('pid') or '-'}, "
+                  f"master {report.get('master') or '-'})", highlight=False)
+    if report.get("degraded"):
+        console.print(f"[yellow]degraded:[/] {report['degraded']}", highlight=False)
+    counters = report.get("counters") or {}
+    table = Table("what", "value", show_edge=False, show_header=False)
+    table.add_row("model", f"{model.get('name') or '-'} v{model.get('version') or '-'} since {since} "
+                           f"(threshold {format_number(model.get('threshold'))})")
+    for version, reason in (model.get("refused") or {}).items():
+        table.add_row(f"refused v{version}", reason)
+    table.add_row("input rows/s", format_number(report.get("input_rows_per_second")))
+    table.add_row("processed rows/s", format_number(report.get("processed_rows_per_second")))
+    table.add_row("last batch", f"{format_number(report.get('batch_duration_ms'))} ms")
+    table.add_row("scored / alerts", f"{counters.get('scored', 0):,} / {counters.get('alerts', 0):,}")
+    table.add_row("dead letters", f"{report.get('dead_letters', 0):,}")
+    table.add_row("duplicates skipped", f"{counters.get('duplicates', 0):,}")
+    for topic, partitions in sorted((report.get("lag") or {}).items()):
+        table.add_row(f"lag {topic}", ", ".join(f"p{p}: {n:,}" for p, n in sorted(partitions.items())))
+    size = report.get("state_size") or {}
+    if size:
+        table.add_row("state", f"{size.get('transactions', 0):,} transactions, {size.get('labelled', 0):,} labelled, "
+                               f"{size.get('disk_bytes', 0) / 1e6:.1f} MB on disk")
+    table.add_row("Spark UI", report.get("ui") or "-")
+    console.print(table)

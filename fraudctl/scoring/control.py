@@ -1,0 +1,132 @@
+"""Start, stop and inspect the streaming scorer: the core of `fraudctl scorer ...` (no typer here)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable
+
+from fraudctl.config import Config
+from fraudctl.errors import NotFoundError, PrerequisiteError, ServiceFailedError, WaitTimeoutError
+from fraudctl.scoring.status import LAUNCH_FILE, STALE_SECONDS, read_status
+from fraudctl.secrets import write_private
+
+SERVICE = "scorer"
+POLL_SECONDS = 0.5
+
+
+def _native(config: Config):
+    from fraudctl.runtime import get_runtime
+
+    runtime = get_runtime(config)
+    if runtime.name != "native":
+        raise PrerequisiteError("`fraudctl scorer` runs the scorer in the native runtime only for now",
+                                hint="under compose the scorer service comes with the compose work (issue 13)")
+    return runtime
+
+
+def start(config: Config, *, master: str | None = None, wait_for_model: bool = False, timeout: float | None = None,
+          on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Start the scorer and wait until its query runs (or, with `wait_for_model`, until it waits for one)."""
+    from fraudctl.runtime.supervisor import BACKOFF, EXITED, FATAL, RUNNING, tail
+    from fraudctl.spark import scorer_dir
+
+    runtime = _native(config)
+    say = on_progress or (lambda message: None)
+    if runtime.service_state(SERVICE) == RUNNING:
+        return {**status(config), "already_running": True}
+    if not wait_for_model:
+        from fraudctl.registry import CHAMPION, Registry
+
+        if Registry(config).alias_version(CHAMPION) is None:
+            raise NotFoundError(f"no version of {config.model.name} is @{CHAMPION}",
+                                hint="`fraudctl promote VERSION` first, or `fraudctl scorer start --wait-for-model`")
+    folder = scorer_dir(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "status.json").unlink(missing_ok=True)
+    launch = {"config": _with_secrets(config, config.model_dump(mode="json")), "master": master,
+              "wait_for_model": wait_for_model}
+    write_private(folder / LAUNCH_FILE, json.dumps(launch))
+    say("starting the scorer")
+    service = runtime.start_on_demand(SERVICE)
+    wanted = {"running"} | ({"waiting for a model"} if wait_for_model else set())
+    limit = timeout if timeout is not None else config.scorer.start_timeout
+    deadline = time.monotonic() + limit
+    while True:
+        current = read_status(folder) or {}
+        if current.get("state") in wanted:
+            return status(config)
+        state = runtime.service_state(SERVICE)
+        if current.get("state") == "failed":
+            runtime.stop_service(SERVICE)  # no restart loop over a cause that a restart cannot fix
+            raise ServiceFailedError(f"the scorer failed while starting: {current.get('error')}",
+                                     detail=tail(service.program.log_file, 30), hint="fraudctl scorer logs")
+        if state in (FATAL, EXITED, BACKOFF) or current.get("state") == "stopped":
+            raise ServiceFailedError(f"the scorer exited while starting ({state})",
+                                     detail=tail(service.program.log_file, 30), hint="fraudctl scorer logs")
+        if time.monotonic() > deadline:
+            raise WaitTimeoutError(f"the scorer did not start its query within {limit:.0f}s "
+                                   f"(last state: {current.get('state', 'starting')})",
+                                   detail=tail(service.program.log_file, 30), hint="fraudctl scorer logs")
+        say(f"scorer: {current.get('state', 'starting the driver')}")
+        time.sleep(POLL_SECONDS)
+
+
+def _with_secrets(config: Config, data: dict[str, Any]) -> dict[str, Any]:
+    """model_dump(mode="json") masks SecretStr values; the job needs the real ones the config holds."""
+    from pydantic import SecretStr
+
+    for section_name in type(config).model_fields:
+        section = getattr(config, section_name)
+        for key in getattr(type(section), "model_fields", {}):
+            value = getattr(section, key)
+            if isinstance(value, SecretStr):
+                data[section_name][key] = value.get_secret_value()
+    return data
+
+
+def stop(config: Config) -> dict[str, Any]:
+    runtime = _native(config)
+    was = runtime.service_state(SERVICE)
+    runtime.stop_service(SERVICE)
+    return {"stopped": True, "was": was, **status(config)}
+
+
+def status(config: Config) -> dict[str, Any]:
+    """The scorer's process state and what its status file says: rates, batch time, lag per partition,
+    model version and since when, dead letters, state size, healthy / degraded."""
+    from fraudctl.runtime.supervisor import RUNNING
+    from fraudctl.spark import scorer_dir
+
+    runtime = _native(config)
+    process = runtime.service_state(SERVICE)
+    current = read_status(scorer_dir(config)) or {}
+    age = time.time() - float(current["updated_at"]) if current.get("updated_at") else None
+    running = process == RUNNING and current.get("state") == "running"
+    fresh = age is not None and age <= STALE_SECONDS
+    if not running:
+        health = "stopped" if process != RUNNING else current.get("state", "starting")
+    elif not fresh:
+        health = "stalled"
+    else:
+        health = "degraded" if current.get("degraded") else "healthy"
+    counters = current.get("counters") or {}
+    return {
+        "process": process,
+        "health": health,
+        "healthy": health == "healthy",
+        "degraded": current.get("degraded"),
+        "pid": current.get("pid") if process == RUNNING else None,
+        "master": current.get("master"),
+        "started_at": current.get("started_at"),
+        "status_age_seconds": round(age, 1) if age is not None else None,
+        "model": current.get("model"),
+        "input_rows_per_second": current.get("input_rows_per_second"),
+        "processed_rows_per_second": current.get("processed_rows_per_second"),
+        "batch_duration_ms": current.get("batch_duration_ms"),
+        "lag": current.get("lag") or {},
+        "dead_letters": counters.get("dead_letters", 0),
+        "state_size": current.get("state_size"),
+        "counters": counters,
+        "ui": f"http://127.0.0.1:{config.spark.ui_port}",
+    }

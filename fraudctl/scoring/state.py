@@ -1,0 +1,244 @@
+"""The scorer's online feature state: recent transactions with the labels received, on the driver, made
+durable in a local folder and fenced by Spark's micro-batch id.
+
+Why here and not Redis or Spark's state store: the features need, per micro-batch, every earlier
+transaction of the batch's customers and terminals, which `compute_online_features` reads as one pandas
+frame. In driver memory that is an integer lookup and a concat (milliseconds); Spark's Python stateful
+operators cost 10-100x more on two cores (README, "The streaming scorer"), and Redis would add a round trip
+and a serialisation per key. Durability comes from an append-only log on disk:
+
+    <folder>/<batch id>/           one committed batch: its new transactions and its labels (Arrow IPC)
+    <folder>/snapshot-<batch id>/  everything up to that batch, compacted; the older folders are deleted
+
+A batch's folder appears by an atomic rename after the batch's output has been flushed, so the committed
+batches are exactly those on disk. A batch id at or below the last committed one is a Spark re-run of
+output already delivered: `is_committed` says so and the scorer skips it, so nothing counts twice. A crash
+before the commit loses only memory: the re-run batch finds the state as it was before it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fraudctl.contracts import AMOUNT, CUSTOMER_ID, IS_FRAUD, TERMINAL_ID, TRANSACTION_ID, TX_DATETIME
+from fraudctl.features import FeatureSpec, compute_online_features
+
+HISTORY_COLUMNS = [TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, AMOUNT]
+LABEL_COLUMNS = [TRANSACTION_ID, TX_DATETIME, IS_FRAUD]
+_TX_FILE, _LABEL_FILE, _INTENT_FILE = "transactions.arrow", "labels.arrow", "intent.json"
+_SNAPSHOT = "snapshot-"
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What a batch's output is built with, recorded before the output, so that a re-run after a crash
+    sends the same bytes (the same model version and scored time)."""
+
+    batch_id: int
+    model_version: str
+    scored_time: str
+
+
+class FeatureState:
+    def __init__(self, folder: Path, spec: FeatureSpec, *, snapshot_every: int = 200):
+        self.folder = folder
+        self.spec = spec
+        self.snapshot_every = snapshot_every
+        self.history = _empty(HISTORY_COLUMNS + [IS_FRAUD])
+        self.pending_labels = _empty(LABEL_COLUMNS)  # labels whose transaction has not been seen (yet)
+        self.last_batch_id = -1
+        self._ids: set = set()
+        # customer / terminal id -> integer code, and the history's codes (rebuilt when the history changes)
+        self._customer_codes: dict = {}
+        self._terminal_codes: dict = {}
+        self._code_columns: dict[str, np.ndarray] = {}
+        self._batch_labels = _empty(LABEL_COLUMNS)
+        self._since_snapshot = 0
+        folder.mkdir(parents=True, exist_ok=True)
+        self._load()
+
+    # -- a batch's life: its labels, its features, its commit -----------------------------------------------
+    def is_committed(self, batch_id: int) -> bool:
+        return batch_id <= self.last_batch_id
+
+    def seen(self, transaction_ids: pd.Series) -> np.ndarray:
+        """Which of these transactions the state holds already."""
+        return transaction_ids.isin(self._ids).to_numpy() if self._ids else np.zeros(len(transaction_ids), bool)
+
+    def apply_labels(self, labels: pd.DataFrame) -> None:
+        """A batch's labels, before its transactions are featured (they are committed with the batch)."""
+        self._batch_labels = labels[LABEL_COLUMNS].reset_index(drop=True)
+        self._apply(self._batch_labels)
+
+    def features(self, transactions: pd.DataFrame) -> pd.DataFrame:
+        """Features of a batch of transactions new to the state (none of their ids is `seen`)."""
+        batch = transactions.copy()
+        batch[IS_FRAUD] = self._labels_for(batch)
+        return compute_online_features(self.history[self._reach(batch)], batch, self.spec)
+
+    def _reach(self, batch: pd.DataFrame) -> np.ndarray:
+        """The history rows of the batch's customers and terminals (by integer codes: hashing every
+        remembered id each batch would cost more than the features)."""
+        reach = np.zeros(len(self.history), dtype=bool)
+        for column, codes in ((CUSTOMER_ID, self._customer_codes), (TERMINAL_ID, self._terminal_codes)):
+            if column not in self._code_columns:
+                self._code_columns[column] = self.history[column].map(codes).to_numpy(dtype="int64") \
+                    if len(self.history) else np.zeros(0, dtype="int64")
+            wanted = np.zeros(len(codes) + 1, dtype=bool)
+            batch_codes = [codes.get(key, -1) for key in batch[column].unique()]
+            wanted[[c for c in batch_codes if c >= 0]] = True
+            reach |= wanted[self._code_columns[column]]
+        return reach
+
+    def commit(self, batch_id: int, transactions: pd.DataFrame) -> None:
+        """Make the batch durable (after its output is flushed), then fold it into memory."""
+        new = transactions[HISTORY_COLUMNS].reset_index(drop=True)
+        staging = self.folder / f".{batch_id}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        _write(staging / _TX_FILE, new)
+        _write(staging / _LABEL_FILE, self._batch_labels)
+        os.replace(staging, self.folder / f"{batch_id:012d}")
+        self._add(new)
+        self._batch_labels = _empty(LABEL_COLUMNS)
+        self.last_batch_id = batch_id
+        self._since_snapshot += 1
+        if self._since_snapshot >= self.snapshot_every:
+            self.snapshot()
+
+    def snapshot(self) -> None:
+        """Compact everything committed into one folder and drop the folders it covers."""
+        if self.last_batch_id < 0:
+            return
+        name = f"{_SNAPSHOT}{self.last_batch_id:012d}"
+        staging = self.folder / f".{name}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        _write(staging / _TX_FILE, self.history)
+        _write(staging / _LABEL_FILE, self.pending_labels)
+        os.replace(staging, self.folder / name)
+        for entry in self.folder.iterdir():
+            covered = entry.name.isdigit() and int(entry.name) <= self.last_batch_id
+            if entry.name != name and (covered or entry.name.startswith(_SNAPSHOT)):
+                shutil.rmtree(entry, ignore_errors=True)
+        self._since_snapshot = 0
+
+    # -- intents --------------------------------------------------------------------------------------------
+    def intent(self, batch_id: int) -> Intent | None:
+        """The intent a run that crashed before committing this batch recorded for it."""
+        try:
+            data = json.loads((self.folder / _INTENT_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        return Intent(**data) if data.get("batch_id") == batch_id else None
+
+    def record_intent(self, intent: Intent) -> None:
+        path = self.folder / _INTENT_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(intent.__dict__))
+        os.replace(tmp, path)
+
+    # -- figures --------------------------------------------------------------------------------------------
+    def size(self) -> dict[str, int]:
+        disk = sum(f.stat().st_size for f in self.folder.rglob("*") if f.is_file())
+        memory = self.history.memory_usage(deep=True).sum() + self.pending_labels.memory_usage(deep=True).sum()
+        return {"transactions": len(self.history), "labelled": int(self.history[IS_FRAUD].notna().sum()),
+                "pending_labels": len(self.pending_labels), "disk_bytes": int(disk), "memory_bytes": int(memory)}
+
+    # -- internals ------------------------------------------------------------------------------------------
+    def _labels_for(self, batch: pd.DataFrame) -> np.ndarray:
+        """is_fraud of new transactions whose labels came first (NaN for the others)."""
+        if not len(self.pending_labels):
+            return np.full(len(batch), np.nan)
+        known = self.pending_labels.drop_duplicates(TRANSACTION_ID, keep="last").set_index(TRANSACTION_ID)[IS_FRAUD]
+        return batch[TRANSACTION_ID].map(known).to_numpy(dtype="float64")
+
+    def _apply(self, labels: pd.DataFrame) -> None:
+        if not len(labels):
+            return
+        labels = labels.drop_duplicates(TRANSACTION_ID, keep="last")
+        known = labels[TRANSACTION_ID].isin(self._ids).to_numpy()
+        if known.any():
+            by_id = labels[known].set_index(TRANSACTION_ID)[IS_FRAUD]
+            rows = self.history[TRANSACTION_ID].isin(by_id.index).to_numpy()
+            self.history.loc[rows, IS_FRAUD] = self.history.loc[rows, TRANSACTION_ID].map(by_id).to_numpy(dtype="float64")
+        if (~known).any():
+            self.pending_labels = pd.concat([self.pending_labels, labels[~known]], ignore_index=True)
+
+    def _add(self, transactions: pd.DataFrame) -> None:
+        if len(transactions):
+            added = transactions.assign(**{IS_FRAUD: self._labels_for(transactions)})
+            self.history = pd.concat([self.history, added], ignore_index=True)
+            self._ids.update(transactions[TRANSACTION_ID])
+            for column, codes in ((CUSTOMER_ID, self._customer_codes), (TERMINAL_ID, self._terminal_codes)):
+                for key in transactions[column].unique():
+                    codes.setdefault(key, len(codes))
+                new_codes = transactions[column].map(codes).to_numpy(dtype="int64")
+                if column in self._code_columns:
+                    self._code_columns[column] = np.concatenate([self._code_columns[column], new_codes])
+            if len(self.pending_labels):
+                self.pending_labels = self.pending_labels[
+                    ~self.pending_labels[TRANSACTION_ID].isin(transactions[TRANSACTION_ID])].reset_index(drop=True)
+        self._prune()
+
+    def _prune(self) -> None:
+        """Forget what no window of a later transaction can reach: older than history_days before the latest
+        event time seen."""
+        if not len(self.history):
+            return
+        horizon = self.history[TX_DATETIME].max() - pd.Timedelta(days=self.spec.history_days)
+        old = (self.history[TX_DATETIME] <= horizon).to_numpy()
+        if old.any():
+            self._ids.difference_update(self.history.loc[old, TRANSACTION_ID])
+            self.history = self.history[~old].reset_index(drop=True)
+            self._code_columns = {name: codes[~old] for name, codes in self._code_columns.items()}
+        if len(self.pending_labels):
+            self.pending_labels = self.pending_labels[self.pending_labels[TX_DATETIME] > horizon].reset_index(drop=True)
+
+    def _load(self) -> None:
+        for entry in self.folder.glob(".*.partial"):
+            shutil.rmtree(entry, ignore_errors=True)
+        snapshots = sorted(p for p in self.folder.glob(f"{_SNAPSHOT}*") if p.is_dir())
+        if snapshots:
+            latest = snapshots[-1]
+            self.history = _read(latest / _TX_FILE, HISTORY_COLUMNS + [IS_FRAUD])
+            self.pending_labels = _read(latest / _LABEL_FILE, LABEL_COLUMNS)
+            self._ids = set(self.history[TRANSACTION_ID])
+            for column, codes in ((CUSTOMER_ID, self._customer_codes), (TERMINAL_ID, self._terminal_codes)):
+                for key in self.history[column].unique():
+                    codes.setdefault(key, len(codes))
+            self.last_batch_id = int(latest.name[len(_SNAPSHOT):])
+        for entry in sorted(p for p in self.folder.iterdir() if p.name.isdigit()):
+            batch_id = int(entry.name)
+            if batch_id > self.last_batch_id:  # in the order they ran: labels first, then transactions
+                self._apply(_read(entry / _LABEL_FILE, LABEL_COLUMNS))
+                self._add(_read(entry / _TX_FILE, HISTORY_COLUMNS))
+                self.last_batch_id = batch_id
+                self._since_snapshot += 1
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    types = {TRANSACTION_ID: object, TX_DATETIME: "datetime64[ns]", CUSTOMER_ID: object, TERMINAL_ID: object,
+             AMOUNT: "float64", IS_FRAUD: "float64"}
+    return pd.DataFrame({c: pd.Series(dtype=types[c]) for c in columns})
+
+
+def _write(path: Path, frame: pd.DataFrame) -> None:
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    feather.write_feather(pa.Table.from_pandas(frame, preserve_index=False), path, compression="uncompressed")
+
+
+def _read(path: Path, columns: list[str]) -> pd.DataFrame:
+    import pyarrow.feather as feather
+
+    frame = feather.read_table(path).to_pandas()
+    return frame[columns] if len(frame) else _empty(columns)

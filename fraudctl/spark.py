@@ -1,0 +1,65 @@
+"""Spark for fraudctl's jobs: the session settings (connector jars from the project's pom, loopback
+addresses, the project's Python on every executor) and where the scorer's checkpoint and state live."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from fraudctl.config import Config
+from fraudctl.runtime import jvm
+
+SCORER_APP = "fraudctl-scorer"
+
+
+def connector_jars(config: Config) -> list[Path]:
+    """The Kafka connector (and, with S3 storage, S3A) resolved by Maven from stack/native/jvm/spark."""
+    profiles = ("s3",) if config.storage.kind == "s3" else ()
+    return sorted(jvm.resolve(jvm.SPARK_POM, profiles).glob("*.jar"))
+
+
+def session_conf(config: Config, *, master: str | None = None, app_name: str = SCORER_APP) -> dict[str, str]:
+    spark = config.spark
+    python = sys.executable
+    return {
+        "spark.master": master or spark.master,
+        "spark.app.name": app_name,
+        "spark.jars": ",".join(str(j) for j in connector_jars(config)),
+        "spark.driver.memory": spark.driver_memory,
+        "spark.executor.memory": spark.executor_memory,
+        "spark.sql.shuffle.partitions": str(spark.shuffle_partitions),
+        # The hostname may resolve to a non-loopback address; executors must call the driver on loopback.
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.ui.port": str(spark.ui_port),
+        "spark.port.maxRetries": "0",  # a taken UI port is an error, not a silent move to the next one
+        "spark.ui.showConsoleProgress": "false",
+        "spark.pyspark.python": python,
+        "spark.pyspark.driver.python": python,
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.streaming.metricsEnabled": "true",
+    }
+
+
+def spark_environment() -> dict[str, str]:
+    """Environment of a process that starts Spark: loopback only, the venv's Python for workers."""
+    return {"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable}
+
+
+def build_session(config: Config, *, master: str | None = None, app_name: str = SCORER_APP):
+    os.environ.update(spark_environment())
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder
+    for key, value in session_conf(config, master=master, app_name=app_name).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    return session
+
+
+def scorer_dir(config: Config) -> Path:
+    """The scorer's local state: Spark checkpoint, feature state, status file, launch options."""
+    return config.state_dir / "scorer"

@@ -1,0 +1,158 @@
+"""The streaming scorer: a Spark Structured Streaming job from Kafka `transactions` and `labels` to
+`scores`, `alerts` and `transactions.dlq`, with the lake on the side.
+
+Started by `fraudctl scorer start` (under the native runtime's supervisord, or a container under compose)
+as `python jobs/scorer.py --launch <state_dir>/scorer/launch.json`; the launch file holds the effective
+configuration and the start options. Spark reads the two topics with its Kafka source and tracks offsets
+in a checkpoint; each micro-batch reaches `fraudctl.scoring.scorer.Scorer.process` on the driver as one
+Arrow table (`foreachBatch`): features are vectorised pandas over the online state, which Python stateful
+operators could not match on a small machine (README, "The streaming scorer").
+
+SIGTERM or SIGINT stops the query between batches and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+if str(PROJECT_ROOT) not in sys.path:  # run as a script: the package beside it
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+from fraudctl.config import Config  # noqa: E402
+from fraudctl.errors import FraudctlError  # noqa: E402
+
+log = logging.getLogger("fraudctl.scorer")
+STATUS_EVERY_SECONDS = 1.0
+STATE_SIZE_EVERY_SECONDS = 30.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--launch", type=Path, required=True, help="launch file written by `fraudctl scorer start`")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("py4j", "mlflow", "urllib3", "botocore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    launch = json.loads(args.launch.read_text())
+    config = Config.model_validate(launch["config"])
+    from fraudctl.scoring.status import write_status
+    from fraudctl.spark import scorer_dir
+
+    try:
+        return run(config, master=launch.get("master"), wait_for_model=bool(launch.get("wait_for_model")))
+    except FraudctlError as exc:
+        log.error("%s%s", exc.message, f" ({exc.hint})" if exc.hint else "")
+        write_status(scorer_dir(config), {"pid": os.getpid(), "state": "failed", "error": exc.message,
+                                          "exit_code": int(exc.exit_code)})
+        return int(exc.exit_code)
+    except Exception as exc:
+        log.exception("the scorer failed")
+        write_status(scorer_dir(config), {"pid": os.getpid(), "state": "failed", "error": repr(exc), "exit_code": 1})
+        return 1
+
+
+def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
+    from fraudctl.features import FeatureSpec
+    from fraudctl.lake import Lake, lake_uri
+    from fraudctl.runtime.services import storage_environment
+    from fraudctl.scoring.model import ModelHolder, RegistrySource
+    from fraudctl.scoring.publish import Publisher
+    from fraudctl.scoring.scorer import Scorer
+    from fraudctl.scoring.state import FeatureState
+    from fraudctl.scoring.status import lag_per_partition, write_status
+    from fraudctl.spark import build_session, scorer_dir
+
+    os.environ.update(storage_environment(config))
+    folder = scorer_dir(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    stopping = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("signal %d: stopping after the current micro-batch", signum)
+        stopping.set()
+        holder.stop()
+
+    started_at = time.time()
+    base = {"pid": os.getpid(), "started_at": started_at, "master": master or config.spark.master}
+    holder = ModelHolder(RegistrySource(config, config.scorer.threshold),
+                         refresh_seconds=config.scorer.model_refresh_seconds)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    write_status(folder, {**base, "state": "waiting for a model" if wait_for_model else "loading the model"})
+    model = holder.start(wait_for_model=wait_for_model)
+    log.info("scoring with %s version %s (threshold %.4f)", model.name, model.version, model.threshold)
+
+    topics = config.kafka.topics
+    state = FeatureState(folder / "state", FeatureSpec(delay_days=config.model.label_delay_days),
+                         snapshot_every=config.scorer.snapshot_every)
+    log.info("feature state: %s, last committed batch %d", state.size(), state.last_batch_id)
+    scorer = Scorer(
+        transactions_topic=topics.transactions.name, labels_topic=topics.labels.name, state=state, models=holder,
+        publisher=Publisher(config.kafka, scores_topic=topics.scores.name, alerts_topic=topics.alerts.name,
+                            dlq_topic=topics.dlq.name, linger_ms=config.scorer.linger_ms,
+                            flush_timeout=config.scorer.flush_timeout),
+        lake=Lake(lake_uri(config), config.storage) if config.scorer.lake else None,
+    )
+
+    write_status(folder, {**base, "state": "starting Spark", "model": holder.describe()})
+    spark = build_session(config, master=master)
+    sc = config.scorer
+    stream = (spark.readStream.format("kafka")
+              .option("kafka.bootstrap.servers", config.kafka.bootstrap_servers)
+              .option("subscribe", f"{topics.transactions.name},{topics.labels.name}")
+              .option("startingOffsets", sc.starting_offsets)
+              .option("maxOffsetsPerTrigger", str(sc.max_offsets_per_trigger))
+              .option("kafkaConsumer.pollTimeoutMs", str(sc.poll_timeout_ms))
+              .option("failOnDataLoss", "false")  # retention may drop unread records: score what is left
+              .load()
+              .select("topic", "partition", "offset", "timestamp", "key", "value"))
+    query = (stream.writeStream.queryName("fraudctl-scorer")
+             .foreachBatch(lambda frame, batch_id: scorer.process(frame.toArrow(), batch_id))
+             .option("checkpointLocation", str(folder / "checkpoint"))
+             .trigger(processingTime=f"{sc.trigger_seconds} seconds")
+             .start())
+    log.info("query %s started on %s", query.id, master or config.spark.master)
+
+    state_size, sized_at, exit_code = state.size(), time.monotonic(), 0
+    try:
+        while not stopping.is_set():
+            query.awaitTermination(STATUS_EVERY_SECONDS)
+            if not query.isActive:
+                error = query.exception()
+                log.error("the query stopped: %s", error)
+                exit_code = 1
+                break
+            if time.monotonic() - sized_at > STATE_SIZE_EVERY_SECONDS:
+                state_size, sized_at = state.size(), time.monotonic()
+            progress = query.lastProgress or {}
+            write_status(folder, {
+                **base, "state": "running", "query_id": str(query.id), "model": holder.describe(),
+                "degraded": holder.degraded, "counters": scorer.counters.as_dict(),
+                "input_rows_per_second": progress.get("inputRowsPerSecond"),
+                "processed_rows_per_second": progress.get("processedRowsPerSecond"),
+                "batch_duration_ms": (progress.get("durationMs") or {}).get("triggerExecution"),
+                "lag": lag_per_partition(progress), "state_size": state_size,
+            })
+    finally:
+        holder.stop()
+        if query.isActive:
+            query.stop()
+        write_status(folder, {**base, "state": "stopped", "exit_code": exit_code, "model": holder.describe(),
+                              "counters": scorer.counters.as_dict()})
+        spark.stop()
+    log.info("stopped (exit %d)", exit_code)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
