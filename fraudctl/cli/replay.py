@@ -60,8 +60,7 @@ def replay(
     """
     import datetime as dt
 
-    from fraudctl.replay import ReplayInterrupted, ReplayOptions, parse_duration, raise_for_outcome, \
-        replay as run_replay
+    from fraudctl.replay.options import ReplayOptions, parse_duration  # light: no numpy, no pyarrow
 
     if rate is not None and speedup is not None:
         raise typer.BadParameter("give --rate or --speedup, not both", param_hint="'--rate' / '--speedup'")
@@ -84,6 +83,13 @@ def replay(
         rejects_path=rejects_path,
     )
 
+    # The broker handshake runs while the heavy part of replay (numpy, pyarrow) is imported.
+    from fraudctl.replay.producer import Connecting, Deliveries
+
+    deliveries = Deliveries()
+    connecting = Connecting(config, deliveries)
+    from fraudctl.replay import ReplayInterrupted, raise_for_outcome, replay as run_replay
+
     interrupt = threading.Event()
     started = time.monotonic()
     with _progress_bar() as (progress, task), _stop_on_signals(interrupt):
@@ -91,7 +97,8 @@ def replay(
             rate = p.delivered / max(time.monotonic() - started, 1e-3)
             progress.update(task, completed=(p.fraction or 0.0) * 1000, rows=f"{p.rows_sent:,}", rate=f"{rate:,.0f}")
 
-        summary = run_replay(config, options, on_progress=on_progress, interrupt=interrupt)
+        summary = run_replay(config, options, on_progress=on_progress, interrupt=interrupt,
+                             producer_factory=connecting.producer, deliveries=deliveries)
 
     if output is OutputFormat.json:
         print_json(summary.as_dict())

@@ -7,7 +7,8 @@ The pipeline, one chunk (a few MB of CSV, 64 K parquet rows) at a time, one modu
     parse     ids, amounts, times and labels, vectorised; bad values reject their row
     encode    the contract's JSON, vectorised (Encoder)
     sequence  delayed labels interleaved in event time, pacing (Sequencer)
-    send      produce (confluent-kafka), every delivery report accounted for
+    producer  the Kafka producer, opened ahead (Connecting); every delivery report counted (Deliveries)
+    send      produce, paced, in slices; wait for the reports
     summary   progress, the summary, the exit status
     core      the orchestration: plan, the reading thread, replay()
 
@@ -36,16 +37,39 @@ Rejects
 
 Start-up
     A replay of a small file is dominated by imports. pandas is never imported on this path (pyarrow would
-    import it for its conversions; fraudctl.replay.arrow avoids them), which a unit test checks.
+    import it for its conversions; fraudctl.replay.arrow avoids them), which a unit test checks, and the
+    broker handshake runs in a thread while numpy and pyarrow load and the file is planned.
 """
 
-from fraudctl.replay.core import encoded_events, plan, replay
-from fraudctl.replay.encode import EncodedChunk, Encoder
-from fraudctl.replay.options import ReplayOptions, parse_duration
-from fraudctl.replay.sequence import Outgoing, Sequencer
-from fraudctl.replay.summary import ReplayInterrupted, ReplayProgress, ReplaySummary, raise_for_outcome
+import importlib
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "EncodedChunk", "Encoder", "Outgoing", "ReplayInterrupted", "ReplayOptions", "ReplayProgress", "ReplaySummary",
-    "Sequencer", "encoded_events", "parse_duration", "plan", "raise_for_outcome", "replay",
-]
+# Public names -> the module that defines them, imported on first use (PEP 562): `fraudctl.replay.producer`
+# and `fraudctl.replay.options` stay free of numpy and pyarrow, so the command line can start connecting
+# to the broker before it loads them.
+_EXPORTS = {
+    "encoded_events": "core", "plan": "core", "replay": "core",
+    "EncodedChunk": "encode", "Encoder": "encode",
+    "ReplayOptions": "options", "parse_duration": "options",
+    "Connecting": "producer", "Deliveries": "producer",
+    "Outgoing": "sequence", "Sequencer": "sequence",
+    "ReplayInterrupted": "summary", "ReplayProgress": "summary", "ReplaySummary": "summary",
+    "raise_for_outcome": "summary",
+}
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from fraudctl.replay.core import encoded_events, plan, replay
+    from fraudctl.replay.encode import EncodedChunk, Encoder
+    from fraudctl.replay.options import ReplayOptions, parse_duration
+    from fraudctl.replay.producer import Connecting, Deliveries
+    from fraudctl.replay.sequence import Outgoing, Sequencer
+    from fraudctl.replay.summary import ReplayInterrupted, ReplayProgress, ReplaySummary, raise_for_outcome
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

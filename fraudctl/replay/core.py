@@ -24,7 +24,8 @@ from fraudctl.errors import BadInputError, FraudctlError, NotFoundError
 from fraudctl.layout import US_PER_SECOND, ColumnMapping, resolve_format
 from fraudctl.replay.encode import EncodedChunk, Encoder
 from fraudctl.replay.options import ReplayOptions
-from fraudctl.replay.send import Deliveries, Sender, connect
+from fraudctl.replay.producer import Connecting, Deliveries
+from fraudctl.replay.send import Sender
 from fraudctl.replay.sequence import Outgoing, Sequencer
 from fraudctl.replay.source import CsvSource, ParquetSource, RawChunk, Reject, open_source, read_header
 from fraudctl.replay.summary import ReplayProgress, ReplaySummary
@@ -183,7 +184,8 @@ class RejectsFile:
 def replay(config: "Config", options: ReplayOptions, *,
            on_progress: Callable[[ReplayProgress], None] | None = None,
            interrupt: threading.Event | None = None,
-           producer_factory: Callable[[Deliveries, Sequence[str]], Any] | None = None) -> ReplaySummary:
+           producer_factory: Callable[[Deliveries, Sequence[str]], Any] | None = None,
+           deliveries: Deliveries | None = None) -> ReplaySummary:
     """Replay `options.path` into Kafka and return the summary.
 
     Stopping: set `interrupt` (the CLI does on the first Ctrl-C) or raise KeyboardInterrupt: reading stops,
@@ -193,7 +195,14 @@ def replay(config: "Config", options: ReplayOptions, *,
     Raises before producing anything: NotFoundError/BadInputError for the file or mapping,
     UnavailableError/NotFoundError for the broker or topics. Rejects and delivery failures are counted in
     the summary; `raise_for_outcome` turns them into the exit status.
+
+    `producer_factory(deliveries, topics)` gives the producer, its callbacks reporting to `deliveries`
+    (default: a Connecting begun here, so the broker handshake overlaps the planning; the command line
+    begins it earlier still and passes it with its `deliveries`).
     """
+    deliveries = deliveries or Deliveries()
+    if producer_factory is None:
+        producer_factory = Connecting(config, deliveries).producer
     the_plan = plan(options)
     mapping, encoder, source = the_plan.mapping, the_plan.encoder, the_plan.source
     tx_topic = config.kafka.topics.transactions.name
@@ -203,11 +212,10 @@ def replay(config: "Config", options: ReplayOptions, *,
         extra_columns=[], ignored_columns=list(mapping.ignored), time_format=mapping.time_format,
         topics={"transactions": tx_topic, "labels": label_topic},
     )
-    deliveries = Deliveries()
     try:
         rejects = RejectsFile(options.rejects_file, source.where_name)
         topics = [tx_topic] + ([label_topic] if label_topic else [])
-        producer = (producer_factory or (lambda d, t: connect(config, d, t)))(deliveries, topics)
+        producer = producer_factory(deliveries, topics)
     except BaseException:
         source.close()
         raise

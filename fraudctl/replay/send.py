@@ -1,16 +1,8 @@
-"""Sending: the idempotent producer, its delivery reports, and the loop that hands events to librdkafka.
+"""Sending: the loop that hands events to librdkafka, paced, and waits for their delivery reports.
 
-Idempotent producer, acks=all, key = customer_id, lz4 batches; the topic's partition follows the key
-(librdkafka's default partitioner), so per-customer order is file order. Every delivery report is
-accounted for: at the end delivered + failed + unconfirmed == produced. confluent-kafka's C layer
-receives librdkafka's report for every event; by default (replay.delivery_reports: errors) a failure
-is passed to Python and counted with its reason, a success settles the event in C, and delivered =
-produced - failed - unconfirmed once the queue has drained (len(producer) counts every event whose
-report has not been served). replay.delivery_reports: all also turns each success into a Message and
-counts it in Python: the same numbers, 5-15 % slower. A broker restart mid-replay is absorbed by
-the idempotent producer's retries (no duplicates, order kept) as long as it is back within
-replay.delivery_timeout. A broker not answering at the start is an UnavailableError after
-replay.connect_timeout.
+The producer and how its reports are counted are fraudctl.replay.producer's. Events go out in slices
+(SEND_SLICE) through map() over Producer.produce, so no Python bytecode runs per event; between slices
+the delivery reports are served and pacing, interrupts and fatal errors are checked.
 """
 
 from __future__ import annotations
@@ -20,100 +12,15 @@ import time
 from collections import deque
 from itertools import repeat
 from operator import length_hint
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
-from fraudctl.errors import NotFoundError, ServiceFailedError, UnavailableError
+from fraudctl.errors import ServiceFailedError
+from fraudctl.replay.producer import Deliveries
 from fraudctl.replay.sequence import Outgoing
 
-if TYPE_CHECKING:
-    from fraudctl.config import Config
-
 SEND_SLICE = 8_192  # events handed to librdkafka between two polls of its delivery reports
-QUEUE_MAX_MESSAGES = 1_000_000  # librdkafka's local queue; a full queue makes produce wait, never drop
-
-def producer_config(config: "Config", on_delivery: Callable, on_error: Callable) -> dict[str, Any]:
-    from fraudctl.kafka import client_config
-
-    r = config.replay
-    return client_config(config.kafka, **{
-        "client.id": "fraudctl-replay",
-        "enable.idempotence": True,  # no duplicates and per-partition order through retries
-        "acks": "all",
-        "compression.type": r.compression,
-        "linger.ms": r.linger_ms,
-        "batch.size": r.batch_bytes,
-        "batch.num.messages": 100_000,  # let batch.size decide
-        "queue.buffering.max.messages": QUEUE_MAX_MESSAGES,
-        "queue.buffering.max.kbytes": 1_048_576,
-        "message.timeout.ms": int(r.delivery_timeout * 1000),
-        "on_delivery": on_delivery,
-        "error_cb": on_error,
-        # Failures always reach on_delivery; successes only with replay.delivery_reports "all" (the client
-        # checks this flag in its C callback, so a success costs no Python object).
-        "delivery.report.only.error": r.delivery_reports == "errors",
-    })
-
-
-class Deliveries:
-    """Counts every delivery report; keeps the first failure and broker errors for the summary."""
-
-    def __init__(self) -> None:
-        self.counts = [0, 0]  # delivered, failed
-        self.first_failure: str | None = None
-        self.fatal: str | None = None
-        self.broker_errors: list[str] = []
-
-        counts = self.counts
-
-        def on_delivery(err, msg) -> None:
-            if err is None:
-                counts[0] += 1
-            else:
-                counts[1] += 1
-                if self.first_failure is None:
-                    self.first_failure = f"{err.name()}: {err.str()}"
-
-        def on_error(err) -> None:
-            text = f"{err.name()}: {err.str()}"
-            if err.fatal():
-                self.fatal = text
-            if text not in self.broker_errors:
-                self.broker_errors = (self.broker_errors + [text])[-5:]
-
-        self.on_delivery = on_delivery
-        self.on_error = on_error
-
-    @property
-    def delivered(self) -> int:
-        return self.counts[0]
-
-    @property
-    def failed(self) -> int:
-        return self.counts[1]
-
-
-def connect(config: "Config", deliveries: Deliveries, topics: Sequence[str]):
-    """A producer whose broker answered and has the topics; UnavailableError within replay.connect_timeout."""
-    from confluent_kafka import KafkaException, Producer
-
-    kafka = config.kafka
-    timeout = config.replay.connect_timeout
-    producer = Producer(producer_config(config, deliveries.on_delivery, deliveries.on_error))
-    try:
-        metadata = producer.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        producer.poll(0)  # hands librdkafka's queued log lines (why it could not connect) to --debug
-        raise UnavailableError(
-            f"Kafka at {kafka.bootstrap_servers} did not answer within {timeout:g} s: {exc.args[0].str()}",
-            hint="is the stack up? `fraudctl status`; start it with `fraudctl up`") from None
-    missing = [name for name in topics if name not in metadata.topics]
-    if missing:
-        raise NotFoundError(f"Kafka at {kafka.bootstrap_servers} has no topic {', '.join(missing)}",
-                            hint="`fraudctl up` creates the configured topics")
-    return producer
-
 
 class Sender:
     def __init__(self, producer, deliveries: Deliveries, tx_topic: str, label_topic: str | None,

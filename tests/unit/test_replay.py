@@ -606,7 +606,9 @@ def cli_config(tmp_path, monkeypatch):
     path = tmp_path / "fraudctl.yaml"
     path.write_text(f"runtime: {{state_dir: {tmp_path / 'state'}}}\nkafka: {{port: 1}}\n")
     holder = {}
-    monkeypatch.setattr("fraudctl.replay.core.connect", lambda config, d, t: _make(d, t, {}, holder))  # replay() calls it
+    # Connecting (begun by the command line, in a thread) opens the producer through this name.
+    monkeypatch.setattr("fraudctl.replay.producer.open_producer",
+                        lambda config, d: (_make(d, [TX, LABELS], {}, holder), {TX, LABELS}))
     return path, holder
 
 
@@ -653,6 +655,23 @@ def test_cli_usage_and_file_errors(cli_config, tmp_path):
     assert run(["-c", str(config), "replay", str(path), "--rate", "5", "--speedup", "2"]) == ExitCode.USAGE
     assert run(["-c", str(config), "replay", str(path)]) == ExitCode.BAD_INPUT  # no mapping for the fields
     assert run(["-c", str(config), "replay", str(path), "--label-delay", "soon"]) == ExitCode.CONFIG
+
+
+def test_cli_connects_ahead_but_a_bad_file_still_comes_first(tmp_path):
+    """The command line opens the producer in a thread before it reads the file: with no broker, a bad file
+    is still the error, at once (not after replay.connect_timeout), and a good one gets UNAVAILABLE."""
+    config = tmp_path / "fraudctl.yaml"
+    config.write_text(f"runtime: {{state_dir: {tmp_path / 'state'}}}\nkafka: {{port: 1}}\n"
+                      "replay: {connect_timeout: 4}\n")
+    bad = write_csv(tmp_path / "bad.csv", "a,b\n1,2\n")
+    started = time.monotonic()
+    assert run(["-c", str(config), "replay", str(bad)]) == ExitCode.BAD_INPUT
+    assert run(["-c", str(config), "replay", str(tmp_path / "nope.csv")]) == ExitCode.NOT_FOUND
+    assert time.monotonic() - started < 3, "a file error waited for the broker"
+    good = write_csv(tmp_path / "good.csv", "tx_datetime,customer_id,terminal_id,amount\n2018-04-01,1,2,3\n")
+    started = time.monotonic()
+    assert run(["-c", str(config), "replay", str(good)]) == ExitCode.UNAVAILABLE
+    assert 3.5 < time.monotonic() - started < 30
 
 
 # --- start-up: no pandas on replay's path ---------------------------------------------------------------
