@@ -126,3 +126,36 @@ def test_one_list_of_choices_for_the_cli_and_the_config():
     hints = typing.get_type_hints(LayoutConfig)
     assert typing.get_args(hints["preset"]) == PRESET_NAMES
     assert typing.get_args(hints["time_format"]) == TIME_FORMATS
+
+
+@pytest.mark.parametrize("command", ["replay", "train"])
+def test_both_commands_read_the_layout_section_with_flags_over_it(command, tmp_path, monkeypatch):
+    """`replay FILE` and `train --data FILE` build the same layout from `layout:` and the same four flags."""
+    from fraudctl.cli import run
+    from fraudctl.errors import ExitCode
+
+    seen = []
+    if command == "replay":
+        def fake_replay(config, options, **kwargs):
+            seen.append(options.layout)
+            raise BadInputError("stop here")
+
+        # the name the command imports (`from fraudctl.replay import replay`; the package loads it lazily)
+        monkeypatch.setattr("fraudctl.replay.replay", fake_replay, raising=False)
+    else:
+        def fake_train(config, source, *, layout, **kwargs):
+            seen.append(layout)
+            raise BadInputError("stop here")
+
+        monkeypatch.setattr("fraudctl.workflows.train_and_register", fake_train)
+    config = tmp_path / "fraudctl.yaml"
+    config.write_text(f"runtime: {{state_dir: {tmp_path / 'state'}}}\nkafka: {{port: 1}}\n"
+                      "layout: {preset: ulb, columns: {amt: amount, zip: ''}, time_format: offset, start: '2020-01-01'}\n")
+    data = tmp_path / "data.csv"
+    data.write_text("a\n1\n")
+    target = [str(data)] if command == "replay" else ["--data", str(data), "--dry-run"]
+    assert run(["-c", str(config), command, *target]) == ExitCode.BAD_INPUT
+    assert run(["-c", str(config), command, *target, "--preset", "sparkov", "--map", "cc=customer_id",
+                "--time-format", "iso", "--start", "2021-01-01"]) == ExitCode.BAD_INPUT
+    assert seen == [InputLayout("ulb", {"amt": "amount", "zip": ""}, "offset", "2020-01-01"),
+                    InputLayout("sparkov", {"amt": "amount", "zip": "", "cc": "customer_id"}, "iso", "2021-01-01")]
