@@ -60,7 +60,7 @@ def _decode(records: pa.Table, types: dict[str, pa.DataType], fields: tuple[str,
     if parsed is None:  # something in the batch the bulk reader refused: check record by record
         events = []
         for i, value in enumerate(values):
-            reason, event = _check(value, validate)
+            reason, event = _check(value, validate, types)
             if reason:
                 bad_reasons[i], good[i] = reason, False
             else:
@@ -75,7 +75,7 @@ def _decode(records: pa.Table, types: dict[str, pa.DataType], fields: tuple[str,
         positions = np.flatnonzero(good)
         for row in np.flatnonzero(suspect):
             index = int(positions[row])
-            bad_reasons[index] = _reason(values[index], validate) or "rejected by the bulk checks"
+            bad_reasons[index] = _reason(values[index], validate, types) or "rejected by the bulk checks"
         keep = ~suspect
         frame = frame[keep].reset_index(drop=True)
         good[positions[~keep]] = False
@@ -138,16 +138,22 @@ def _vectorised_problems(frame: pd.DataFrame, fields, types, extra_allowed, time
             bad |= frame[name].notna().to_numpy()
     if EXTRA in frame.columns and EXTRA in extra_allowed:
         extra = frame[EXTRA]
-        bad |= (extra.notna() & ~extra.map(lambda v: v is None or isinstance(v, dict))).to_numpy()
+        bad |= (extra.notna() & ~extra.map(_numeric_mapping)).to_numpy()
     return bad
 
 
-def _reason(value: bytes | None, validate) -> str | None:
+def _numeric_mapping(value) -> bool:
+    """`extra` as the contract allows it: absent, or an object of numbers (or nulls)."""
+    return value is None or (isinstance(value, dict) and all(
+        v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in value.values()))
+
+
+def _reason(value: bytes | None, validate, types: dict[str, pa.DataType]) -> str | None:
     """Why one record is refused (None: it is a good event)."""
-    return _check(value, validate)[0]
+    return _check(value, validate, types)[0]
 
 
-def _check(value: bytes | None, validate) -> tuple[str | None, dict]:
+def _check(value: bytes | None, validate, types: dict[str, pa.DataType]) -> tuple[str | None, dict]:
     if value is None:
         return "empty record (no value)", {}
     try:
@@ -156,8 +162,29 @@ def _check(value: bytes | None, validate) -> tuple[str | None, dict]:
         return f"malformed JSON: {exc}", {}
     if not isinstance(event, dict):
         return f"malformed event: a JSON {type(event).__name__}, expected an object", {}
-    problems = validate(event)
+    try:
+        problems = validate(event)
+    except (OverflowError, TypeError, ValueError) as exc:  # e.g. an integer too big for a float
+        problems = _type_problems(event, types) or [f"cannot be checked: {exc}"]
+    else:
+        # The validator takes JSON true for 1; the typed frame cannot: one such record must not fail the batch.
+        problems = problems or _type_problems(event, types)
     return ("; ".join(problems) if problems else None), event
+
+
+def _type_problems(event: dict, types: dict[str, pa.DataType]) -> list[str]:
+    problems = []
+    for name, kind in types.items():
+        value = event.get(name)
+        if value is None:
+            continue
+        try:
+            if isinstance(value, bool) and not pa.types.is_boolean(kind):
+                raise TypeError
+            pa.scalar(value, type=kind)
+        except (TypeError, ValueError, OverflowError, pa.ArrowException):
+            problems.append(f"{name} is not of type {kind}: {repr(value)[:60]}")
+    return problems
 
 
 def _utc_naive(text: pd.Series) -> pd.Series:
