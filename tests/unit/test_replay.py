@@ -414,12 +414,16 @@ def test_the_first_chunk_in_pieces_changes_nothing(tmp_path, monkeypatch, cuts):
     """The first chunk goes out in pieces (sending starts early): same events, rejects, lines and counts."""
     import fraudctl.replay.core as replay_module  # iter_outgoing reads FIRST_PIECES there
 
+    from fraudctl.replay import encoded_events
+
     path = write_csv(tmp_path / "bad.csv", BAD_FILE)
     monkeypatch.setattr(replay_module, "FIRST_PIECES", ())
     whole, whole_producer = run_replay(path)
     whole_rejects = read_rejects(whole.rejects_file)
+    whole_chunks = len(list(encoded_events(ReplayOptions(path=path))))
     monkeypatch.setattr(replay_module, "FIRST_PIECES", cuts)
     pieces, pieces_producer = run_replay(path)
+    assert len(list(encoded_events(ReplayOptions(path=path)))) > whole_chunks  # the first chunk was cut
     assert pieces_producer.sent == whole_producer.sent
     assert read_rejects(pieces.rejects_file) == whole_rejects
     assert (pieces.read, pieces.rejected, pieces.transactions, pieces.labels, pieces.resume_skip) == \
