@@ -1,11 +1,12 @@
 """Helpers for tests and benchmarks, kept out of the shipped package: a second native stack's config on
-shifted ports, and Kafka end offsets to count what a run delivered.
+shifted ports, Kafka end offsets to count what a run delivered, and a topic reader.
 
 Benchmarks import it as `tests.support` after putting the repository root on sys.path.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -51,3 +52,44 @@ def end_offsets(kafka: KafkaConfig, topic: str, timeout: float = 10.0) -> dict[i
         return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1] for p in partitions}
     finally:
         consumer.close()
+
+
+def read_topic(kafka: KafkaConfig, topic: str, start: dict[int, int] | None = None, timeout: float = 60.0,
+               with_headers: bool = False) -> list[dict[str, Any]]:
+    """Every record of `topic` from `start` (default: the beginning) to its current end, as dicts with the
+    decoded JSON value (or raw bytes under `raw`), key, partition, offset, Kafka timestamp (ms)."""
+    import json
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    from fraudctl.kafka import client_config
+
+    start = start or {}
+    end = end_offsets(kafka, topic)
+    wanted = {p: end[p] - start.get(p, 0) for p in end if end[p] > start.get(p, 0)}
+    records: list[dict[str, Any]] = []
+    if not wanted:
+        return records
+    consumer = Consumer(client_config(kafka, **{"group.id": "fraudctl-tests", "enable.auto.commit": False}))
+    consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in wanted])
+    got = dict.fromkeys(wanted, 0)
+    deadline = time.monotonic() + timeout
+    try:
+        while any(got[p] < wanted[p] for p in wanted) and time.monotonic() < deadline:
+            for message in consumer.consume(10_000, timeout=1.0):
+                if message.error() or got[message.partition()] >= wanted[message.partition()]:
+                    continue
+                got[message.partition()] += 1
+                value = message.value()
+                try:
+                    decoded = json.loads(value)
+                except (TypeError, ValueError):
+                    decoded = None
+                record = {"value": decoded, "raw": value, "key": message.key(), "partition": message.partition(),
+                          "offset": message.offset(), "timestamp": message.timestamp()[1]}
+                if with_headers:
+                    record["headers"] = {k: v.decode() for k, v in (message.headers() or [])}
+                records.append(record)
+    finally:
+        consumer.close()
+    return records

@@ -523,7 +523,9 @@ def _spark_standalone(ctx: NativeContext) -> list[NativeService]:
     sc = ctx.config.spark
     work = ctx.data_dir / "spark"
     env = {**spark_environment(), "SPARK_WORKER_DIR": str(work / "work"), "SPARK_LOG_DIR": str(ctx.log_dir),
-           "SPARK_NO_DAEMONIZE": "1", "SPARK_MASTER_HOST": "127.0.0.1"}
+           "SPARK_NO_DAEMONIZE": "1", "SPARK_MASTER_HOST": "127.0.0.1",
+           # the REST submission server would take a fixed port (6066) that fraudctl does not use
+           "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false"}
     spark_class = str(ctx.venv_bin / "spark-class")
     master_ui = f"http://127.0.0.1:{sc.master_ui_port}"
 
@@ -531,7 +533,8 @@ def _spark_standalone(ctx: NativeContext) -> list[NativeService]:
         state = _http_json(master_ui + "/json/")
         if state.get("status") != "ALIVE":
             raise UnavailableError(f"Spark master is {state.get('status')}")
-        return f"{state.get('url')} ALIVE, {len(state.get('aliveworkers', state.get('workers', [])) or [])} worker(s)"
+        alive = [w for w in state.get("workers", []) if w.get("state") == "ALIVE"]
+        return f"{state.get('url')} ALIVE, {len(alive)} worker(s)"
 
     def worker_probe() -> str:
         workers = [w for w in _http_json(master_ui + "/json/").get("workers", []) if w.get("state") == "ALIVE"]
