@@ -37,7 +37,11 @@ class LoadedModel:
     def warm_up(self) -> None:
         """One prediction before the swap, so a model that cannot score never reaches a batch."""
         row = pd.DataFrame([[0.0] * len(FEATURE_NAMES)], columns=FEATURE_NAMES)
-        score = self.score(row)
+        try:
+            score = self.score(row)
+        except Exception as exc:  # e.g. an estimator fitted on other columns: refused like a contract mismatch
+            raise ContractError(f"model {self.name} version {self.version} cannot score a warm-up row: "
+                                f"{type(exc).__name__}: {exc}") from exc
         if score.shape != (1,) or not np.isfinite(score).all():
             raise ContractError(f"model {self.name} version {self.version} gave {score!r} for a warm-up row")
 

@@ -25,24 +25,49 @@ def score_events(featured: pd.DataFrame, scores: np.ndarray, *, threshold: float
     n = len(featured)
     if n == 0:
         return [], [], np.zeros(0, dtype=bool)
+    scores = np.asarray(scores, dtype="float64")
     alert = scores >= threshold
     head = pd.DataFrame({
         SCHEMA_VERSION_FIELD: SCHEMA_VERSION,
         TRANSACTION_ID: featured[TRANSACTION_ID].to_numpy(),
-        SCORE: scores,
         DECISION: np.where(alert, FRAUD, LEGIT),
-        THRESHOLD: threshold,
         MODEL_NAME: model_name,
         MODEL_VERSION: str(model_version),
         TX_DATETIME: format_times(featured[TX_DATETIME].to_numpy()),
         INGEST_TIME: format_times(featured[KAFKA_TIMESTAMP].to_numpy().astype("datetime64[ns]")),
         SCORED_TIME: scored_time,
     })
-    # 15 significant digits (pandas' most): a published feature equals the computed one within 1e-15.
-    heads = head.to_json(orient="records", lines=True, double_precision=15).splitlines()
-    bodies = featured[FEATURE_NAMES].to_json(orient="records", lines=True, double_precision=15).splitlines()
-    values = [f'{h[:-1]},"{FEATURES}":{b}}}' for h, b in zip(heads, bodies)]
+    heads = head.to_json(orient="records", lines=True).splitlines()
+    # Numbers as Python's repr: the shortest text that reads back as the same double, so a published score
+    # or feature equals the computed one exactly. (pandas' double_precision counts decimal places, not
+    # significant digits: a score of 1.2e-9 came out 0.000000001234568, 1e-7 off.)
+    numbers = '"%s":%%r,"%s":%r,"%s":{' % (SCORE, THRESHOLD, _finite(float(threshold)), FEATURES) \
+        + ",".join('"%s":%%r' % name for name in FEATURE_NAMES) + "}}"
+    columns = [_json_floats(scores)] + [_json_floats(featured[name].to_numpy(dtype="float64")) for name in FEATURE_NAMES]
+    values = [f"{h[:-1]},{numbers % row}" for h, row in zip(heads, zip(*columns))]
     return list(head[TRANSACTION_ID]), values, alert
+
+
+class _Null:
+    def __repr__(self) -> str:
+        return "null"
+
+
+_NULL = _Null()
+
+
+def _finite(value: float):
+    return value if np.isfinite(value) else _NULL
+
+
+def _json_floats(values: np.ndarray) -> list:
+    """Python floats (their repr is JSON), with null where a value is not finite (JSON has no NaN)."""
+    items = values.tolist()
+    bad = ~np.isfinite(values)
+    if bad.any():
+        for i in np.flatnonzero(bad):
+            items[i] = _NULL
+    return items
 
 
 class Publisher:

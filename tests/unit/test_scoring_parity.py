@@ -182,6 +182,6 @@ def test_a_restart_mid_stream_keeps_parity(generated, offline, tmp_path):
                                  sizes=(400, 1, 900))
     restarted = FeatureState(tmp_path, DEFAULT_SPEC, snapshot_every=7)
     assert restarted.last_batch_id >= 0
-    second = stream_through_state(restarted, stream.iloc[cut:].reset_index(drop=True), sizes=(700, 5),
+    second = stream_through_state(restarted, stream.iloc[cut:].reset_index(drop=True), sizes=(1500, 5, 700),
                                   first_batch=restarted.last_batch_id + 1)
     assert_features_equal(pd.concat([first, second]), offline.loc[txs[TRANSACTION_ID]])
