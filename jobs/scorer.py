@@ -33,6 +33,7 @@ from fraudctl.errors import FraudctlError  # noqa: E402
 log = logging.getLogger("fraudctl.scorer")
 STATUS_EVERY_SECONDS = 1.0
 STATE_SIZE_EVERY_SECONDS = 30.0
+STOP_GRACE_SECONDS = 20.0  # below runtime.stop_timeout (30), after which supervisord kills
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +82,10 @@ def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
         log.info("signal %d: stopping after the current micro-batch", signum)
         stopping.set()
         holder.stop()
+        if scorer is not None:
+            scorer.stopping = True
 
+    scorer = None
     started_at = time.time()
     base = {"pid": os.getpid(), "started_at": started_at, "master": master or config.spark.master}
     holder = ModelHolder(RegistrySource(config, config.scorer.threshold),
@@ -126,10 +130,14 @@ def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
     state_size, sized_at, exit_code = state.size(), time.monotonic(), 0
     try:
         while not stopping.is_set():
-            query.awaitTermination(STATUS_EVERY_SECONDS)
+            try:
+                query.awaitTermination(STATUS_EVERY_SECONDS)
+            except Exception:  # the query ended with an error: reported just below
+                pass
             if not query.isActive:
-                error = query.exception()
-                log.error("the query stopped: %s", error)
+                if stopping.is_set():  # ended by StopRequested
+                    break
+                log.error("the query stopped: %s", query.exception())
                 exit_code = 1
                 break
             if time.monotonic() - sized_at > STATE_SIZE_EVERY_SECONDS:
@@ -145,6 +153,12 @@ def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
             })
     finally:
         holder.stop()
+        scorer.stopping = True
+        # Let a running batch finish (its output and commit), then stop; a batch that would start now
+        # raises StopRequested instead, before any output.
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+            time.sleep(0.1)
         if query.isActive:
             query.stop()
         write_status(folder, {**base, "state": "stopped", "exit_code": exit_code, "model": holder.describe(),

@@ -22,6 +22,11 @@ from fraudctl.scoring.state import FeatureState, Intent
 log = logging.getLogger("fraudctl.scorer")
 
 
+class StopRequested(Exception):
+    """Raised instead of starting a batch once a stop was asked for: Spark then neither writes output nor
+    commits the batch, and the next start runs it."""
+
+
 @dataclass
 class Counters:
     """What the scorer has done since it started (the status file shows them)."""
@@ -57,8 +62,11 @@ class Scorer:
         self.publisher = publisher
         self.lake = lake
         self.counters = Counters()
+        self.stopping = False
 
     def process(self, records: pa.Table, batch_id: int) -> None:
+        if self.stopping:
+            raise StopRequested(f"stopping: batch {batch_id} is left for the next start")
         started = time.perf_counter()
         if self.state.is_committed(batch_id):
             self.counters.skipped_batches += 1
