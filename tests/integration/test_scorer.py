@@ -155,6 +155,24 @@ def test_backlog_scores_equal_the_offline_computation(env):
     assert set(lake_rows[c.TRANSACTION_ID]) == ids  # every transaction once, however many files
 
 
+def test_operator_views_of_the_running_scorer(env):
+    """`scores tail`, `scorer logs` and the stack's `status` see the scorer the parity test left running."""
+    tail = json.loads(fraudctl_ok(env["cfg"], "scores", "tail", "-n", "5", "-o", "json").stdout)
+    assert tail["topic"] == env["config"].kafka.topics.scores.name and len(tail["scores"]) == 5
+    assert all(set(c.SCORE_FIELDS) <= set(score) for score in tail["scores"])
+    alerts = json.loads(fraudctl_ok(env["cfg"], "scores", "tail", "--alerts", "-n", "3", "-o", "json").stdout)
+    assert alerts["scores"] and all(a[c.DECISION] == "fraud" for a in alerts["scores"])
+    text = fraudctl_ok(env["cfg"], "scores", "tail", "-n", "3").stdout
+    assert tail["scores"][-1][c.TRANSACTION_ID] in text
+
+    logs = fraudctl_ok(env["cfg"], "scorer", "logs", "-n", "200").stdout
+    assert "query" in logs and "started" in logs
+
+    stack = json.loads(run_fraudctl("-c", str(env["cfg"]), "status", "-o", "json").stdout)
+    scorer = next(s for s in stack["services"] if s["name"] == "scorer")
+    assert scorer["state"] == "RUNNING" and scorer["healthy"] is True and f"model v{env['versions'][0]}" in scorer["detail"]
+
+
 def test_bad_events_go_to_the_dead_letter_topic_and_the_query_goes_on(env):
     from confluent_kafka import Producer
 
