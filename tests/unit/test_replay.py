@@ -458,18 +458,17 @@ def test_pass_through_columns_are_judged_on_the_whole_first_chunk(tmp_path, monk
 def test_byte_scans_find_bytes_at_either_end_of_the_range():
     import pyarrow as pa
 
-    from fraudctl.replay.arrow import JSON_ESCAPE as _JSON_ESCAPE, MAY_NEED_TRIM as _MAY_NEED_TRIM, \
-        NEWLINE as _NEWLINE, bytes_any as _bytes_any
+    from fraudctl.replay.arrow import JSON_ESCAPE, MAY_NEED_TRIM, NEWLINE, bytes_any
 
-    assert not _bytes_any(pa.array(["123", "456"]), _MAY_NEED_TRIM)
-    assert _bytes_any(pa.array(["123", "45 6"]), _MAY_NEED_TRIM)
-    assert _bytes_any(pa.array(["123", "café"]), _MAY_NEED_TRIM)
-    assert not _bytes_any(pa.array(["a b", "c:d"]), _NEWLINE)
-    assert _bytes_any(pa.array(["a b", "c\nd"]), _NEWLINE)
-    assert _bytes_any(pa.array(['say "hi"', "x"]), _JSON_ESCAPE) and _bytes_any(pa.array(["a\\b"]), _JSON_ESCAPE)
-    assert not _bytes_any(pa.array(["#$%", "[]~"]), _JSON_ESCAPE)  # around the quote and backslash, not them
-    assert not _bytes_any(pa.array(["", ""]), _NEWLINE) and not _bytes_any(pa.array([], pa.string()), _NEWLINE)
-    assert not _bytes_any(pa.array(["a\nb", "cd"]).slice(1), _NEWLINE)  # only the slice's own bytes count
+    assert not bytes_any(pa.array(["123", "456"]), MAY_NEED_TRIM)
+    assert bytes_any(pa.array(["123", "45 6"]), MAY_NEED_TRIM)
+    assert bytes_any(pa.array(["123", "café"]), MAY_NEED_TRIM)
+    assert not bytes_any(pa.array(["a b", "c:d"]), NEWLINE)
+    assert bytes_any(pa.array(["a b", "c\nd"]), NEWLINE)
+    assert bytes_any(pa.array(['say "hi"', "x"]), JSON_ESCAPE) and bytes_any(pa.array(["a\\b"]), JSON_ESCAPE)
+    assert not bytes_any(pa.array(["#$%", "[]~"]), JSON_ESCAPE)  # around the quote and backslash, not them
+    assert not bytes_any(pa.array(["", ""]), NEWLINE) and not bytes_any(pa.array([], pa.string()), NEWLINE)
+    assert not bytes_any(pa.array(["a\nb", "cd"]).slice(1), NEWLINE)  # only the slice's own bytes count
 
 
 def test_rejects_path_can_be_chosen(tmp_path):
