@@ -174,7 +174,7 @@ def test_feature_state_agrees_with_the_per_event_reference(streamed, generated):
 def test_a_restart_mid_stream_keeps_parity(generated, offline, tmp_path):
     # Half the stream, a new FeatureState on the same folder (a scorer restart), the other half.
     txs = contract_frame(generated)
-    txs = txs[txs[TX_DATETIME] < txs[TX_DATETIME].min() + pd.Timedelta(days=45)]
+    txs = txs[txs[TX_DATETIME] < txs[TX_DATETIME].min() + pd.Timedelta(days=40)]
     stream = merged_stream(txs)
     stream = stream[stream["_time"] <= txs[TX_DATETIME].max()]
     cut = len(stream) // 2
@@ -185,3 +185,108 @@ def test_a_restart_mid_stream_keeps_parity(generated, offline, tmp_path):
     second = stream_through_state(restarted, stream.iloc[cut:].reset_index(drop=True), sizes=(1500, 5, 700),
                                   first_batch=restarted.last_batch_id + 1)
     assert_features_equal(pd.concat([first, second]), offline.loc[txs[TRANSACTION_ID]])
+
+
+# --------------------------------------------------------------------------- the whole path, as deployed
+
+
+class _RecordingPublisher:
+    def __init__(self):
+        self.values: list[str] = []
+        self.rejects = 0
+
+    def send(self, keys, values, alert, rejects) -> None:
+        self.values += values
+        self.rejects += len(rejects)
+
+    def flush(self) -> None:
+        pass
+
+
+class _OneModel:
+    def for_batch(self):
+        from fraudctl.scoring.model import LoadedModel
+
+        class Constant:
+            def predict_proba(self, x):
+                return np.column_stack([np.full(len(x), 0.75), np.full(len(x), 0.25)])
+
+        return LoadedModel("fraud-detector", "1", Constant(), threshold=0.5)
+
+    pinned = None  # no intent survives in this test: never asked
+
+
+def _kafka_records(values: list[str], is_label: np.ndarray, keys: list[str]):
+    import datetime as dt
+
+    import pyarrow as pa
+
+    n = len(values)
+    return pa.table({
+        "topic": pa.array(np.where(is_label, "labels", "transactions"), pa.string()),
+        "partition": pa.array(np.zeros(n, dtype="int32")),
+        "offset": pa.array(np.arange(n, dtype="int64")),
+        "timestamp": pa.array([dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)] * n, pa.timestamp("us", tz="UTC")),
+        "key": pa.array([k.encode() for k in keys], pa.binary()),
+        "value": pa.array([v.encode() for v in values], pa.binary()),
+    })
+
+
+def test_replayed_events_scored_by_the_scorer_publish_the_offline_features(generated, offline, tmp_path):
+    # The generator's file, the events `fraudctl replay` sends for it (its encoder and sequencer: labels
+    # interleaved at the delay), cut into micro-batches, through Scorer.process (decoding, dedup, state,
+    # features, publishing): every published feature equals the offline one.
+    import json
+
+    from fraudctl.generator import write_transactions
+    from fraudctl.replay import ReplayOptions, encoded_events
+    from fraudctl.scoring.scorer import Scorer
+
+    path = tmp_path / "transactions.csv"
+    # In event order with ties by id as text (see test_ties_straddling_a_batch_boundary for why).
+    ordered = generated.assign(_text=generated[TRANSACTION_ID].astype(str)).sort_values([TX_DATETIME, "_text"])
+    write_transactions(ordered.drop(columns=["_text"]).assign(fraud_scenario=0), path)
+    values, is_label, keys = [], [], []
+    for out in encoded_events(ReplayOptions(path=path, label_delay=DELAY.to_pytimedelta())):
+        values += out.values
+        keys += out.keys
+        is_label.append(out.is_label)
+    is_label = np.concatenate(is_label)
+    assert is_label.sum() == len(generated) == (~is_label).sum()
+
+    publisher = _RecordingPublisher()
+    scorer = Scorer(transactions_topic="transactions", labels_topic="labels",
+                    state=FeatureState(tmp_path / "state", DEFAULT_SPEC, snapshot_every=10),
+                    models=_OneModel(), publisher=publisher, lake=None)
+    start, batch_id = 0, 0
+    for size in itertools.cycle((3000, 1, 17, 5000, 800)):
+        if start >= len(values):
+            break
+        scorer.process(_kafka_records(values[start:start + size], is_label[start:start + size],
+                                      keys[start:start + size]), batch_id)
+        start, batch_id = start + size, batch_id + 1
+    assert publisher.rejects == 0 and scorer.counters.duplicates == 0
+    published = pd.DataFrame([{TRANSACTION_ID: e[TRANSACTION_ID], **e["features"]}
+                              for e in map(json.loads, publisher.values)]).set_index(TRANSACTION_ID)
+    assert_features_equal(published, offline)
+
+
+@pytest.mark.xfail(strict=True, reason="known limit: same-second transactions of one customer must reach the "
+                                       "scorer in the order of their ids as text when a batch boundary falls "
+                                       "between them (replay sends a file's order)")
+def test_ties_straddling_a_batch_boundary(generated, offline, tmp_path):
+    # Offline, "100024" precedes "99912" (same customer, same second). If the stream delivers 99912 in one
+    # batch and 100024 in the next, 99912 is scored before its predecessor exists: its customer count is
+    # one short. Inside one batch the order of arrival does not matter (see the tests above).
+    txs = contract_frame(generated)
+    stream = merged_stream(txs[txs[TX_DATETIME] <= pd.Timestamp("2018-04-13 10:00:00")])
+    first = stream.index[stream[TRANSACTION_ID] == "100024"][0]
+    tie = stream.index[stream[TRANSACTION_ID] == "99912"][0]
+    assert tie == first + 2  # event order: 100024, 100025, 99912
+    # Replay sends them in the file's order instead, 99912 first, and a batch ends right after it.
+    order = list(range(first)) + [tie] + [i for i in range(first, len(stream)) if i != tie]
+    swapped = stream.iloc[order].reset_index(drop=True)
+    state = FeatureState(tmp_path, DEFAULT_SPEC)
+    result = stream_through_state(state, swapped.iloc[:first + 1], sizes=(10**9,))
+    result = pd.concat([result, stream_through_state(state, swapped.iloc[first + 1:], sizes=(10**9,), first_batch=1)])
+    assert_features_equal(result, offline.loc[result.index])
