@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -97,6 +98,11 @@ def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
     log.info("scoring with %s version %s (threshold %.4f)", model.name, model.version, model.threshold)
 
     topics = config.kafka.topics
+    if not (folder / "checkpoint").exists() and (folder / "state").exists():
+        # Spark numbers batches from 0 again without its checkpoint: a state fenced by the old numbers
+        # would skip them all. The two go together; the state is rebuilt from what the topics still hold.
+        log.warning("no Spark checkpoint in %s: discarding the feature state that went with it", folder)
+        shutil.rmtree(folder / "state")
     state = FeatureState(folder / "state", FeatureSpec(delay_days=config.model.label_delay_days),
                          snapshot_every=config.scorer.snapshot_every)
     log.info("feature state: %s, last committed batch %d", state.size(), state.last_batch_id)
