@@ -109,7 +109,7 @@ class NativeRuntime:
                         healthy.add(service.name)
             statuses = report()
             if len(healthy) == len(services):
-                self._record_pids(statuses)
+                _record_pids(self.supervisor, statuses)
                 return statuses
             if time.monotonic() > deadline:
                 waiting = [s for s in services if s.name not in healthy]
@@ -135,7 +135,7 @@ class NativeRuntime:
     # --- down ----------------------------------------------------------------------------------------------
     def down(self, *, purge: bool = False) -> None:
         services = self._services()
-        pids = self._stack_pids()
+        pids = _stack_pids(self.supervisor)
         if self.supervisor.is_running():
             self._stop_in_levels(services)
             self.supervisor.shutdown(self.config.runtime.stop_timeout)
@@ -170,54 +170,6 @@ class NativeRuntime:
             self.supervisor.stop(name, wait)
         except Exception:
             pass  # down goes on; the pid sweep afterwards kills what did not stop
-
-    @property
-    def _pids_file(self) -> Path:
-        return self.supervisor.run_dir / "services.json"
-
-    def _record_pids(self, statuses: list[ServiceStatus]) -> None:
-        """Remember each service's pid and start time, for a `down` after supervisord itself died."""
-        import json
-
-        import psutil
-
-        recorded = {}
-        for status in statuses:
-            try:
-                recorded[status.name] = [status.pid, psutil.Process(status.pid).create_time()]
-            except (psutil.Error, TypeError, ValueError):
-                pass
-        self._pids_file.write_text(json.dumps(recorded))
-
-    def _stack_pids(self) -> list[int]:
-        """supervisord and every service with all their descendants. Services are found from supervisord
-        and, should it have died and left them as orphans, from the pids `up` recorded (a pid counts only
-        while its start time matches, so a reused pid is never killed)."""
-        import json
-
-        import psutil
-
-        roots = []
-        if self.supervisor.is_running():
-            roots.append(self.supervisor.daemon_pid())
-        try:
-            recorded = json.loads(self._pids_file.read_text())
-        except (OSError, ValueError):
-            recorded = {}
-        for pid, started in recorded.values():
-            try:
-                if abs(psutil.Process(pid).create_time() - started) < 1:
-                    roots.append(pid)
-            except psutil.Error:
-                pass
-        pids = set()
-        for pid in filter(None, roots):
-            try:
-                pids |= {pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))}
-            except psutil.Error:
-                pass
-        pids.discard(os.getpid())
-        return sorted(pids)
 
     # --- on-demand services (the scorer) --------------------------------------------------------------------
     def service(self, name: str) -> NativeService:
@@ -271,7 +223,7 @@ class NativeRuntime:
                 status.detail = f"not started (fraudctl {service.name} start)"
             statuses.append(status)
         if daemon:
-            self._record_pids(statuses)  # supervisord may have restarted a service since `up`
+            _record_pids(self.supervisor, statuses)  # supervisord may have restarted a service since `up`
         return statuses
 
     def logs(self, service: str, *, lines: int = 50, follow: bool = False) -> Iterator[str]:
@@ -316,6 +268,56 @@ class NativeRuntime:
             detail=detail,
             uptime_seconds=float(info["now"] - info["start"]) if running and info.get("start") else None,
         )
+
+
+def _pids_file(supervisor: Supervisor) -> Path:
+    return supervisor.run_dir / "services.json"
+
+
+def _record_pids(supervisor: Supervisor, statuses: list[ServiceStatus]) -> None:
+    """Remember each service's pid and start time, for a `down` after supervisord itself died."""
+    import json
+
+    import psutil
+
+    recorded = {}
+    for status in statuses:
+        try:
+            recorded[status.name] = [status.pid, psutil.Process(status.pid).create_time()]
+        except (psutil.Error, TypeError, ValueError):
+            pass
+    _pids_file(supervisor).write_text(json.dumps(recorded))
+
+
+def _stack_pids(supervisor: Supervisor) -> list[int]:
+    """supervisord and every service with all their descendants. Services are found from supervisord
+    and, should it have died and left them as orphans, from the pids `up` recorded (a pid counts only
+    while its start time matches, so a reused pid is never killed)."""
+    import json
+
+    import psutil
+
+    roots = []
+    if supervisor.is_running():
+        roots.append(supervisor.daemon_pid())
+    try:
+        recorded = json.loads(_pids_file(supervisor).read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    for pid, started in recorded.values():
+        try:
+            if abs(psutil.Process(pid).create_time() - started) < 1:
+                roots.append(pid)
+        except psutil.Error:
+            pass
+    pids = set()
+    for pid in filter(None, roots):
+        try:
+            pids |= {pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))}
+        except psutil.Error:
+            pass
+    pids.discard(os.getpid())
+    return sorted(pids)
 
 
 def _port_taken(host: str, port: int) -> bool:
