@@ -36,6 +36,7 @@ from fraudctl.contracts import AMOUNT, CUSTOMER_ID, IS_FRAUD, TRANSACTION_ID, TX
 from fraudctl.errors import BadInputError, NotFoundError, UnavailableError
 from fraudctl.estimators import ESTIMATORS, hyperparameters, make_estimator
 from fraudctl.features import DEFAULT_SPEC, REQUIRED_COLUMNS, FeatureSpec, compute_features, validate_transactions
+from fraudctl.lake import s3_filesystem
 from fraudctl.layout import ColumnMapping, InputLayout, resolve_format
 
 if TYPE_CHECKING:
@@ -521,30 +522,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _s3_filesystem(storage: "StorageConfig | None"):
-    from pyarrow import fs
-
-    kwargs: dict[str, Any] = {}
-    if storage is not None:
-        kwargs["region"] = storage.region
-        if storage.endpoint_url:
-            scheme, _, host = storage.endpoint_url.partition("://")
-            kwargs["endpoint_override"] = host or scheme
-            kwargs["scheme"] = scheme if host else "https"
-        if storage.access_key_id and storage.secret_access_key:
-            kwargs["access_key"] = storage.access_key_id.get_secret_value()
-            kwargs["secret_key"] = storage.secret_access_key.get_secret_value()
-    # No keys in config: pyarrow's default AWS chain (environment, profile, instance role).
-    return fs.S3FileSystem(**kwargs)
-
-
 def _read_lake(location: str, layout: InputLayout, storage: "StorageConfig | None",
                since: dt.date | None, until: dt.date | None):
     """A directory of parquet files, hive-partitioned (e.g. day=2018-04-01/part-0.parquet) or flat."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    filesystem, path = (_s3_filesystem(storage), location[len("s3://"):]) if location.startswith("s3://") \
+    filesystem, path = (s3_filesystem(storage), location[len("s3://"):]) if location.startswith("s3://") \
         else (None, location)
     try:
         dataset = ds.dataset(path, filesystem=filesystem, format="parquet", partitioning="hive",

@@ -100,7 +100,10 @@ def test_status_json(stack_config_path):
     assert report["healthy"] is True
     services = {s["name"]: s for s in report["services"]}
     assert set(services) == {"postgres", "redis", "kafka", "mlflow", "airflow-apiserver", "airflow-scheduler",
-                             "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "flower"}
+                             "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "flower", "scorer"}
+    # the scorer is started on demand (`fraudctl scorer start`): listed, stopped, and no fault
+    scorer = services.pop("scorer")
+    assert scorer["on_demand"] is True and scorer["state"] == "STOPPED" and scorer["healthy"] is None
     for s in services.values():
         assert s["state"] == "RUNNING" and s["healthy"] is True and s["pid"] > 0 and s["uptime_seconds"] >= 0
     assert services["redis"]["detail"].startswith("PONG")

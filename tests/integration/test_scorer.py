@@ -126,6 +126,24 @@ def assert_parity(env, records: list[dict]) -> None:
                                    err_msg=f"scores of version {version}")
 
 
+def send_and_await_scores(config, prefix: str, count: int, before: dict[int, int], what: str, timeout: float = 60):
+    """Produce `count` made-up transactions (ids prefix-0..) of one new customer and terminal, and wait
+    until each has its score."""
+    from confluent_kafka import Producer
+
+    from fraudctl.kafka import client_config
+
+    producer = Producer(client_config(config.kafka))
+    for i in range(count):
+        event = c.transaction_event(transaction_id=f"{prefix}-{i}", customer_id=f"c-{prefix}", terminal_id=f"t-{prefix}",
+                                    amount=5.0 + i, tx_datetime=pd.Timestamp(EARLY).to_pydatetime())
+        producer.produce(config.kafka.topics.transactions.name, json.dumps(event).encode(), key=f"c-{prefix}")
+    assert producer.flush(10) == 0
+    wait_for(lambda: sum(r["value"][c.TRANSACTION_ID].startswith(f"{prefix}-")
+                         for r in read_topic(config.kafka, config.kafka.topics.scores.name, before)) == count,
+             timeout, what)
+
+
 def test_backlog_scores_equal_the_offline_computation(env):
     n = int(len(env["frame"]) * PARITY_ROWS)
     env["parity_rows"] = n
@@ -286,19 +304,7 @@ def test_mlflow_down_degrades_but_scoring_goes_on(env):
     supervisor.stop("mlflow")
     try:
         wait_for(lambda: scorer_status(env).get("health") == "degraded", 60, "the scorer to report degraded")
-        from confluent_kafka import Producer
-
-        from fraudctl.kafka import client_config
-
-        producer = Producer(client_config(config.kafka))
-        for i in range(20):
-            event = c.transaction_event(transaction_id=f"degraded-{i}", customer_id="c-d", terminal_id="t-d", amount=5.0 + i,
-                                        tx_datetime=pd.Timestamp(EARLY).to_pydatetime())
-            producer.produce(config.kafka.topics.transactions.name, json.dumps(event).encode(), key="c-d")
-        assert producer.flush(10) == 0
-        wait_for(lambda: sum(r["value"][c.TRANSACTION_ID].startswith("degraded-")
-                             for r in read_topic(config.kafka, config.kafka.topics.scores.name, before)) == 20,
-                 60, "scores while MLflow is down")
+        send_and_await_scores(config, "degraded", 20, before, "scores while MLflow is down")
         status = run_fraudctl("-c", str(env["cfg"]), "scorer", "status")
         assert status.returncode == 0 and "degraded" in status.stdout
     finally:
@@ -323,19 +329,7 @@ def test_the_same_job_runs_on_a_standalone_master(env, stack_config_path):
     started = json.loads(fraudctl_ok(cfg, "scorer", "start", "--master", standalone.spark.standalone_url, "-o", "json",
                                      timeout=300).stdout)
     assert started["master"] == standalone.spark.standalone_url
-    from confluent_kafka import Producer
-
-    from fraudctl.kafka import client_config
-
-    producer = Producer(client_config(config.kafka))
-    for i in range(10):
-        event = c.transaction_event(transaction_id=f"standalone-{i}", customer_id="c-s", terminal_id="t-s", amount=7.0,
-                                    tx_datetime=pd.Timestamp(EARLY).to_pydatetime())
-        producer.produce(config.kafka.topics.transactions.name, json.dumps(event).encode(), key="c-s")
-    assert producer.flush(10) == 0
-    wait_for(lambda: sum(r["value"][c.TRANSACTION_ID].startswith("standalone-")
-                         for r in read_topic(config.kafka, config.kafka.topics.scores.name, before)) == 10,
-             120, "scores from the standalone cluster")
+    send_and_await_scores(config, "standalone", 10, before, "scores from the standalone cluster", timeout=120)
     import urllib.request
 
     with urllib.request.urlopen(f"http://127.0.0.1:{standalone.spark.master_ui_port}/json/", timeout=5) as response:
