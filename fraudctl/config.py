@@ -121,6 +121,23 @@ class AirflowConfig(Section):
         return f"http://{self.host}:{self.port}"
 
 
+class RetrainConfig(Section):
+    """The `fraud_retrain` DAG (dags/fraud_retrain.py) and `fraudctl retrain`."""
+
+    dag_id: str = "fraud_retrain"
+    schedule: str | None = "@daily"  # a cron expression or preset; null: only when triggered
+    queue: str = "default"  # the Celery queue its tasks go to
+    window_days: int = Field(default=60, ge=1)  # event days read from the lake, ending at the run's cutoff
+    source: str | None = None  # a file to train on instead of the lake (the run conf `source` overrides)
+    retries: int = Field(default=2, ge=2)
+    retry_delay: Seconds = 30.0
+    min_rows: int = Field(default=1000, ge=1)  # validate: fewer labelled transactions fail the run
+    min_label_rate: float = Field(default=0.0001, ge=0, le=1)  # validate: the fraud share among labelled rows
+    max_label_rate: float = Field(default=0.2, ge=0, le=1)
+    max_staleness_days: int = Field(default=3, ge=0)  # validate: the newest transaction is at most this old
+    timeout: Seconds = 1800.0  # `fraudctl retrain --wait` gives up after this
+
+
 class FlowerConfig(Section):
     host: str = "127.0.0.1"
     port: Port = 5555
@@ -238,6 +255,7 @@ class Config(Section):
     redis: RedisConfig = RedisConfig()
     mlflow: MlflowConfig = MlflowConfig()
     airflow: AirflowConfig = AirflowConfig()
+    retrain: RetrainConfig = RetrainConfig()
     flower: FlowerConfig = FlowerConfig()
     storage: StorageConfig = StorageConfig()
     spark: SparkConfig = SparkConfig()

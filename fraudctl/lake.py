@@ -88,3 +88,120 @@ class Lake:
                 raise UnavailableError(f"cannot write the lake at {self.uri}: {exc}") from None
             written.append(path)
         return written
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+TRAINING_COLUMNS = ("transaction_id", "tx_datetime", "customer_id", "terminal_id", "amount", "is_fraud")
+
+
+def _partition_files(filesystem, folder: str, since, until) -> list[str]:
+    """The parquet files under <folder>/event_date=D/ for since <= D < until (either bound optional)."""
+    from pyarrow import fs
+
+    try:
+        infos = filesystem.get_file_info(fs.FileSelector(folder, recursive=True, allow_not_found=True))
+    except OSError as exc:
+        raise UnavailableError(f"cannot list the lake at {folder}: {exc}") from None
+    files = []
+    for info in infos:
+        if info.type != fs.FileType.File or not info.path.endswith(".parquet"):
+            continue
+        parent = info.path.rsplit("/", 2)[-2]
+        if not parent.startswith(f"{PARTITION_FIELD}="):
+            continue
+        day = parent.split("=", 1)[1]
+        if (since is not None and day < since.isoformat()) or (until is not None and day >= until.isoformat()):
+            continue
+        files.append(info.path)
+    return sorted(files)
+
+
+def _read_files(filesystem, files: list[str]) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    frames = []
+    for path in files:
+        try:
+            frames.append(pq.read_table(path, filesystem=filesystem).to_pandas())
+        except OSError as exc:
+            raise UnavailableError(f"cannot read the lake file {path}: {exc}") from None
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _naive_utc(values: pd.Series) -> pd.Series:
+    values = pd.to_datetime(values, utc=True)
+    return values.dt.tz_localize(None).astype("datetime64[ns]")
+
+
+def read_training_frame(lake: "Lake | Config | str", storage: "StorageConfig | None" = None, *,
+                        since=None, until=None, cutoff=None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The lake's transactions of the event days since <= day < until, in the contract layout, with
+    `is_fraud` from the labels that had arrived by `cutoff` (NaN where none had), and the lineage.
+
+    The lake is at-least-once (a re-run batch may have written the same event under another batch id):
+    transactions and labels are deduplicated by transaction_id (the earliest Kafka record wins, the label
+    with the latest arrival). A label has arrived when its `labelled_at` (else its Kafka timestamp) is not
+    after `cutoff` (naive UTC, or aware); no `cutoff` takes every label.
+    """
+    if not isinstance(lake, Lake):
+        if isinstance(lake, str):
+            lake = Lake(lake, storage)
+        else:  # a Config
+            lake = Lake(lake_uri(lake), lake.storage)
+    tx_files = _partition_files(lake.filesystem, f"{lake.root}/{TRANSACTIONS}", since, until)
+    label_files = _partition_files(lake.filesystem, f"{lake.root}/{LABELS}", since, until)
+    transactions = _read_files(lake.filesystem, tx_files)
+    labels = _read_files(lake.filesystem, label_files)
+
+    tx_rows = len(transactions)
+    if tx_rows:
+        order = ["timestamp"] if "timestamp" in transactions else []
+        transactions = transactions.sort_values(order or ["transaction_id"], kind="mergesort")
+        transactions = transactions.drop_duplicates("transaction_id", keep="first")
+        transactions["tx_datetime"] = _naive_utc(transactions["tx_datetime"])
+        frame = transactions[[c for c in TRAINING_COLUMNS if c != "is_fraud"]].copy()
+    else:
+        frame = pd.DataFrame({c: pd.Series(dtype="object") for c in TRAINING_COLUMNS if c != "is_fraud"})
+        frame["tx_datetime"] = frame["tx_datetime"].astype("datetime64[ns]")
+
+    label_rows, late = len(labels), 0
+    if label_rows:
+        arrival_column = "labelled_at" if "labelled_at" in labels else ("timestamp" if "timestamp" in labels else None)
+        if arrival_column == "labelled_at":
+            labels["_arrived"] = _naive_utc(labels["labelled_at"])
+        elif arrival_column == "timestamp":  # Kafka nanoseconds since the epoch
+            labels["_arrived"] = pd.to_datetime(labels["timestamp"], unit="ns")
+        if cutoff is not None and arrival_column is not None:
+            limit = pd.Timestamp(cutoff)
+            limit = limit.tz_convert("UTC").tz_localize(None) if limit.tzinfo else limit
+            arrived = labels["_arrived"] <= limit
+            late = int((~arrived).sum())
+            labels = labels[arrived]
+        if arrival_column is not None:
+            labels = labels.sort_values("_arrived", kind="mergesort")
+        labels = labels.drop_duplicates("transaction_id", keep="last")
+    label_map = (labels.set_index("transaction_id")["is_fraud"] if len(labels)
+                 else pd.Series(dtype="float64"))
+    frame["is_fraud"] = frame["transaction_id"].map(label_map).astype("float64")
+    frame = frame.sort_values(["tx_datetime", "transaction_id"], kind="mergesort").reset_index(drop=True)
+    times = frame["tx_datetime"]
+    lineage = {
+        "uri": lake.uri,
+        "since": since.isoformat() if since is not None else None,
+        "until": until.isoformat() if until is not None else None,
+        "cutoff": str(cutoff) if cutoff is not None else None,
+        "transaction_files": tx_files,
+        "label_files": label_files,
+        "transaction_rows_read": tx_rows,
+        "label_rows_read": label_rows,
+        "duplicates_dropped": tx_rows - len(frame),
+        "labels_after_cutoff": late,
+        "rows": int(len(frame)),
+        "labelled": int(frame["is_fraud"].notna().sum()),
+        "frauds": int((frame["is_fraud"] == 1).sum()),
+        "first_tx": str(times.min()) if len(frame) else None,
+        "last_tx": str(times.max()) if len(frame) else None,
+    }
+    return frame, lineage
