@@ -92,8 +92,9 @@ def latest_records(kafka: KafkaConfig, topic: str, count: int, timeout: float = 
             while len(records) < wanted and time.monotonic() < deadline:
                 for message in consumer.consume(num_messages=1000, timeout=0.5):
                     if message.error() is None:
-                        records.append((message.timestamp()[1], _decoded(message.value())))
-        records.sort(key=lambda item: item[0])
+                        order = (message.timestamp()[1], message.partition(), message.offset())
+                        records.append((order, _decoded(message.value())))
+        records.sort(key=lambda item: item[0])  # ties in time broken by partition and offset: stable output
         return [record for _, record in records[-count:]]
     finally:
         consumer.close()

@@ -34,6 +34,7 @@ HISTORY_COLUMNS = [TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, AMOUNT
 LABEL_COLUMNS = [TRANSACTION_ID, TX_DATETIME, IS_FRAUD]
 _TX_FILE, _LABEL_FILE, _INTENT_FILE = "transactions.arrow", "labels.arrow", "intent.json"
 _SNAPSHOT = "snapshot-"
+PRUNE_SLACK_DAYS = 1
 
 
 @dataclass(frozen=True)
@@ -189,11 +190,13 @@ class FeatureState:
         self._prune()
 
     def _prune(self) -> None:
-        """Forget what no window of a later transaction can reach: older than history_days before the latest
-        event time seen."""
+        """Forget what no window of a later transaction can reach: older than history_days, plus
+        PRUNE_SLACK_DAYS, before the latest event time seen. The slack is for transactions that arrive a
+        little behind the newest one (Kafka partitions are read side by side, not in one time order): their
+        windows reach back past the newest one's."""
         if not len(self.history):
             return
-        horizon = self.history[TX_DATETIME].max() - pd.Timedelta(days=self.spec.history_days)
+        horizon = self.history[TX_DATETIME].max() - pd.Timedelta(days=self.spec.history_days + PRUNE_SLACK_DAYS)
         old = (self.history[TX_DATETIME] <= horizon).to_numpy()
         if old.any():
             self._ids.difference_update(self.history.loc[old, TRANSACTION_ID])

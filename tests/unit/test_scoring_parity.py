@@ -13,7 +13,7 @@ import pytest
 from fraudctl.contracts import AMOUNT, CUSTOMER_ID, IS_FRAUD, TERMINAL_ID, TRANSACTION_ID, TX_DATETIME
 from fraudctl.features import DEFAULT_SPEC, FEATURE_NAMES, OnlineFeatureState, compute_features
 from fraudctl.generator import generate_transactions
-from fraudctl.scoring.state import FeatureState
+from fraudctl.scoring.state import PRUNE_SLACK_DAYS, FeatureState
 
 DELAY = pd.Timedelta(days=DEFAULT_SPEC.delay_days)
 # Sizes in events of the merged stream (labels and transactions), cycled: single events, small batches,
@@ -101,7 +101,7 @@ def streamed(generated, tmp_path_factory) -> pd.DataFrame:
     state = FeatureState(tmp_path_factory.mktemp("state"), DEFAULT_SPEC, snapshot_every=25)
     result = stream_through_state(state, stream)
     # The state forgot what no window can reach any more.
-    horizon = stream[TX_DATETIME].max() - pd.Timedelta(days=DEFAULT_SPEC.history_days)
+    horizon = stream[TX_DATETIME].max() - pd.Timedelta(days=DEFAULT_SPEC.history_days + PRUNE_SLACK_DAYS)
     assert state.history[TX_DATETIME].min() > horizon
     return result
 

@@ -11,7 +11,7 @@ from pandas.testing import assert_frame_equal
 
 from fraudctl.contracts import AMOUNT, CUSTOMER_ID, IS_FRAUD, TERMINAL_ID, TRANSACTION_ID, TX_DATETIME
 from fraudctl.features import DEFAULT_SPEC, FEATURE_NAMES
-from fraudctl.scoring.state import FeatureState, Intent
+from fraudctl.scoring.state import PRUNE_SLACK_DAYS, FeatureState, Intent
 
 T0 = pd.Timestamp("2018-04-01 00:00:00")
 
@@ -183,12 +183,13 @@ def test_labels_before_and_after_their_transaction(tmp_path):
 
 def test_pruning_drops_what_no_window_can_reach(tmp_path):
     state = FeatureState(tmp_path, DEFAULT_SPEC)
-    horizon_hours = DEFAULT_SPEC.history_days * 24
+    horizon_hours = (DEFAULT_SPEC.history_days + PRUNE_SLACK_DAYS) * 24
     latest = horizon_hours + 100
     run_batch(state, 0, labels([("gone", 1, 1), ("kept", 101, 1)]),
               txs([("old", 99, 1, 1, 1.0), ("edge", 100, 1, 1, 2.0), ("inside", 100.5, 1, 1, 3.0)]))
     run_batch(state, 1, NO_LABELS, txs([("new", latest, 1, 1, 4.0)]))
-    # A transaction exactly history_days before the latest is out of every later window (left edges open).
+    # A transaction exactly history_days (plus the slack for events a little behind the newest) before the
+    # latest is out of every later window (left edges open).
     assert sorted(state.history[TRANSACTION_ID]) == ["inside", "new"]
     assert state.pending_labels[TRANSACTION_ID].tolist() == ["kept"]
     assert state.seen(pd.Series(["old", "edge", "inside"])).tolist() == [False, False, True]
@@ -205,3 +206,14 @@ def test_size_reports_the_state(tmp_path):
     size = state.size()
     assert size["transactions"] == 18 and size["labelled"] == 6 and size["pending_labels"] == 0
     assert size["disk_bytes"] > 0 and size["memory_bytes"] > 0
+
+
+def test_a_transaction_a_little_behind_the_newest_keeps_its_whole_window(tmp_path):
+    """Kafka partitions are read side by side: a batch may bring a transaction an hour older than one the
+    state has already seen. Its terminal window reaches an hour further back, and that row is still there."""
+    state = FeatureState(tmp_path, DEFAULT_SPEC)
+    reach = DEFAULT_SPEC.history_days * 24
+    run_batch(state, 0, NO_LABELS, txs([("early", 10, 1, 1, 1.0)]))
+    run_batch(state, 1, NO_LABELS, txs([("newest", 10 + reach + 2, 2, 2, 1.0)]))  # past the early row's reach
+    late = state.features(txs([("late", 10 + reach - 1, 1, 1, 1.0)]))  # an hour behind: "early" is in its window
+    assert late["terminal_tx_count_30d"].iloc[0] == 1.0
