@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fraudctl.config import AirflowConfig
-from fraudctl.errors import NotFoundError, UnavailableError, WaitTimeoutError
+from fraudctl.errors import AuthError, NotFoundError, UnavailableError, WaitTimeoutError
 
 HEALTH_PATH = "/api/v2/monitor/health"
 COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
@@ -60,6 +60,10 @@ class AirflowClient:
                                   json={"username": self.af.admin_user, "password": self.password})
         except httpx.HTTPError as exc:
             raise UnavailableError(f"Airflow api-server {self.af.url} did not answer: {exc}") from None
+        if response.status_code in (401, 403):
+            raise AuthError(f"Airflow refused the credentials of {self.af.admin_user!r} ({response.status_code})",
+                            hint="the password is airflow.admin_password, else the one generated into the state "
+                                 "dir's secrets.json by `fraudctl up`: check the config points at that stack")
         if response.status_code not in (200, 201):
             raise UnavailableError(f"Airflow refused the token request ({response.status_code}): {response.text[:200]}")
         return response.json()["access_token"]

@@ -26,6 +26,8 @@ class ExitCode(enum.IntEnum):
     BAD_INPUT = 11  # input data had errors beyond the allowed budget (see the rejects file)
     CONTRACT = 12  # a model does not fit the feature contract (signature, output) or cannot be loaded safely
     SERVICE_ERROR = 13  # a service answered with an error (e.g. MLflow refused a request)
+    RUN_FAILED = 14  # a pipeline run (an Airflow DAG run) ended failed
+    AUTH = 15  # a service refused fraudctl's credentials
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -91,3 +93,11 @@ class BadInputError(FraudctlError):
 
 class ContractError(FraudctlError):
     exit_code = ExitCode.CONTRACT
+
+
+class RunFailedError(FraudctlError):
+    exit_code = ExitCode.RUN_FAILED
+
+
+class AuthError(FraudctlError):
+    exit_code = ExitCode.AUTH

@@ -15,7 +15,7 @@ from typing import Annotated, Optional, Sequence
 import typer
 
 from fraudctl import __version__
-from fraudctl.cli import config_cmd, generate, models, replay, scorer, stack, train, workers
+from fraudctl.cli import config_cmd, generate, models, replay, retrain, scorer, stack, train, workers
 from fraudctl.cli.common import state
 from fraudctl.errors import ExitCode, FraudctlError
 
@@ -65,6 +65,7 @@ stack.register(app)
 generate.register(app)
 replay.register(app)
 train.register(app)
+retrain.register(app)
 models.register(app)
 workers.register(app)
 scorer.register(app)

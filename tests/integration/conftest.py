@@ -74,7 +74,8 @@ def processes_naming(folder: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def stack_config_path(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("stack")
-    path = write_config(folder, SESSION_OFFSET)
+    # Tests trigger fraud_retrain themselves: no daily run the moment a test unpauses it.
+    path = write_config(folder, SESSION_OFFSET, retrain={"schedule": None})
     result = run_fraudctl("-c", str(path), "up", "-o", "json", timeout=600)
     if result.returncode != 0:
         run_fraudctl("-c", str(path), "down", "--purge")
