@@ -1,0 +1,75 @@
+"""A Celery worker killed with SIGKILL in the middle of `train`: supervisord brings it back, Airflow notices
+the lost task after `airflow.heartbeat_timeout` (60 s), retries it, and the run succeeds."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import psutil
+import pytest
+
+from tests.conftest import run_fraudctl
+
+WORKER = "airflow-worker"
+
+
+def worker_pid(config_path) -> int | None:
+    status = run_fraudctl("-c", str(config_path), "status", "-o", "json", timeout=60)
+    services = {s["name"]: s for s in json.loads(status.stdout)["services"]}
+    service = services[WORKER]
+    return service["pid"] if service.get("healthy") else None
+
+
+def wait_until(what: str, check, timeout: float, every: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout:.0f}s")
+        time.sleep(every)
+
+
+def test_train_is_retried_after_the_worker_is_killed(stack_config_path, stack_config):
+    import airflow_client.client as ac
+
+    from fraudctl import retraining
+    from fraudctl.generator import generate_transactions
+    from fraudctl.lake import Lake, lake_uri
+    from tests.lake_seed import seed_lake
+
+    seed_lake(Lake(lake_uri(stack_config), stack_config.storage),
+              generate_transactions(n_customers=300, n_terminals=600, n_days=45))
+    started = time.monotonic()
+    result = run_fraudctl("-c", str(stack_config_path), "retrain", "-o", "json", "--conf", "window_days=45",
+                          "--conf", "cutoff=2018-05-16")
+    assert result.returncode == 0, result.stderr
+    run_id = json.loads(result.stdout)["run_id"]
+    af = retraining.client(stack_config)
+    dag_id = stack_config.retrain.dag_id
+    wait_until("train running", lambda: retraining.task_states(af, dag_id, run_id).get("train") == "running", 180)
+
+    old = worker_pid(stack_config_path)
+    assert old
+    victims = [psutil.Process(old), *psutil.Process(old).children(recursive=True)]
+    for proc in victims:
+        try:
+            proc.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    killed_at = time.monotonic()
+    # supervisord restarts it (autorestart on an unexpected exit)
+    new = wait_until("the worker back", lambda: (lambda pid: pid if pid and pid != old else None)(
+        worker_pid(stack_config_path)), 90, every=1)
+    assert new != old
+    state = retraining.wait(stack_config, run_id, timeout=400, af=af)
+    print(f"run {run_id}: {state} {time.monotonic() - started:.0f}s after the trigger, "
+          f"{time.monotonic() - killed_at:.0f}s after the kill")
+    assert state == "success", retraining.status(stack_config, run_id, af=af, logs=True)
+    train = ac.TaskInstanceApi(af.api()).get_task_instance(dag_id, run_id, "train")
+    assert train.try_number >= 2
+    report = retraining.status(stack_config, run_id, af=af)["report"]
+    assert report["dag_run_id"] == run_id and report["version"]
