@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from fraudctl.contracts import TRANSACTION_ID, TX_DATETIME, format_time
 from fraudctl.lake import LABELS, TRANSACTIONS, Lake
-from fraudctl.scoring.events import KAFKA_TIMESTAMP, TOPIC, decode_labels, decode_transactions
+from fraudctl.scoring.events import OFFSET, PARTITION, TOPIC, decode_labels, decode_transactions
 from fraudctl.scoring.model import ModelHolder
 from fraudctl.scoring.publish import Publisher, score_events
 from fraudctl.scoring.state import FeatureState, Intent
@@ -89,18 +89,16 @@ class Scorer:
             self.state.record_intent(intent)
 
         self.state.apply_labels(labels.events)  # a batch's labels count before its transactions
-        featured = self.state.features(transactions)
-        featured[KAFKA_TIMESTAMP] = transactions[KAFKA_TIMESTAMP].to_numpy()
+        featured = self.state.features(transactions)  # keeps the Kafka columns: the ingest time is published
         scores = model.score(featured)
         keys, values, alert = score_events(featured, scores, threshold=model.threshold, model_name=model.name,
                                            model_version=model.version, scored_time=intent.scored_time)
         self.publisher.send(keys, values, alert, rejects)
         self.publisher.flush()
         if self.lake is not None:
-            self.lake.write(TRANSACTIONS, batch_id, transactions.drop(columns=["topic", "partition", "offset"]),
-                            TX_DATETIME)
-            self.lake.write(LABELS, batch_id, labels.events.drop(columns=["topic", "partition", "offset"]),
-                            TX_DATETIME)
+            kafka_position = [TOPIC, PARTITION, OFFSET]
+            self.lake.write(TRANSACTIONS, batch_id, transactions.drop(columns=kafka_position), TX_DATETIME)
+            self.lake.write(LABELS, batch_id, labels.events.drop(columns=kafka_position), TX_DATETIME)
         self.state.commit(batch_id, transactions)
 
         c = self.counters
