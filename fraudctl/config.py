@@ -154,6 +154,7 @@ class StorageConfig(Section):
     # local: a folder (relative to the state dir); s3: a bucket on any S3 endpoint (MinIO in compose)
     local_dir: Path = Path("artifacts")
     bucket: str = "fraudctl"
+    lake_prefix: str = Field(default="lake", pattern=r"^[A-Za-z0-9._-]+$")  # the lake's folder (local) or key prefix (s3)
     endpoint_url: str | None = None  # e.g. http://127.0.0.1:9000 for MinIO; empty means AWS
     region: str = "us-east-1"
     access_key_id: SecretStr | None = None

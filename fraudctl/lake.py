@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 TRANSACTIONS, LABELS = "transactions", "labels"
 PARTITION_FIELD = "event_date"
-LAKE_PREFIX = "lake"
 
 
 def s3_filesystem(storage: "StorageConfig | None"):
@@ -43,12 +42,12 @@ def s3_filesystem(storage: "StorageConfig | None"):
 
 
 def lake_uri(config: "Config") -> str:
-    """Where the lake lives: s3://bucket/lake, or <state_dir>/<storage.local_dir>/lake."""
+    """Where the lake lives: s3://<bucket>/<lake_prefix>, or <state_dir>/<storage.local_dir>/<lake_prefix>."""
     storage = config.storage
     if storage.kind == "s3":
-        return f"s3://{storage.bucket}/{LAKE_PREFIX}"
+        return f"s3://{storage.bucket}/{storage.lake_prefix}"
     local = storage.local_dir if storage.local_dir.is_absolute() else config.state_dir / storage.local_dir
-    return str((local / LAKE_PREFIX).resolve())
+    return str((local / storage.lake_prefix).resolve())
 
 
 class Lake:

@@ -62,6 +62,7 @@ def env(stack_config_path, tmp_path_factory):
                                                               ("scores", "scores", 2), ("alerts", "alerts", 1),
                                                               ("dlq", "transactions.dlq", 1))}
     data["scorer"] = {"max_offsets_per_trigger": 4000, "model_refresh_seconds": 2.0}
+    data.setdefault("storage", {})["lake_prefix"] = "lake-scorer-test"  # other modules fill the session's lake
     cfg = folder / "fraudctl.yaml"
     cfg.write_text(yaml.safe_dump(data))
     config = load_config(cfg, env={})
@@ -106,8 +107,18 @@ def scorer_status(env) -> dict:
     return json.loads(result.stdout) if result.stdout.strip() else {}
 
 
-def assert_parity(env, records: list[dict]) -> None:
-    """Every published feature equals the offline value (rtol 1e-9), every score the model's offline score."""
+# Features that read the labels received so far. Replayed tens of thousands of times faster than real time,
+# a label produced just before a transaction can reach the broker (another partition, its own batch) a
+# few hundred milliseconds after it: hours of event time. The scorer then counts that transaction as
+# unlabelled, which is its documented behaviour for a label later than the delay. Live tests allow that
+# for a few transactions; a backlog, where every label is in Kafka before scoring starts, allows none.
+LABELLED_FEATURES = [n for n in FEATURE_NAMES if n.startswith("terminal_fraud_") or n.startswith("terminal_first_")]
+LATE_LABEL_SHARE = 0.005
+
+
+def assert_parity(env, records: list[dict], *, live: bool = False) -> None:
+    """Every published feature equals the offline value (rtol 1e-9; live: but for a few late labels), and
+    every score the model's offline score for the published features."""
     from fraudctl.registry import Registry
 
     expected = offline(env)
@@ -115,13 +126,20 @@ def assert_parity(env, records: list[dict]) -> None:
                                c.SCORE: r["value"][c.SCORE], **r["value"][c.FEATURES]} for r in records])
     published = published.drop_duplicates(c.TRANSACTION_ID).set_index(c.TRANSACTION_ID)
     want = expected.loc[published.index, FEATURE_NAMES]
+    exact = np.ones(len(published), dtype=bool)
     for name in FEATURE_NAMES:
-        np.testing.assert_allclose(published[name].to_numpy(), want[name].to_numpy(), rtol=RTOL, atol=1e-12,
-                                   err_msg=f"feature {name}")
+        same = np.isclose(published[name].to_numpy(), want[name].to_numpy(), rtol=RTOL, atol=1e-12)
+        if live and name in LABELLED_FEATURES:
+            exact &= same
+        else:
+            assert same.all(), f"feature {name}: {int((~same).sum())} of {len(same)} differ from offline"
+    late = int((~exact).sum())
+    print(f"parity: {len(published)} transactions, {late} with a label that arrived after them")
+    assert late <= LATE_LABEL_SHARE * len(published)
     registry = Registry(env["config"])
     for version, rows in published.groupby(c.MODEL_VERSION):
         model = registry.load_model(version)
-        offline_scores = model.predict_proba(want.loc[rows.index, FEATURE_NAMES])[:, 1]
+        offline_scores = model.predict_proba(rows[FEATURE_NAMES])[:, 1]
         np.testing.assert_allclose(rows[c.SCORE].to_numpy(), offline_scores, rtol=RTOL, atol=1e-12,
                                    err_msg=f"scores of version {version}")
 
@@ -168,8 +186,9 @@ def test_backlog_scores_equal_the_offline_computation(env):
     assert {a["value"][c.TRANSACTION_ID] for a in alerts} == \
         {r["value"][c.TRANSACTION_ID] for r in records if r["value"][c.DECISION] == "fraud"}
 
-    lake = Path(env["config"].state_dir) / env["config"].storage.local_dir / "lake" / "transactions"
-    lake_rows = pd.read_parquet(lake)
+    from fraudctl.lake import read_training_frame
+
+    lake_rows, _ = read_training_frame(env["config"])  # on the configured storage (the objectstore by default)
     assert set(lake_rows[c.TRANSACTION_ID]) == ids  # every transaction once, however many files
 
 
@@ -256,7 +275,7 @@ def test_promotion_swaps_the_model_within_seconds_without_skipping(env):
                        and wanted <= {x["value"][c.TRANSACTION_ID] for x in r} and r, 120, "every live transaction scored")
     versions = [r["value"][c.MODEL_VERSION] for r in sorted(records, key=lambda r: r["timestamp"])]
     assert set(versions) == {first, second} and versions[-1] == second
-    assert_parity(env, records)
+    assert_parity(env, records, live=True)
     assert scorer_status(env)["model"]["version"] == second
 
 
@@ -293,7 +312,7 @@ def test_kill_minus_nine_loses_nothing(env):
     by_id: dict[str, bytes] = {}
     for record in records:  # at-least-once: a duplicate carries the same content
         assert by_id.setdefault(record["value"][c.TRANSACTION_ID], record["raw"]) == record["raw"]
-    assert_parity(env, records)
+    assert_parity(env, records, live=True)
 
 
 def test_mlflow_down_degrades_but_scoring_goes_on(env):
