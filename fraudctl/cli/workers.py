@@ -1,18 +1,39 @@
-"""`fraudctl workers`: the Celery workers that run Airflow's tasks, as Flower sees them."""
+"""`fraudctl workers`: the Celery workers that run Airflow's tasks, as Flower sees them (once, or live)."""
 
 from __future__ import annotations
+
+from typing import Annotated, Any, Optional
 
 import typer
 
 from fraudctl.cli.common import OutputFormat, OutputOption, print_json, state, stdout_console
+
+COLUMNS = ("worker", "online", "pid", "concurrency", "active", "processed", "failed", "load 1/5/15", "heartbeat")
 
 
 def register(app: typer.Typer) -> None:
     app.command("workers")(workers)
 
 
-def workers(ctx: typer.Context, output: OutputOption = OutputFormat.text) -> None:
-    """List Celery workers: status, pool size, active and processed tasks (from Flower's API)."""
+def workers(
+    ctx: typer.Context,
+    follow: Annotated[bool, typer.Option(
+        "--follow", "-f", help="Refresh the view live until Ctrl-C (or --count).")] = False,
+    interval: Annotated[float, typer.Option(
+        "--interval", min=0.2, help="Seconds between refreshes with --follow.")] = 2.0,
+    count: Annotated[Optional[int], typer.Option(
+        "--count", min=1, help="With --follow: stop after this many refreshes.")] = None,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Celery workers from Flower: online, pid, pool, active, processed, failed, load, heartbeat age.
+
+    Online: a heartbeat within Flower's expiry window (workers beat every 2 s).
+    A worker restarted under the same name is online again with a new pid.
+    --follow redraws the table every --interval seconds (-o json: a line each).
+
+    Exit codes: 8 no worker online (with --follow: at the last refresh),
+    Flower unreachable, or no stack.
+    """
     from fraudctl.errors import UnavailableError
     from fraudctl.flower import FlowerClient
     from fraudctl.secrets import load_secrets
@@ -22,30 +43,98 @@ def workers(ctx: typer.Context, output: OutputOption = OutputFormat.text) -> Non
     if secrets is None:
         raise UnavailableError(f"no stack has been started from {config.state_dir}", hint="fraudctl up")
     client = FlowerClient(config.flower, secrets.flower_password)
-    online = client.online()
-    details = client.workers()
-    rows = []
-    for name in sorted(set(online) | set(details)):
-        info = details.get(name) or {}
-        stats = info.get("stats") or {}
-        rows.append({
-            "name": name,
-            "online": bool(online.get(name)),
-            "concurrency": (stats.get("pool") or {}).get("max-concurrency"),
-            "active": len(info.get("active") or []),
-            "processed": sum((stats.get("total") or {}).values()),
-        })
-    if output is OutputFormat.json:
-        print_json({"workers": rows})
-    else:
-        from rich.table import Table
+    if not follow:
+        rows = _rows(client, refresh=True)
+        if output is OutputFormat.json:
+            print_json({"workers": rows})
+        else:
+            stdout_console().print(_table(rows) if rows else "no Celery worker known to Flower")
+        _check_online(rows)
+        return
+    rows = _follow(client, config.flower.url, interval, count, output)
+    _check_online(rows)
 
-        table = Table(show_edge=False)
-        for column in ("worker", "online", "concurrency", "active", "processed"):
-            table.add_column(column)
-        for row in rows:
-            table.add_row(row["name"], "[green]yes[/]" if row["online"] else "[red]no[/]",
-                          str(row["concurrency"] or "-"), str(row["active"]), str(row["processed"]))
-        stdout_console().print(table if rows else "no Celery worker known to Flower")
+
+def _rows(client, refresh: bool) -> list[dict[str, Any]]:
+    from fraudctl.flower import worker_rows
+
+    return worker_rows(client.events(), client.workers(refresh=refresh))
+
+
+def _check_online(rows: list[dict[str, Any]] | None) -> None:
+    from fraudctl.errors import UnavailableError
+
+    if rows is None:
+        raise UnavailableError("Flower did not answer at the last refresh")
     if not any(row["online"] for row in rows):
-        raise UnavailableError("no Celery worker is online")
+        raise UnavailableError("no Celery worker is online",
+                               hint="`fraudctl status` shows airflow-worker; `fraudctl logs airflow-worker`")
+
+
+def _follow(client, url: str, interval: float, count: int | None, output: OutputFormat):
+    """Refresh until Ctrl-C or `count` refreshes; returns the last rows (None if Flower did not answer)."""
+    import json
+    import time
+
+    from fraudctl.errors import UnavailableError
+
+    rows: list[dict[str, Any]] | None = None
+    done = 0
+    live = None
+    if output is OutputFormat.text:
+        from rich.live import Live
+
+        live = Live(console=stdout_console(), auto_refresh=False)
+        live.start()
+    try:
+        while True:
+            started = time.monotonic()
+            error = None
+            try:
+                # the inspect broadcast (pool size, pid) once; then Flower's cache and its event view
+                rows = _rows(client, refresh=done == 0)
+            except UnavailableError as exc:
+                rows, error = None, str(exc)
+            done += 1
+            stamp = time.strftime("%H:%M:%S")
+            if live is None:
+                print(json.dumps({"time": stamp, "workers": rows, "error": error}, default=str), flush=True)
+            else:
+                live.update(_view(rows, error, url, stamp, interval), refresh=True)
+            if count is not None and done >= count:
+                return rows
+            time.sleep(max(interval - (time.monotonic() - started), 0.0))
+    except KeyboardInterrupt:
+        return rows
+    finally:
+        if live is not None:
+            live.stop()
+            if not live.console.is_terminal:  # Live leaves the last line open when it cannot redraw
+                live.console.print()
+
+
+def _view(rows, error: str | None, url: str, stamp: str, interval: float):
+    from rich.console import Group
+    from rich.text import Text
+
+    title = Text(f"Celery workers from Flower {url} at {stamp}, every {interval:g}s (Ctrl-C to stop)", style="bold")
+    if error is not None:
+        return Group(title, Text(error, style="red"))
+    return Group(title, _table(rows) if rows else Text("no Celery worker known to Flower"))
+
+
+def _table(rows: list[dict[str, Any]]):
+    from rich.table import Table
+
+    table = Table(show_edge=False)
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column in ("worker", "online") else "right")
+    for row in rows:
+        age = row["heartbeat_age"]
+        table.add_row(
+            row["name"], "[green]online[/]" if row["online"] else "[red]offline[/]", str(row["pid"] or "-"),
+            str(row["concurrency"] or "-"), str(row["active"]), str(row["processed"]),
+            f"[red]{row['failed']}[/]" if row["failed"] else "0",
+            " ".join(f"{x:.2f}" for x in row["load"]) if row["load"] else "-",
+            "-" if age is None else f"{age:.1f}s ago")
+    return table

@@ -1,5 +1,6 @@
 """A Celery worker killed with SIGKILL in the middle of `train`: supervisord brings it back, Airflow notices
-the lost task after `airflow.heartbeat_timeout` (60 s), retries it, and the run succeeds."""
+the lost task after `airflow.heartbeat_timeout` (60 s), retries it, and the run succeeds; `fraudctl workers`
+shows the worker offline while it is dead and online again (its new pid) after."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 import psutil
 import pytest
 
+from fraudctl.errors import ExitCode
 from tests.conftest import run_fraudctl
 
 WORKER = "airflow-worker"
@@ -20,6 +22,15 @@ def worker_pid(config_path) -> int | None:
     services = {s["name"]: s for s in json.loads(status.stdout)["services"]}
     service = services[WORKER]
     return service["pid"] if service.get("healthy") else None
+
+
+def flower_row(config_path) -> tuple[int, dict | None]:
+    """`fraudctl workers -o json`: its exit code and the airflow worker's row."""
+    from fraudctl.runtime.services import CELERY_WORKER_NAME
+
+    result = run_fraudctl("-c", str(config_path), "workers", "-o", "json", timeout=60)
+    rows = json.loads(result.stdout)["workers"] if result.stdout.strip() else []
+    return result.returncode, next((r for r in rows if r["name"].startswith(CELERY_WORKER_NAME + "@")), None)
 
 
 def wait_until(what: str, check, timeout: float, every: float = 0.5):
@@ -54,6 +65,8 @@ def test_train_is_retried_after_the_worker_is_killed(stack_config_path, stack_co
 
     old = worker_pid(stack_config_path)
     assert old
+    code, row = flower_row(stack_config_path)
+    assert code == 0 and row["online"] is True and row["pid"] == old
     victims = [psutil.Process(old), *psutil.Process(old).children(recursive=True)]
     for proc in victims:
         try:
@@ -61,10 +74,20 @@ def test_train_is_retried_after_the_worker_is_killed(stack_config_path, stack_co
         except psutil.NoSuchProcess:
             pass
     killed_at = time.monotonic()
+    # Flower: offline once the heartbeats stop (expiry: 2 beats of 2 s), exit 8 as no worker is online
+    code, row = wait_until("workers shows the worker offline", lambda: (lambda r: r if r[1] and not r[1]["online"] else None)(
+        flower_row(stack_config_path)), 60, every=0.2)
+    assert code == ExitCode.UNAVAILABLE and row["pid"] == old and row["heartbeat_age"] >= 2
+    print(f"workers: offline {time.monotonic() - killed_at:.1f}s after the kill, last heartbeat {row['heartbeat_age']}s ago")
     # supervisord restarts it (autorestart on an unexpected exit)
     new = wait_until("the worker back", lambda: (lambda pid: pid if pid and pid != old else None)(
         worker_pid(stack_config_path)), 90, every=1)
     assert new != old
+    # online again as the restarted process: the same name, the new pid, a fresh heartbeat
+    code, row = wait_until("workers shows the restarted worker online", lambda: (
+        lambda r: r if r[1] and r[1]["online"] and r[1]["pid"] == new else None)(flower_row(stack_config_path)), 90, every=1)
+    assert code == 0 and row["heartbeat_age"] < 10
+    print(f"workers: online again (pid {new}) {time.monotonic() - killed_at:.1f}s after the kill")
     state = retraining.wait(stack_config, run_id, timeout=400, af=af)
     print(f"run {run_id}: {state} {time.monotonic() - started:.0f}s after the trigger, "
           f"{time.monotonic() - killed_at:.0f}s after the kill")
