@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -120,7 +121,8 @@ def main() -> None:
     finally:
         if not args.keep:
             subprocess.run([str(BIN / "fraudctl"), "-c", str(config), "down", "--purge"], capture_output=True)
-            print(f"\nstack purged ({folder})")
+            shutil.rmtree(folder, ignore_errors=True)  # the generated data set
+            print(f"\nstack purged, {folder} removed")
         else:
             print(f"\nstack left running: fraudctl -c {config} down --purge")
 
