@@ -275,10 +275,7 @@ class Bench:
             c1, c2 = first["counters"], last["counters"]
             seconds = float(last["updated_at"]) - float(first["updated_at"])
             label = f"throughput max_offsets={max_offsets:,}"
-            trigger_ms = sorted({(s["counters"]["last_batch_id"], s.get("batch_duration_ms")) for s in seen
-                                 if s.get("counters", {}).get("last_batch_id") is not None
-                                 and s.get("batch_duration_ms")})
-            spark_ms = [ms for _, ms in trigger_ms]
+            spark_ms = _trigger_ms(seen)
             batches = c2["batches"]
             if seconds > 0 and c2["batches"] > c1["batches"]:
                 tx_rate = (c2["scored"] - c1["scored"]) / seconds
@@ -312,14 +309,15 @@ class Bench:
                 limit = int(rate * p.paced_seconds)
                 name = f"latency {rate:,} tx/s, trigger {variant['trigger_seconds']} s, linger {variant['linger_ms']} ms"
                 self.say(f"{name}: replay --rate {rate} --skip {self.next_row:,} --limit {limit:,}")
-                before = self.status().get("counters", {}).get("scored", 0)
+                first = self.status()
+                before = first.get("counters", {}).get("last_batch_id")
+                scored_before = first.get("counters", {}).get("scored", 0)
                 start = self._offsets()
-                summary = self.json_of("replay", str(self.data), "--rate", str(rate), "--skip", str(self.next_row),
-                                       "--limit", str(limit), "--no-labels", timeout=1800)
-                self.next_row += limit
+                summary, during = self.replay_sampling(rate, limit)
                 sent = int(summary["transactions"])
-                seen = self.wait_counters(lambda s: s.get("counters", {}).get("scored", 0) >= before + sent,
-                                          p.catch_up_timeout, name)
+                seen = during + self.wait_counters(
+                    lambda s: s.get("counters", {}).get("scored", 0) >= scored_before + sent, p.catch_up_timeout, name)
+                seen = [s for s in seen if (s.get("counters") or {}).get("last_batch_id") != before]
                 latencies, missing = self._latencies(start)
                 achieved = sent / summary["wall_seconds"] if summary.get("wall_seconds") else math.nan
                 if latencies:
@@ -329,11 +327,32 @@ class Bench:
                                       f"{achieved:,.0f}/s{f', {missing} unmatched' if missing else ''})")
                 else:
                     self.figure(name, f"no matched records ({missing} unmatched)")
-                c = seen[-1].get("counters", {})
-                spark = [s.get("batch_duration_ms") for s in seen if s.get("batch_duration_ms")]
-                spark_p50 = f"{statistics.median(spark) / 1000:.2f} s" if spark else "n/a"
-                self.figure("  batch time, foreachBatch p50 / max (last 100); Spark trigger p50 (sampled)",
-                            f"{_fmt_s(c.get('batch_seconds_p50'))} / {_fmt_s(c.get('batch_seconds_max'))}; {spark_p50}")
+                spark, own = _trigger_ms(seen), _batch_seconds(seen)
+                batches = (seen[-1].get("counters", {}).get("batches", 0) - first.get("counters", {}).get("batches", 0)
+                           if seen else 0)
+                self.figure(f"  batch time ({len(own)} of {batches} batches sampled), foreachBatch / Spark trigger",
+                            f"p50 {_median_s(own)} / {_median_s(spark, 1000)}, "
+                            f"max {_max_s(own)} / {_max_s(spark, 1000)}")
+
+    def replay_sampling(self, rate: int, limit: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """A paced replay of the next `limit` rows, the scorer's status sampled while it runs."""
+        replay = subprocess.Popen(
+            [*FRAUDCTL, "-c", str(self.config_path), "replay", str(self.data), "--rate", str(rate),
+             "--skip", str(self.next_row), "--limit", str(limit), "--no-labels", "-o", "json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        self.background = replay
+        seen: list[dict[str, Any]] = []
+        while replay.poll() is None:
+            current = self.status()
+            if current.get("updated_at") and (not seen or current["updated_at"] != seen[-1]["updated_at"]):
+                seen.append(current)
+            time.sleep(0.2)
+        out, err = replay.communicate()
+        self.background = None
+        if replay.returncode != 0:
+            raise RuntimeError(f"the paced replay failed ({replay.returncode}): {err[-2000:]}")
+        self.next_row += limit
+        return json.loads(out), seen
 
     def warm_up(self) -> None:
         """A few seconds of paced input, not measured: a fresh query's first batches with data run slower."""
@@ -539,6 +558,35 @@ class AliasWatch:
         self._thread.join(wait)
         self._stop.set()
         return self.seen_ms
+
+
+def _trigger_ms(seen: list[dict[str, Any]]) -> list[float]:
+    """Spark's trigger duration per micro-batch from the sampled statuses: one per batch the scorer counted (the
+    longest sample of it; an idle progress between batches reports only a short offset check)."""
+    by_batch: dict[int, float] = {}
+    for status in seen:
+        batch, ms = (status.get("counters") or {}).get("last_batch_id"), status.get("batch_duration_ms")
+        if batch is not None and ms:
+            by_batch[batch] = max(by_batch.get(batch, 0.0), float(ms))
+    return list(by_batch.values())
+
+
+def _batch_seconds(seen: list[dict[str, Any]]) -> list[float]:
+    """The foreachBatch part's seconds per micro-batch the sampled statuses saw."""
+    by_batch = {}
+    for status in seen:
+        counters = status.get("counters") or {}
+        if counters.get("last_batch_id") is not None:
+            by_batch[counters["last_batch_id"]] = float(counters.get("last_batch_seconds") or 0.0)
+    return list(by_batch.values())
+
+
+def _median_s(values: list[float], per_second: float = 1.0) -> str:
+    return f"{statistics.median(values) / per_second:.2f} s" if values else "n/a"
+
+
+def _max_s(values: list[float], per_second: float = 1.0) -> str:
+    return f"{max(values) / per_second:.2f} s" if values else "n/a"
 
 
 def _quantiles(values: list[float]) -> dict[int, float]:
