@@ -144,65 +144,87 @@ def compute_features(transactions: pd.DataFrame, spec: FeatureSpec = DEFAULT_SPE
     return result
 
 
-def _feature_values(df: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray]:
-    """Every feature of every row of a validated frame, as float64 arrays in the frame's row order."""
+def _feature_values(df: pd.DataFrame, spec: FeatureSpec, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The features of the rows at positions `rows` of a validated frame (every row when None), as float64
+    arrays in that order. Every row of the frame is history the windows may read; only the asked rows'
+    windows are computed, so a micro-batch costs a sort of its history, not a featuring of it."""
+    n = len(df)
+    every = rows is None
+    rows = np.arange(n) if every else np.asarray(rows, dtype=np.int64)
     times = _as_utc_ns(df[TX_DATETIME])
     amounts = df[AMOUNT].to_numpy(dtype="float64")
     frauds = df[IS_FRAUD].fillna(0).to_numpy(dtype="float64")
     ids = df[TRANSACTION_ID].to_numpy()
 
-    out: dict[str, np.ndarray] = {AMOUNT: amounts}
-    dt = pd.DatetimeIndex(pd.to_datetime(times, unit="ns"))
+    out: dict[str, np.ndarray] = {AMOUNT: amounts[rows]}
+    dt = pd.DatetimeIndex(pd.to_datetime(times[rows], unit="ns"))
     out["is_weekend"] = np.isin(dt.dayofweek, WEEKEND_DAYS).astype("float64")
     out["is_night"] = (dt.hour < spec.night_end_hour).astype("float64")
 
-    # Customer windows: rows sorted by (customer, time, id); position p is the current transaction, and
-    # every earlier position of the same customer precedes it in event order.
+    # Customer windows: rows sorted by (customer, time, id); at sorted position p, every earlier position of
+    # the same customer precedes the transaction in event order.
     codes, order = _group_order(df[CUSTOMER_ID], times, ids)
     c_codes, c_times, c_amounts = codes[order], times[order], amounts[order]
-    position = np.arange(len(order))
-    is_first = np.r_[True, c_codes[1:] != c_codes[:-1]] if len(order) else np.zeros(0, dtype=bool)
-    group_start = np.maximum.accumulate(np.where(is_first, position, 0)) if len(order) else position
+    # Where each asked row sits in the sorted order, visited in that order (searches over sorted keys run
+    # several times faster); `back` returns the results to the order of `rows`.
+    at, back = _sorted_positions(order, None if every else rows)
+    position = np.arange(n)
+    is_first = np.r_[True, c_codes[1:] != c_codes[:-1]] if n else np.zeros(0, dtype=bool)
+    group_start = (np.maximum.accumulate(np.where(is_first, position, 0)) if n else position)[at]
     # Running sums restart per customer: a global prefix sum reaches ~1e8 and its rounding (~1e-8) would
     # swamp the offline/online comparison.
     running = pd.Series(c_amounts).groupby(c_codes).cumsum().to_numpy()
     for w in spec.customer_windows_days:
-        lower = _count_le(c_codes, c_times, c_codes, c_times - w * _NS_PER_DAY)
-        count = position + 1 - lower
-        total = running - np.where(lower > group_start, running[lower - 1], 0.0)
-        _put(out, order, f"customer_tx_count_{w}d", count.astype("float64"))
-        _put(out, order, f"customer_mean_amount_{w}d", total / count)
+        lower = _count_le(c_codes, c_times, c_codes[at], c_times[at] - w * _NS_PER_DAY)
+        count = at + 1 - lower
+        total = running[at] - np.where(lower > group_start, running[lower - 1], 0.0)
+        out[f"customer_tx_count_{w}d"] = count.astype("float64")[back]
+        out[f"customer_mean_amount_{w}d"] = (total / count)[back]
     for w in spec.customer_windows_days:
-        out[f"customer_amount_ratio_{w}d"] = amount_ratio(amounts, out[f"customer_mean_amount_{w}d"])
+        out[f"customer_amount_ratio_{w}d"] = amount_ratio(out[AMOUNT], out[f"customer_mean_amount_{w}d"])
 
     # Terminal windows: (t - D - w, t - D], never reaching the current transaction or later ones.
     codes, order = _group_order(df[TERMINAL_ID], times, ids)
     t_codes, t_times, t_frauds = codes[order], times[order], frauds[order]
-    position = np.arange(len(order))
+    at, back = _sorted_positions(order, None if every else rows)
     fraud_prefix = np.concatenate([[0.0], np.cumsum(t_frauds)])
     delay = spec.delay_days * _NS_PER_DAY
-    upper = np.minimum(_count_le(t_codes, t_times, t_codes, t_times - delay), position)
+    upper = np.minimum(_count_le(t_codes, t_times, t_codes[at], t_times[at] - delay), at)
     lowers = {}
     for w in spec.terminal_windows_days:
-        lower = lowers[w] = np.minimum(_count_le(t_codes, t_times, t_codes, t_times - delay - w * _NS_PER_DAY),
-                                       upper)
+        lower = lowers[w] = np.minimum(
+            _count_le(t_codes, t_times, t_codes[at], t_times[at] - delay - w * _NS_PER_DAY), upper)
         count = upper - lower
         fraud = fraud_prefix[upper] - fraud_prefix[lower]
-        share = np.divide(fraud, count, out=np.zeros(len(count)), where=count > 0)
-        _put(out, order, f"terminal_tx_count_{w}d", count.astype("float64"))
-        _put(out, order, f"terminal_fraud_share_{w}d", share)
-    shape = _compromise_shape(t_codes, t_times, t_frauds, lowers[max(spec.terminal_windows_days)], upper)
-    for name, values in zip(TERMINAL_RUN_FEATURES, shape):
-        _put(out, order, name, values)
+        out[f"terminal_tx_count_{w}d"] = count.astype("float64")[back]
+        out[f"terminal_fraud_share_{w}d"] = np.divide(fraud, count, out=np.zeros(len(count)), where=count > 0)[back]
+    shape = _compromise_shape(t_codes, t_times, t_frauds, lowers[max(spec.terminal_windows_days)], upper,
+                              t_times[at])
+    out.update((name, values[back]) for name, values in zip(TERMINAL_RUN_FEATURES, shape))
     return out
 
 
+def _sorted_positions(order: np.ndarray, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted positions (in `order`) of the asked rows, ascending, and the permutation that puts values
+    computed in that sequence back into the order of `rows`."""
+    positions = np.empty(len(order), dtype=np.int64)
+    positions[order] = np.arange(len(order))
+    if rows is None:  # every row, in frame order
+        return np.arange(len(order)), positions
+    at = positions[rows]
+    ascending = np.argsort(at, kind="stable")
+    back = np.empty(len(at), dtype=np.int64)
+    back[ascending] = np.arange(len(at))
+    return at[ascending], back
+
+
 def _compromise_shape(codes: np.ndarray, times: np.ndarray, frauds: np.ndarray, lower: np.ndarray,
-                      upper: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """TERMINAL_RUN_FEATURES for rows sorted by (terminal, time, id), each knowing rows [lower, upper)."""
+                      upper: np.ndarray, at_times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TERMINAL_RUN_FEATURES of transactions at times `at_times`, each knowing the rows [lower, upper) of the
+    history sorted by (terminal, time, id)."""
     n = len(codes)
-    if n == 0:
-        return np.zeros(0), np.zeros(0), np.zeros(0)
+    if n == 0 or len(lower) == 0:
+        return np.zeros(len(lower)), np.zeros(len(lower)), np.zeros(len(lower))
     position = np.arange(n)
     latest = np.maximum(upper - 1, 0)
     in_run = (upper > lower) & (frauds[latest] == 1)
@@ -214,8 +236,8 @@ def _compromise_shape(codes: np.ndarray, times: np.ndarray, frauds: np.ndarray, 
     next_fraud = np.r_[np.minimum.accumulate(np.where(frauds == 1, position, n)[::-1])[::-1], n]
     first_fraud = next_fraud[lower]
 
-    def age_days(present: np.ndarray, at: np.ndarray) -> np.ndarray:
-        return np.where(present, (times - times[np.minimum(at, n - 1)]) / _NS_PER_DAY, 0.0)
+    def age_days(present: np.ndarray, start: np.ndarray) -> np.ndarray:
+        return np.where(present, (at_times - times[np.minimum(start, n - 1)]) / _NS_PER_DAY, 0.0)
 
     run = np.where(in_run, upper - run_start, 0).astype("float64")
     return run, age_days(in_run, run_start), age_days(first_fraud < upper, first_fraud)
@@ -326,12 +348,6 @@ def _count_le_merge(codes: np.ndarray, times: np.ndarray, q_codes: np.ndarray, q
     return result
 
 
-def _put(out: dict[str, np.ndarray], order: np.ndarray, name: str, sorted_values: np.ndarray) -> None:
-    values = np.empty(len(order), dtype="float64")
-    values[order] = sorted_values
-    out[name] = values
-
-
 # ---------------------------------------------------------------------------------------------- online
 
 
@@ -349,10 +365,10 @@ def compute_online_features(earlier: pd.DataFrame, batch: pd.DataFrame, spec: Fe
     columns = [TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, AMOUNT, IS_FRAUD]
     frame = pd.concat([earlier[columns], batch[columns]], ignore_index=True)
     # The batch was checked against the contract when decoded; the history when it was a batch.
-    values = _feature_values(frame, spec)
+    values = _feature_values(frame, spec, rows=np.arange(len(earlier), len(frame)))
     result = batch.copy()
     for name in spec.feature_names:
-        result[name] = values[name][len(earlier):]
+        result[name] = values[name]
     return result
 
 
