@@ -18,7 +18,6 @@ and purges the stack at the end (unless --keep).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import shutil
 import subprocess

@@ -48,7 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -668,7 +668,7 @@ def main() -> None:
             if bench.figures:
                 bench.table(started, "quick" if args.quick else "full")
         finally:
-            print(f"stopping the benchmark stack (down --purge) ...", flush=True)
+            print("stopping the benchmark stack (down --purge) ...", flush=True)
             subprocess.run([*FRAUDCTL, "-c", str(bench.config_path), "down", "--purge"], capture_output=True,
                            timeout=600, cwd=REPO)
             if args.keep_dir:

@@ -280,7 +280,4 @@ def figures_closed(figures: dict[str, Any]) -> None:
         plt.close(figure)
 
 
-__all__ = [
-    "CHAMPION", "CHALLENGER", "Comparison", "ContractMismatchError", "Registry", "TRUSTED_TYPES",
-    "git_revision", "holdout_frame", "make_figures", "permutation_importances",
-]
+__all__ = ["figures_closed", "git_revision", "holdout_frame", "log_training", "make_figures", "permutation_importances"]

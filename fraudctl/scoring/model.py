@@ -13,7 +13,6 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import pandas as pd
 
-from fraudctl.contracts import TX_DATETIME
 from fraudctl.errors import ContractError, FraudctlError, NotFoundError, UnavailableError, WaitTimeoutError
 from fraudctl.features import FEATURE_NAMES
 

@@ -10,10 +10,8 @@ so the events other modules replay into the session's topics never mix with thes
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,7 +22,7 @@ from fraudctl import contracts as c
 from fraudctl.config import load_config
 from fraudctl.features import FEATURE_NAMES, compute_features
 from fraudctl.generator import generate_transactions, write_transactions
-from tests.conftest import run_fraudctl
+from tests.conftest import fraudctl_ok, run_fraudctl, wait_for
 from tests.support import end_offsets, read_topic
 
 TOPIC_SUFFIX = "-scorer-test"
@@ -33,22 +31,6 @@ RTOL = 1e-9
 # Events the tests make up carry an early time (late arrivals): a later one would move the state's pruning
 # horizon past history the generated transactions still need.
 EARLY = "2018-04-01T12:00:00Z"
-
-
-def wait_for(condition, timeout: float, what: str, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def fraudctl_ok(cfg: Path, *args: str, timeout: float = 600):
-    result = run_fraudctl("-c", str(cfg), *args, timeout=timeout)
-    assert result.returncode == 0, f"fraudctl {' '.join(args)} exited {result.returncode}:\n{result.stderr}\n{result.stdout}"
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -19,27 +19,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import run_fraudctl
+from tests.conftest import fraudctl_ok, run_fraudctl
 
 TOPIC_SUFFIX = "-stream-retrain"
 START, DAYS = "2019-01-01", 45
 CUTOFF = "2019-02-15"  # the day after the last generated day
-
-
-def fraudctl_ok(cfg: Path, *args: str, timeout: float = 600):
-    result = run_fraudctl("-c", str(cfg), *args, timeout=timeout)
-    assert result.returncode == 0, f"fraudctl {' '.join(args)} exited {result.returncode}:\n{result.stderr}\n{result.stdout}"
-    return result
-
-
-def wait_for(condition, timeout: float, what: str, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
 from fraudctl.errors import ContractError, NotFoundError, ServiceError, UnavailableError, WaitTimeoutError
