@@ -150,15 +150,22 @@ class FlowerConfig(Section):
 
 
 class StorageConfig(Section):
-    kind: Literal["local", "s3"] = "local"
+    kind: Literal["local", "s3"] = "s3"
     # local: a folder (relative to the state dir); s3: a bucket on any S3 endpoint (MinIO in compose)
     local_dir: Path = Path("artifacts")
     bucket: str = "fraudctl"
     lake_prefix: str = Field(default="lake", pattern=r"^[A-Za-z0-9._-]+$")  # the lake's folder (local) or key prefix (s3)
-    endpoint_url: str | None = None  # e.g. http://127.0.0.1:9000 for MinIO; empty means AWS
+    # null: the native runtime's own S3 server (the `objectstore` service, S3Proxy) when `objectstore` is
+    # true, else AWS; set: any S3 endpoint, e.g. http://127.0.0.1:9000 for MinIO (fraudctl.objectstore)
+    endpoint_url: str | None = None
     region: str = "us-east-1"
-    access_key_id: SecretStr | None = None
+    access_key_id: SecretStr | None = None  # null: generated on first `up` for the objectstore
     secret_access_key: SecretStr | None = None
+    # The native runtime's object store (S3Proxy, filesystem backend, data in the state dir), loopback only.
+    objectstore: bool = True
+    host: str = "127.0.0.1"
+    port: Port = 9000
+    heap: str = Field(default="256m", pattern=r"^\d+[mg]$")
 
 
 class SparkConfig(Section):

@@ -25,9 +25,13 @@ PARTITION_FIELD = "event_date"
 
 
 def s3_filesystem(storage: "StorageConfig | None"):
-    """A pyarrow S3 filesystem for the configured endpoint and keys (none: the default AWS chain)."""
+    """A pyarrow S3 filesystem for the configured endpoint and keys (none: the default AWS chain). Pass
+    `fraudctl.objectstore.effective_storage(config)`, which fills in the native objectstore's."""
     from pyarrow import fs
 
+    from fraudctl.objectstore import relax_checksums
+
+    relax_checksums()  # before the SDK builds its first client
     kwargs: dict[str, Any] = {}
     if storage is not None:
         kwargs["region"] = storage.region
@@ -35,6 +39,7 @@ def s3_filesystem(storage: "StorageConfig | None"):
             scheme, _, host = storage.endpoint_url.partition("://")
             kwargs["endpoint_override"] = host or scheme
             kwargs["scheme"] = scheme if host else "https"
+            kwargs["connect_timeout"] = kwargs["request_timeout"] = 10.0  # a store that is down fails fast
         if storage.access_key_id and storage.secret_access_key:
             kwargs["access_key"] = storage.access_key_id.get_secret_value()
             kwargs["secret_key"] = storage.secret_access_key.get_secret_value()
@@ -56,6 +61,7 @@ class Lake:
 
         self.uri = uri
         self.local = not uri.startswith("s3://")
+        self.where = "" if self.local or storage is None else f" on {_describe(storage)}"
         if not self.local:
             self.filesystem, self.root = s3_filesystem(storage), uri[len("s3://"):].rstrip("/")
         else:
@@ -84,9 +90,16 @@ class Lake:
                 else:  # an S3 PUT is atomic
                     pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), path, filesystem=self.filesystem)
             except OSError as exc:
-                raise UnavailableError(f"cannot write the lake at {self.uri}: {exc}") from None
+                raise UnavailableError(f"cannot write the lake at {self.uri}{self.where}: {exc}") from None
             written.append(path)
         return written
+
+
+def lake_for(config: "Config") -> Lake:
+    """The configured lake, on the effective storage (the native objectstore's endpoint and keys included)."""
+    from fraudctl.objectstore import effective_storage
+
+    return Lake(lake_uri(config), effective_storage(config))
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -95,14 +108,20 @@ class Lake:
 TRAINING_COLUMNS = ("transaction_id", "tx_datetime", "customer_id", "terminal_id", "amount", "is_fraud")
 
 
-def _partition_files(filesystem, folder: str, since, until) -> list[str]:
+def _describe(storage: "StorageConfig") -> str:
+    from fraudctl.objectstore import describe
+
+    return describe(storage)
+
+
+def _partition_files(filesystem, folder: str, since, until, where: str = "") -> list[str]:
     """The parquet files under <folder>/event_date=D/ for since <= D < until (either bound optional)."""
     from pyarrow import fs
 
     try:
         infos = filesystem.get_file_info(fs.FileSelector(folder, recursive=True, allow_not_found=True))
     except OSError as exc:
-        raise UnavailableError(f"cannot list the lake at {folder}: {exc}") from None
+        raise UnavailableError(f"cannot list the lake at {folder}{where}: {exc}") from None
     files = []
     for info in infos:
         if info.type != fs.FileType.File or not info.path.endswith(".parquet"):
@@ -117,7 +136,7 @@ def _partition_files(filesystem, folder: str, since, until) -> list[str]:
     return sorted(files)
 
 
-def _read_files(filesystem, files: list[str]) -> pd.DataFrame:
+def _read_files(filesystem, files: list[str], where: str = "") -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     frames = []
@@ -125,7 +144,7 @@ def _read_files(filesystem, files: list[str]) -> pd.DataFrame:
         try:
             frames.append(pq.read_table(path, filesystem=filesystem).to_pandas())
         except OSError as exc:
-            raise UnavailableError(f"cannot read the lake file {path}: {exc}") from None
+            raise UnavailableError(f"cannot read the lake file {path}{where}: {exc}") from None
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -148,11 +167,11 @@ def read_training_frame(lake: "Lake | Config | str", storage: "StorageConfig | N
         if isinstance(lake, str):
             lake = Lake(lake, storage)
         else:  # a Config
-            lake = Lake(lake_uri(lake), lake.storage)
-    tx_files = _partition_files(lake.filesystem, f"{lake.root}/{TRANSACTIONS}", since, until)
-    label_files = _partition_files(lake.filesystem, f"{lake.root}/{LABELS}", since, until)
-    transactions = _read_files(lake.filesystem, tx_files)
-    labels = _read_files(lake.filesystem, label_files)
+            lake = lake_for(lake)
+    tx_files = _partition_files(lake.filesystem, f"{lake.root}/{TRANSACTIONS}", since, until, lake.where)
+    label_files = _partition_files(lake.filesystem, f"{lake.root}/{LABELS}", since, until, lake.where)
+    transactions = _read_files(lake.filesystem, tx_files, lake.where)
+    labels = _read_files(lake.filesystem, label_files, lake.where)
 
     tx_rows = len(transactions)
     if tx_rows:

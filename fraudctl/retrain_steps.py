@@ -132,11 +132,12 @@ def extract(config: "Config", params: RetrainParams, folder: Path, run_time: dt.
     since = until - dt.timedelta(days=params.window_days)
     if params.source:
         from fraudctl.layout import InputLayout
+        from fraudctl.objectstore import effective_storage
         from fraudctl.training import load_transactions
 
         log(f"reading {params.source} for {since}..{until} (exclusive)")
         data = load_transactions(params.source, layout=InputLayout.from_settings(config.layout, None),
-                                 storage=config.storage, since=since, until=until)
+                                 storage=effective_storage(config), since=since, until=until)
         frame = data.frame
         lineage = {**data.lineage(), "format": data.kind, "kind": "source", "since": since.isoformat(), "until": until.isoformat(),
                    "cutoff": cutoff.isoformat()}

@@ -28,6 +28,8 @@ class Secrets:
     airflow_api_secret_key: str
     airflow_fernet_key: str
     flower_password: str
+    objectstore_access_key: str  # the native objectstore's S3 keys (fraudctl.objectstore)
+    objectstore_secret_key: str
 
 
 def fernet_key() -> str:
@@ -44,6 +46,7 @@ def write_private(path: Path, text: str) -> None:
 
 _GENERATORS = {f.name: (lambda: _random.token_urlsafe(24)) for f in fields(Secrets)}
 _GENERATORS["airflow_fernet_key"] = fernet_key
+_GENERATORS["objectstore_access_key"] = lambda: "fraudctl" + _random.token_hex(8)
 
 # Secrets an operator may set in the configuration instead.
 _FROM_CONFIG = {
@@ -51,6 +54,8 @@ _FROM_CONFIG = {
     "redis_password": lambda c: c.redis.password,
     "airflow_admin_password": lambda c: c.airflow.admin_password,
     "flower_password": lambda c: c.flower.password,
+    "objectstore_access_key": lambda c: c.storage.access_key_id,
+    "objectstore_secret_key": lambda c: c.storage.secret_access_key,
 }
 
 

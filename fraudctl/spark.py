@@ -14,9 +14,9 @@ SCORER_APP = "fraudctl-scorer"
 
 
 def connector_jars(config: Config) -> list[Path]:
-    """The Kafka connector (and, with S3 storage, S3A) resolved by Maven from stack/native/jvm/spark."""
-    profiles = ("s3",) if config.storage.kind == "s3" else ()
-    return sorted(jvm.resolve(jvm.SPARK_POM, profiles).glob("*.jar"))
+    """The Kafka connector resolved by Maven from stack/native/jvm/spark. The pom's "s3" profile (S3A,
+    hadoop-aws and a ~600 MB AWS bundle) is not needed: the scorer writes the lake with pyarrow, not S3A."""
+    return sorted(jvm.resolve(jvm.SPARK_POM).glob("*.jar"))
 
 
 def session_conf(config: Config, *, master: str | None = None, app_name: str = SCORER_APP) -> dict[str, str]:

@@ -34,6 +34,8 @@ def train_and_register(config: "Config", source: str | Path, *, layout: "InputLa
     Returns the training summary with `data` (lineage), `registered` (name, version, links; None on a dry
     run) and `promotion` (None unless asked; `changed` False when the gate keeps the champion, no error).
     """
+    from fraudctl import objectstore
+    from fraudctl.objectstore import effective_storage
     from fraudctl.registry import compare, log_training, promote
     from fraudctl.training import train_from_source
 
@@ -42,7 +44,8 @@ def train_and_register(config: "Config", source: str | Path, *, layout: "InputLa
     if not dry_run:
         registry = _registry(config)
         registry.ping()  # before minutes of training, not after
-    data, result = train_from_source(source, config.model, layout=layout, storage=config.storage,
+        objectstore.ping(config)  # where MLflow puts the artifacts (the native objectstore by default)
+    data, result = train_from_source(source, config.model, layout=layout, storage=effective_storage(config),
                                      train_start=train_start, progress=say)
     logged: dict[str, Any] | None = None
     promotion: dict[str, Any] | None = None

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
     from fraudctl.features import FeatureSpec
-    from fraudctl.lake import Lake, lake_uri
+    from fraudctl.lake import lake_for
     from fraudctl.runtime.services import storage_environment
     from fraudctl.scoring.model import ModelHolder, RegistrySource
     from fraudctl.scoring.publish import Publisher
@@ -111,7 +111,7 @@ def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
         publisher=Publisher(config.kafka, scores_topic=topics.scores.name, alerts_topic=topics.alerts.name,
                             dlq_topic=topics.dlq.name, linger_ms=config.scorer.linger_ms,
                             flush_timeout=config.scorer.flush_timeout),
-        lake=Lake(lake_uri(config), config.storage) if config.scorer.lake else None,
+        lake=lake_for(config) if config.scorer.lake else None,
     )
 
     write_status(folder, {**base, "state": "starting Spark", "model": holder.describe()})

@@ -18,6 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 JVM_DIR = PROJECT_ROOT / "stack" / "native" / "jvm"
 KAFKA_POM = JVM_DIR / "kafka" / "pom.xml"
 SPARK_POM = JVM_DIR / "spark" / "pom.xml"
+S3PROXY_POM = JVM_DIR / "s3proxy" / "pom.xml"
 ENV_CACHE_DIR = "FRAUDCTL_CACHE_DIR"  # not a config key: shared by every state dir on the machine
 
 

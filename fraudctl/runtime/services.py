@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from fraudctl import airflow, kafka, postgres, redis_db
+from fraudctl import airflow, kafka, objectstore, postgres, redis_db
 from fraudctl.config import Config
 from fraudctl.errors import ServiceFailedError, UnavailableError
 from fraudctl.runtime import jvm
@@ -79,7 +79,8 @@ class NativeContext:
 def build_services(ctx: NativeContext) -> list[NativeService]:
     """Every native service in start order."""
     spark = _spark_standalone(ctx) if ctx.config.spark.standalone else []
-    return [_postgres(ctx), _redis(ctx), _kafka(ctx), _mlflow(ctx), *_airflow(ctx), _flower(ctx), *spark,
+    store = [_objectstore(ctx)] if objectstore.uses_objectstore(ctx.config) else []
+    return [_postgres(ctx), _redis(ctx), _kafka(ctx), *store, _mlflow(ctx), *_airflow(ctx), _flower(ctx), *spark,
             _scorer(ctx)]
 
 
@@ -295,6 +296,71 @@ Configuration:
 """
 
 
+# --- the object store: S3Proxy over the filesystem, in the state dir --------------------------------------
+
+def objectstore_data_dir(ctx: NativeContext) -> Path:
+    return ctx.data_dir / "objectstore"
+
+
+def _objectstore(ctx: NativeContext) -> NativeService:
+    sc = ctx.config.storage
+    conf_dir = ctx.conf_dir / "objectstore"
+    data = objectstore_data_dir(ctx)
+    jars = jvm.jar_dir(jvm.S3PROXY_POM)
+    java = str(ctx.tools.java) if ctx.tools else "java"
+    storage = objectstore.effective_storage(ctx.config, ctx.secrets)
+    url = objectstore.endpoint_url(ctx.config)
+
+    def prepare() -> None:
+        jvm.resolve(jvm.S3PROXY_POM, mvn=str(ctx.tools.mvn))
+        data.mkdir(parents=True, exist_ok=True)
+        conf_dir.mkdir(parents=True, exist_ok=True)
+        key, secret = ctx.secrets.objectstore_access_key, ctx.secrets.objectstore_secret_key
+        write_private(conf_dir / "s3proxy.properties", "\n".join([
+            f"s3proxy.endpoint={url}",
+            "s3proxy.authorization=aws-v2-or-v4",
+            f"s3proxy.identity={key}",
+            f"s3proxy.credential={secret}",
+            # SDK headers S3Proxy does not implement (e.g. checksum hints) are ignored, not refused
+            "s3proxy.ignore-unknown-headers=true",
+            "jclouds.provider=filesystem-nio2",
+            f"jclouds.filesystem.basedir={data}",
+            f"jclouds.identity={key}",
+            f"jclouds.credential={secret}",
+        ]) + "\n")
+        (conf_dir / "logback.xml").write_text(_S3PROXY_LOGBACK)
+
+    program = ctx.program(
+        "objectstore",
+        [java, f"-Xmx{sc.heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
+         f"-Dlogback.configurationFile={conf_dir / 'logback.xml'}",
+         "-cp", f"{jars}/*", "org.gaul.s3proxy.Main", "--properties", str(conf_dir / "s3proxy.properties")],
+        start_seconds=2,
+        priority=200,
+        exit_codes=(0, 143),  # the JVM exits 128+SIGTERM after a clean shutdown
+    )
+    return NativeService(
+        name=objectstore.SERVICE,
+        endpoint=f"{url}/{sc.bucket}",
+        ports=[(sc.host, sc.port)],
+        program=program,
+        probe=lambda: objectstore.probe(storage, bucket=False),
+        prepare=prepare,
+        after_healthy=lambda: objectstore.ensure_bucket(storage),
+    )
+
+
+_S3PROXY_LOGBACK = """\
+<configuration>
+  <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
+    <encoder><pattern>%d{ISO8601} %-5level %logger{36} - %msg%n</pattern></encoder>
+  </appender>
+  <root level="WARN"><appender-ref ref="STDOUT"/></root>
+  <logger name="org.gaul.s3proxy.Main" level="INFO"/>
+</configuration>
+"""
+
+
 # --- MLflow ------------------------------------------------------------------------------------------------
 
 def mlflow_artifacts_destination(config: Config) -> str:
@@ -305,12 +371,13 @@ def mlflow_artifacts_destination(config: Config) -> str:
     return (local / "mlflow").resolve().as_uri()
 
 
-def storage_environment(config: Config) -> dict[str, str]:
-    """What boto3 (and MLflow's S3 store) need to reach the configured S3 endpoint."""
-    storage = config.storage
+def storage_environment(config: Config, secrets: Secrets | None = None) -> dict[str, str]:
+    """What boto3 (and MLflow's S3 store) need to reach the configured S3 endpoint: the native objectstore's
+    endpoint and keys (from `secrets`, else the state dir's secrets file) when it is the store."""
+    storage = objectstore.effective_storage(config, secrets)
     if storage.kind != "s3":
         return {}
-    env = {"AWS_DEFAULT_REGION": storage.region}
+    env = {"AWS_DEFAULT_REGION": storage.region, **objectstore.CHECKSUM_ENV}
     if storage.endpoint_url:
         env["MLFLOW_S3_ENDPOINT_URL"] = storage.endpoint_url
         env["AWS_ENDPOINT_URL_S3"] = storage.endpoint_url
@@ -349,7 +416,7 @@ def _mlflow(ctx: NativeContext) -> NativeService:
                                                  ctx.config.postgres.mlflow_db),
         # The job runner's huey consumers cost ~2 GiB and fraudctl does not use them.
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        **storage_environment(ctx.config),
+        **storage_environment(ctx.config, ctx.secrets),
     }
     program = ctx.program(
         "mlflow",
@@ -365,7 +432,7 @@ def _mlflow(ctx: NativeContext) -> NativeService:
         ports=[(mc.host, mc.port)],
         program=program,
         probe=lambda: mlflow_probe(mc.host, mc.port),
-        depends_on=["postgres"],
+        depends_on=["postgres", *([objectstore.SERVICE] if objectstore.uses_objectstore(ctx.config) else [])],
         prepare=prepare,
     )
 
@@ -427,7 +494,7 @@ def airflow_environment(ctx: NativeContext) -> dict[str, str]:
         "FRAUDCTL_RUNTIME__STATE_DIR": str(ctx.state_dir),
         "MLFLOW_TRACKING_URI": ctx.config.mlflow.tracking_uri,
         "PYTHONUNBUFFERED": "1",
-        **storage_environment(ctx.config),
+        **storage_environment(ctx.config, ctx.secrets),
     }
 
 
@@ -586,9 +653,9 @@ def _scorer(ctx: NativeContext) -> NativeService:
         ports=[("127.0.0.1", config.spark.ui_port)],
         # SIGTERM to the driver alone: it stops the query between batches and then Spark's JVM. Signalled as a
         # group, the JVM would die under a running batch. A SIGKILL still takes the whole group.
-        program=ctx.program("scorer", command, environment={**spark_environment(), **storage_environment(config)},
+        program=ctx.program("scorer", command, environment={**spark_environment(), **storage_environment(config, ctx.secrets)},
                             start_seconds=3, stop_as_group=False, exit_codes=SCORER_FINAL_EXITS),
         probe=lambda: describe_health(folder),
-        depends_on=["kafka", "mlflow"],
+        depends_on=["kafka", "mlflow", *([objectstore.SERVICE] if objectstore.uses_objectstore(config) else [])],
         on_demand=True,
     )

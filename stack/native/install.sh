@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what fraudctl's native runtime and its tests need on a Debian/Ubuntu machine:
 # system packages (Java 17+, Maven, PostgreSQL, Redis, kcat), the Python venv (.venv) with fraudctl
-# in editable mode, and the JVM jars (Kafka broker, Spark connectors) resolved by Maven into the cache.
+# in editable mode, and the JVM jars (Kafka broker, Spark connectors, S3Proxy) resolved by Maven into the cache.
 # Safe to run again: every step skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -50,7 +50,7 @@ fi
 echo "install: resolving JVM jars with Maven"
 .venv/bin/python - <<'PY'
 from fraudctl.runtime import jvm
-for pom in (jvm.KAFKA_POM, jvm.SPARK_POM):
+for pom in (jvm.KAFKA_POM, jvm.SPARK_POM, jvm.S3PROXY_POM):
     print("  ", jvm.resolve(pom))
 PY
 echo "install: done"

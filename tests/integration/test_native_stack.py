@@ -74,8 +74,13 @@ def test_mlflow_experiment_and_artifact(stack_config, tmp_path):
     downloaded = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="note.txt",
                                                      dst_path=str(tmp_path / "dl"))
     assert open(downloaded).read() == "artifact body"
-    # proxied artifacts: the file landed in the server's destination, not in this client's folder
-    assert list(stack_config.state_dir.glob(f"artifacts/mlflow/**/{run.info.run_id}/**/note.txt"))
+    # proxied artifacts: the file landed in the server's destination (the objectstore's bucket), not in this
+    # client's folder
+    from fraudctl.objectstore import client, effective_storage
+
+    storage = effective_storage(stack_config)
+    keys = [o["Key"] for o in client(storage).list_objects_v2(Bucket=storage.bucket, Prefix="mlflow/")["Contents"]]
+    assert [k for k in keys if run.info.run_id in k and k.endswith("/note.txt")], keys
 
 
 def test_postgres_databases_owned_by_app_role(stack_config):
@@ -99,14 +104,16 @@ def test_status_json(stack_config_path):
     report = json.loads(result.stdout)
     assert report["healthy"] is True
     services = {s["name"]: s for s in report["services"]}
-    assert set(services) == {"postgres", "redis", "kafka", "mlflow", "airflow-apiserver", "airflow-scheduler",
-                             "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "flower", "scorer"}
+    assert set(services) == {"postgres", "redis", "kafka", "objectstore", "mlflow", "airflow-apiserver",
+                             "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker",
+                             "flower", "scorer"}
     # the scorer is started on demand (`fraudctl scorer start`): listed, stopped, and no fault
     scorer = services.pop("scorer")
     assert scorer["on_demand"] is True and scorer["state"] == "STOPPED" and scorer["healthy"] is None
     for s in services.values():
         assert s["state"] == "RUNNING" and s["healthy"] is True and s["pid"] > 0 and s["uptime_seconds"] >= 0
     assert services["redis"]["detail"].startswith("PONG")
+    assert services["objectstore"]["detail"].startswith("S3 API answers")
 
 
 def test_every_listening_socket_is_on_loopback(stack_config_path, stack_config):
@@ -134,7 +141,7 @@ def test_every_listening_socket_is_on_loopback(stack_config_path, stack_config):
     # The sockets were really seen: every service's own port is among them.
     config = stack_config
     ports = {config.postgres.port, config.redis.port, config.kafka.port, config.kafka.controller_port,
-             config.mlflow.port, config.airflow.port, config.flower.port}
+             config.mlflow.port, config.airflow.port, config.flower.port, config.storage.port}
     assert ports <= {port for _, port in listening}, f"missing: {ports - {port for _, port in listening}}"
 
 

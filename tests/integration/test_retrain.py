@@ -20,10 +20,10 @@ WINDOW = ["--conf", "window_days=45", "--conf", "cutoff=2018-05-16"]  # the gene
 @pytest.fixture(scope="module")
 def seeded(stack_config):
     from fraudctl.generator import generate_transactions
-    from fraudctl.lake import Lake, lake_uri
+    from fraudctl.lake import lake_for
     from tests.lake_seed import seed_lake
 
-    lake = Lake(lake_uri(stack_config), stack_config.storage)
+    lake = lake_for(stack_config)
     batches = seed_lake(lake, generate_transactions(n_customers=300, n_terminals=600, n_days=45))
     return {"uri": lake.uri, "batches": batches}
 

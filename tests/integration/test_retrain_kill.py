@@ -49,10 +49,10 @@ def test_train_is_retried_after_the_worker_is_killed(stack_config_path, stack_co
 
     from fraudctl import retraining
     from fraudctl.generator import generate_transactions
-    from fraudctl.lake import Lake, lake_uri
+    from fraudctl.lake import lake_for
     from tests.lake_seed import seed_lake
 
-    seed_lake(Lake(lake_uri(stack_config), stack_config.storage),
+    seed_lake(lake_for(stack_config),
               generate_transactions(n_customers=300, n_terminals=600, n_days=45))
     started = time.monotonic()
     result = run_fraudctl("-c", str(stack_config_path), "retrain", "-o", "json", "--conf", "window_days=45",

@@ -24,7 +24,8 @@ def generated():
 def config(tmp_path):
     # 100 simulated customers make a fraud rate near 30 %: above the default bound of the label-rate check
     return load_config(None, env={}, overrides={"runtime.state_dir": str(tmp_path / "state"),
-                                                "retrain.max_label_rate": 0.5}, cwd=tmp_path)
+                                                "retrain.max_label_rate": 0.5,
+                                                "storage.kind": "local"}, cwd=tmp_path)  # no S3 server here
 
 
 def test_params_default_from_the_config_and_bad_ones_say_why(config):
