@@ -18,6 +18,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from pathlib import Path
+
 from fraudctl import contracts as c
 from fraudctl.config import load_config
 from fraudctl.features import FEATURE_NAMES, compute_features
@@ -317,7 +319,6 @@ def test_mlflow_down_degrades_but_scoring_goes_on(env):
 def test_the_same_job_runs_on_a_standalone_master(env, stack_config_path):
     """`up` with spark.standalone starts a master and a worker; the scorer restarted against that master
     picks up from its checkpoint and state and keeps scoring."""
-    config = env["config"]
     data = yaml.safe_load(env["cfg"].read_text())
     data.setdefault("spark", {})["standalone"] = True
     data["spark"]["worker_cores"] = 1
@@ -325,6 +326,17 @@ def test_the_same_job_runs_on_a_standalone_master(env, stack_config_path):
     cfg = env["cfg"].with_name("standalone.yaml")
     cfg.write_text(yaml.safe_dump(data))
     standalone = load_config(cfg, env={})
+    try:
+        run_on_a_standalone_master(env, cfg, standalone)
+    finally:
+        # `up` restarted the services whose settings it changed (Airflow's FRAUDCTL_CONFIG names the file it ran
+        # with): the session's own config puts the stack back as the later modules expect it
+        run_fraudctl("-c", str(env["cfg"]), "scorer", "stop")
+        fraudctl_ok(stack_config_path, "up", timeout=300)
+
+
+def run_on_a_standalone_master(env, cfg: Path, standalone) -> None:
+    config = env["config"]
     fraudctl_ok(cfg, "up", timeout=300)
     fraudctl_ok(cfg, "scorer", "stop")
     before = end_offsets(config.kafka, config.kafka.topics.scores.name)
