@@ -128,8 +128,7 @@ class NativeRuntime:
                 if _port_taken(host, port):
                     raise PortInUseError(
                         f"port {port} on {host}, needed by {service.name}, is already in use{_who_listens(port)}",
-                        hint=f"stop that program, or give {service.name} another port in fraudctl.yaml "
-                             f"(or a FRAUDCTL_* variable, e.g. FRAUDCTL_{service.name.upper()}__PORT)",
+                        hint=f"stop that program, or give {service.name} another port: {_port_setting(self.config, port)}",
                     )
 
     # --- down ----------------------------------------------------------------------------------------------
@@ -318,6 +317,19 @@ def _stack_pids(supervisor: Supervisor) -> list[int]:
             pass
     pids.discard(os.getpid())
     return sorted(pids)
+
+
+def _port_setting(config: Config, port: int) -> str:
+    """Which setting holds a port, and its environment variable (e.g. storage.port, FRAUDCTL_STORAGE__PORT)."""
+    from fraudctl.config import env_name
+
+    for section_name in type(config).model_fields:
+        section = getattr(config, section_name)
+        for key in getattr(type(section), "model_fields", {}):
+            if (key == "port" or key.endswith("_port")) and getattr(section, key) == port:
+                dotted = f"{section_name}.{key}"
+                return f"{dotted} in fraudctl.yaml, or {env_name(dotted)}"
+    return "its port setting in fraudctl.yaml (`fraudctl config show` lists them)"
 
 
 def _port_taken(host: str, port: int) -> bool:
