@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from fraudctl.config import Config
     from fraudctl.registry import Comparison
-    from fraudctl.training import InputLayout
+    from fraudctl.layout import InputLayout
 
 Progress = Callable[[str], None]
 
