@@ -93,3 +93,23 @@ def read_topic(kafka: KafkaConfig, topic: str, start: dict[int, int] | None = No
     finally:
         consumer.close()
     return records
+
+
+def module_config(stack_config_path: Path, folder: Path, suffix: str, **sections: Mapping[str, Any]) -> Path:
+    """folder/fraudctl.yaml: the session stack's config with topics of the module's own (names + `suffix`,
+    created here), so a module's events never mix with the ones other modules replay, and `sections`
+    merged over it (e.g. scorer={...})."""
+    from fraudctl.config import load_config
+    from fraudctl.kafka import ensure_topics
+
+    data = yaml.safe_load(stack_config_path.read_text())
+    data["kafka"]["topics"] = {kind: {"name": f"{name}{suffix}", "partitions": partitions}
+                               for kind, name, partitions in (("transactions", "transactions", 2), ("labels", "labels", 2),
+                                                              ("scores", "scores", 2), ("alerts", "alerts", 1),
+                                                              ("dlq", "transactions.dlq", 1))}
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    path = folder / "fraudctl.yaml"
+    path.write_text(yaml.safe_dump(data))
+    ensure_topics(load_config(path, env={}))
+    return path

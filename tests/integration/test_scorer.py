@@ -25,7 +25,7 @@ from fraudctl.config import load_config
 from fraudctl.features import FEATURE_NAMES, compute_features
 from fraudctl.generator import generate_transactions, write_transactions
 from tests.conftest import fraudctl_ok, run_fraudctl, wait_for
-from tests.support import end_offsets, read_topic
+from tests.support import end_offsets, module_config, read_topic
 
 TOPIC_SUFFIX = "-scorer-test"
 PARITY_ROWS = 0.6  # the first 60 % of the data scores from a backlog; the rest is replayed live, in two parts
@@ -40,20 +40,10 @@ def env(stack_config_path, tmp_path_factory):
     """A config on the session stack with this module's own topics and a quick model refresh; the data, two
     registered versions (the first one champion), and a clean scorer state."""
     folder = tmp_path_factory.mktemp("scorer")
-    data = yaml.safe_load(stack_config_path.read_text())
-    data["kafka"]["topics"] = {kind: {"name": f"{name}{TOPIC_SUFFIX}", "partitions": partitions}
-                               for kind, name, partitions in (("transactions", "transactions", 2), ("labels", "labels", 2),
-                                                              ("scores", "scores", 2), ("alerts", "alerts", 1),
-                                                              ("dlq", "transactions.dlq", 1))}
-    data["scorer"] = {"max_offsets_per_trigger": 4000, "model_refresh_seconds": 2.0}
-    data.setdefault("storage", {})["lake_prefix"] = "lake-scorer-test"  # other modules fill the session's lake
-    cfg = folder / "fraudctl.yaml"
-    cfg.write_text(yaml.safe_dump(data))
+    cfg = module_config(stack_config_path, folder, TOPIC_SUFFIX,
+                        scorer={"max_offsets_per_trigger": 4000, "model_refresh_seconds": 2.0},
+                        storage={"lake_prefix": "lake-scorer-test"})  # other modules fill the session's lake
     config = load_config(cfg, env={})
-
-    from fraudctl.kafka import ensure_topics
-
-    ensure_topics(config)
     frame = generate_transactions(n_customers=300, n_terminals=600, n_days=60, seed=7)
     path = folder / "tx.csv"
     write_transactions(frame, path)

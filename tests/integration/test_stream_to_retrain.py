@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from tests.conftest import fraudctl_ok, run_fraudctl
+from tests.support import module_config
 
 TOPIC_SUFFIX = "-stream-retrain"
 START, DAYS = "2019-01-01", 45
@@ -32,19 +32,10 @@ def env(stack_config_path, tmp_path_factory):
     promoted from the file, and the scorer stopped with its state cleared."""
     from fraudctl.config import load_config
     from fraudctl.generator import generate_transactions, write_transactions
-    from fraudctl.kafka import ensure_topics
 
     folder = tmp_path_factory.mktemp("stream-retrain")
-    data = yaml.safe_load(stack_config_path.read_text())
-    data["kafka"]["topics"] = {kind: {"name": f"{name}{TOPIC_SUFFIX}", "partitions": partitions}
-                               for kind, name, partitions in (("transactions", "transactions", 2), ("labels", "labels", 2),
-                                                              ("scores", "scores", 2), ("alerts", "alerts", 1),
-                                                              ("dlq", "transactions.dlq", 1))}
-    data["scorer"] = {"max_offsets_per_trigger": 10000}
-    cfg = folder / "fraudctl.yaml"
-    cfg.write_text(yaml.safe_dump(data))
+    cfg = module_config(stack_config_path, folder, TOPIC_SUFFIX, scorer={"max_offsets_per_trigger": 10000})
     config = load_config(cfg, env={})
-    ensure_topics(config)
     frame = generate_transactions(n_customers=300, n_terminals=600, n_days=DAYS, start_date=START, seed=11)
     path = folder / "tx.csv"
     write_transactions(frame, path)
