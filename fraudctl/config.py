@@ -40,6 +40,9 @@ class RuntimeConfig(Section):
     kind: RuntimeKind = "auto"  # auto: compose if a Docker engine answers, else native (fraudctl.choices)
     state_dir: Path = Path(".fraudctl")  # relative paths are taken from the config file's folder
     start_timeout: Seconds = 240.0  # `up` gives up on a service that is not healthy by then
+    # The same for `up` under compose when --timeout is not given: containers start one after another
+    # (postgres, Airflow's migration, api-server, then the worker), which takes longer on 2 cores.
+    compose_start_timeout: Seconds = 600.0
     stop_timeout: Seconds = 30.0  # graceful stop (SIGTERM) per service before SIGKILL
     kill_timeout: Seconds = 10.0  # after SIGKILL, how long to wait for the process to vanish
 
@@ -166,6 +169,7 @@ class StorageConfig(Section):
     host: str = "127.0.0.1"
     port: Port = 9000
     heap: str = Field(default="256m", pattern=r"^\d+[mg]$")
+    console_port: Port = 9001  # compose only: MinIO's web console (MinIO's S3 API is on host:port)
 
 
 class SparkConfig(Section):
@@ -174,6 +178,9 @@ class SparkConfig(Section):
     executor_memory: str = Field(default="1g", pattern=r"^\d+[mg]$")  # on a cluster
     shuffle_partitions: int = Field(default=4, ge=1)
     ui_port: Port = 4040  # the scorer driver's web UI (loopback)
+    # The address Spark executors call the driver on (and the driver binds): loopback natively; under
+    # compose the scorer's launch sets its service name, `scorer`, so executors in spark-worker reach it.
+    driver_host: str = "127.0.0.1"
     # A standalone cluster in the native runtime: `up` also starts a Spark master and one worker.
     standalone: bool = False
     master_port: Port = 7077
