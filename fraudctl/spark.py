@@ -29,9 +29,10 @@ def session_conf(config: Config, *, master: str | None = None, app_name: str = S
         "spark.driver.memory": spark.driver_memory,
         "spark.executor.memory": spark.executor_memory,
         "spark.sql.shuffle.partitions": str(spark.shuffle_partitions),
-        # The hostname may resolve to a non-loopback address; executors must call the driver on loopback.
-        "spark.driver.host": "127.0.0.1",
-        "spark.driver.bindAddress": "127.0.0.1",
+        # The hostname may resolve to a non-loopback address; executors must call the driver on loopback
+        # (natively), or on the scorer's service name under compose (spark.driver_host).
+        "spark.driver.host": spark.driver_host,
+        "spark.driver.bindAddress": spark.driver_host,
         "spark.ui.port": str(spark.ui_port),
         "spark.port.maxRetries": "0",  # a taken UI port is an error, not a silent move to the next one
         "spark.ui.showConsoleProgress": "false",
@@ -42,14 +43,16 @@ def session_conf(config: Config, *, master: str | None = None, app_name: str = S
     }
 
 
-def spark_environment() -> dict[str, str]:
-    """Environment of a process that starts Spark: loopback only, the venv's Python for workers."""
-    return {"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
+def spark_environment(config: Config | None = None) -> dict[str, str]:
+    """Environment of a process that starts Spark: loopback only (or spark.driver_host, which the scorer's
+    container sets to its service name), the venv's Python for workers."""
+    host = config.spark.driver_host if config is not None else "127.0.0.1"
+    return {"SPARK_LOCAL_IP": host, "PYSPARK_PYTHON": sys.executable,
             "PYSPARK_DRIVER_PYTHON": sys.executable}
 
 
 def build_session(config: Config, *, master: str | None = None, app_name: str = SCORER_APP):
-    os.environ.update(spark_environment())
+    os.environ.update(spark_environment(config))
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder
