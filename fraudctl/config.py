@@ -24,7 +24,8 @@ ENV_NESTING = "__"
 ENV_CONFIG_PATH = "FRAUDCTL_CONFIG"  # path of the config file, when --config is not given
 DEFAULT_CONFIG_NAME = "fraudctl.yaml"
 # Variables with the prefix that are not config fields.
-ENV_NOT_FIELDS = {ENV_CONFIG_PATH, "FRAUDCTL_DEBUG"}
+# FRAUDCTL_CACHE_DIR is fraudctl.runtime.jvm's jar cache (the Spark image sets it), not a config key.
+ENV_NOT_FIELDS = {ENV_CONFIG_PATH, "FRAUDCTL_DEBUG", "FRAUDCTL_CACHE_DIR"}
 
 Port = Annotated[int, Field(ge=1, le=65535, description="a TCP port, 1-65535")]
 Seconds = Annotated[float, Field(gt=0)]
@@ -37,19 +38,26 @@ class Section(BaseModel):
 
 
 class RuntimeConfig(Section):
-    kind: RuntimeKind = "auto"  # auto: compose if a Docker engine answers, else native (fraudctl.choices)
-    state_dir: Path = Path(".fraudctl")  # relative paths are taken from the config file's folder
-    start_timeout: Seconds = 240.0  # `up` gives up on a service that is not healthy by then
-    # The same for `up` under compose when --timeout is not given: containers start one after another
-    # (postgres, Airflow's migration, api-server, then the worker), which takes longer on 2 cores.
-    compose_start_timeout: Seconds = 600.0
-    stop_timeout: Seconds = 30.0  # graceful stop (SIGTERM) per service before SIGKILL
-    kill_timeout: Seconds = 10.0  # after SIGKILL, how long to wait for the process to vanish
+    """Which runtime runs the stack, and its state and timeouts."""
+
+    kind: RuntimeKind = Field("auto", description=(
+        "Which runtime runs the stack; auto: compose if a Docker engine answers, else native."))
+    state_dir: Path = Field(Path(".fraudctl"), description=(
+        "Data, logs and secrets of the native stack; a relative path is taken from the config file's folder."))
+    start_timeout: Seconds = Field(240.0, description=(
+        "Seconds `up` waits for every service to be healthy before giving up."))
+    # Containers start one after another (postgres, Airflow's migration, api-server, then the worker), which
+    # takes longer on 2 cores.
+    compose_start_timeout: Seconds = Field(600.0, description=(
+        "Seconds `up` under compose waits for every service to be healthy, when --timeout is not given."))
+    stop_timeout: Seconds = Field(30.0, description=(
+        "Seconds a service gets to stop after SIGTERM (graceful) before SIGKILL."))
+    kill_timeout: Seconds = Field(10.0, description="Seconds to wait, after SIGKILL, for the process to vanish.")
 
 
 class TopicConfig(Section):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
-    partitions: int = Field(default=3, ge=1, le=1000)
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$", description="The topic's name.")
+    partitions: int = Field(default=3, ge=1, le=1000, description="Partitions `up` creates the topic with.")
 
 
 class TopicsConfig(Section):
@@ -64,10 +72,12 @@ class TopicsConfig(Section):
 
 
 class KafkaConfig(Section):
-    host: str = "127.0.0.1"
-    port: Port = 9092
-    controller_port: Port = 9093
-    heap: str = Field(default="512m", pattern=r"^\d+[mg]$")
+    """The Kafka broker (KRaft) and the topics `up` creates."""
+
+    host: str = Field("127.0.0.1", description="The broker's host.")
+    port: Port = Field(9092, description="The broker's client port.")
+    controller_port: Port = Field(9093, description="The KRaft controller listener (native runtime).")
+    heap: str = Field(default="512m", pattern=r"^\d+[mg]$", description="The broker's JVM heap.")
     topics: TopicsConfig = TopicsConfig()
 
     @property
@@ -76,29 +86,37 @@ class KafkaConfig(Section):
 
 
 class PostgresConfig(Section):
-    host: str = "127.0.0.1"
-    port: Port = 5432
-    user: str = "fraudctl"  # owner of the airflow and mlflow databases
-    password: SecretStr | None = None  # generated when empty
-    airflow_db: str = "airflow"
-    mlflow_db: str = "mlflow"
+    """PostgreSQL, the metadata database of Airflow and MLflow."""
+
+    host: str = Field("127.0.0.1", description="The PostgreSQL server's host.")
+    port: Port = Field(5432, description="The PostgreSQL server's port.")
+    user: str = Field("fraudctl", description="Owner of the airflow and mlflow databases.")
+    password: SecretStr | None = Field(None, description="The user's password; null: generated on first `up`.")
+    airflow_db: str = Field("airflow", description="Airflow's metadata database.")
+    mlflow_db: str = Field("mlflow", description="MLflow's backend database.")
 
 
 class RedisConfig(Section):
-    host: str = "127.0.0.1"
-    port: Port = 6379
-    password: SecretStr | None = None  # generated when empty
+    """Redis, the Celery broker."""
+
+    host: str = Field("127.0.0.1", description="The Redis server's host.")
+    port: Port = Field(6379, description="The Redis server's port.")
+    password: SecretStr | None = Field(None, description="null: generated on first `up`.")
 
 
 class MlflowConfig(Section):
-    host: str = "127.0.0.1"
-    port: Port = 5000
-    workers: int = Field(default=1, ge=1, le=16)  # each web worker costs ~200 MiB
-    experiment: str = "fraud-detection"
+    """The MLflow tracking server and model registry."""
+
+    host: str = Field("127.0.0.1", description="The tracking server's host.")
+    port: Port = Field(5000, description="The tracking server's port.")
+    workers: int = Field(default=1, ge=1, le=16, description=(
+        "Web workers of the tracking server; each costs about 200 MiB."))
+    experiment: str = Field("fraud-detection", description="The experiment training runs are logged to.")
     # Added for the registry client (issue 5): an unreachable server must fail in seconds, not after
     # MLflow's default of 7 retries with backoff (minutes).
-    request_timeout: Seconds = 10.0  # per HTTP request to the tracking server
-    request_max_retries: int = Field(default=1, ge=0, le=10)
+    request_timeout: Seconds = Field(10.0, description="Seconds per HTTP request to the tracking server.")
+    request_max_retries: int = Field(default=1, ge=0, le=10, description=(
+        "Retries of a failed request to the tracking server."))
 
     @property
     def tracking_uri(self) -> str:
@@ -106,18 +124,22 @@ class MlflowConfig(Section):
 
 
 class AirflowConfig(Section):
-    host: str = "127.0.0.1"
-    port: Port = 8080
-    admin_user: str = "admin"
-    admin_password: SecretStr | None = None  # generated when empty
-    parallelism: int = Field(default=4, ge=1)
-    worker_concurrency: int = Field(default=2, ge=1)
+    """Apache Airflow 3: api-server, scheduler, dag-processor, triggerer and the Celery worker."""
+
+    host: str = Field("127.0.0.1", description="The api-server's host.")
+    port: Port = Field(8080, description="The api-server's port.")
+    admin_user: str = Field("admin", description="The admin user fraudctl signs in as.")
+    admin_password: SecretStr | None = Field(None, description="The admin's password; null: generated on first `up`.")
+    parallelism: int = Field(default=4, ge=1, description=(
+        "Task instances running at once (sized for a 2-core machine)."))
+    worker_concurrency: int = Field(default=2, ge=1, description="Tasks the Celery worker runs at once.")
     # Log servers of the Celery worker and the triggerer. Airflow binds them to every interface, so the native
     # runtime starts both with --skip-serve-logs (task logs are local files): unused natively.
-    worker_log_port: Port = 8793
-    triggerer_log_port: Port = 8794
-    api_workers: int = Field(default=1, ge=1, le=8)
-    heartbeat_timeout: Seconds = 60.0  # a killed task is retried after this; Airflow's default 300 s is slow
+    worker_log_port: Port = Field(8793, description="The Celery worker's log server (unused by the native runtime).")
+    triggerer_log_port: Port = Field(8794, description="The triggerer's log server (unused by the native runtime).")
+    api_workers: int = Field(default=1, ge=1, le=8, description="The api-server's worker processes.")
+    heartbeat_timeout: Seconds = Field(60.0, description=(
+        "Seconds before a task whose worker died is retried (Airflow's default, 300, is slow)."))
 
     @property
     def url(self) -> str:
@@ -127,25 +149,31 @@ class AirflowConfig(Section):
 class RetrainConfig(Section):
     """The `fraud_retrain` DAG (dags/fraud_retrain.py) and `fraudctl retrain`."""
 
-    dag_id: str = "fraud_retrain"
-    schedule: str | None = "@daily"  # a cron expression or preset; null: only when triggered
-    queue: str = "default"  # the Celery queue its tasks go to
-    window_days: int = Field(default=60, ge=1)  # event days read from the lake, ending at the run's cutoff
-    source: str | None = None  # a file to train on instead of the lake (the run conf `source` overrides)
-    retries: int = Field(default=2, ge=2)
-    retry_delay: Seconds = 30.0
-    min_rows: int = Field(default=1000, ge=1)  # validate: fewer labelled transactions fail the run
-    min_label_rate: float = Field(default=0.0001, ge=0, le=1)  # validate: the fraud share among labelled rows
-    max_label_rate: float = Field(default=0.2, ge=0, le=1)
-    max_staleness_days: int = Field(default=3, ge=0)  # validate: the newest transaction is at most this old
-    timeout: Seconds = 1800.0  # `fraudctl retrain --wait` gives up after this
+    dag_id: str = Field("fraud_retrain", description="The DAG's id.")
+    schedule: str | None = Field("@daily", description="A cron expression or preset; null: only when triggered.")
+    queue: str = Field("default", description="The Celery queue its tasks go to.")
+    window_days: int = Field(default=60, ge=1, description="Event days read from the lake, ending at the run's cutoff.")
+    source: str | None = Field(None, description=(
+        "A file to train on instead of the lake (the run conf `source` overrides)."))
+    retries: int = Field(default=2, ge=2, description="Retries of each task (at least 2).")
+    retry_delay: Seconds = Field(30.0, description="Seconds between a task's tries.")
+    min_rows: int = Field(default=1000, ge=1, description="validate: fewer labelled transactions fail the run.")
+    min_label_rate: float = Field(default=0.0001, ge=0, le=1, description=(
+        "validate: the fraud share among labelled transactions, lower bound."))
+    max_label_rate: float = Field(default=0.2, ge=0, le=1, description=(
+        "validate: the fraud share among labelled transactions, upper bound."))
+    max_staleness_days: int = Field(default=3, ge=0, description=(
+        "validate: the newest transaction is at most this many days before the cutoff."))
+    timeout: Seconds = Field(1800.0, description="Seconds `fraudctl retrain --wait` waits before giving up.")
 
 
 class FlowerConfig(Section):
-    host: str = "127.0.0.1"
-    port: Port = 5555
-    user: str = "flower"
-    password: SecretStr | None = None  # generated when empty
+    """Flower, which watches the Celery workers."""
+
+    host: str = Field("127.0.0.1", description="Flower's host.")
+    port: Port = Field(5555, description="Flower's port.")
+    user: str = Field("flower", description="Flower's basic-auth user.")
+    password: SecretStr | None = Field(None, description="Flower's basic-auth password; null: generated on first `up`.")
 
     @property
     def url(self) -> str:
@@ -153,42 +181,49 @@ class FlowerConfig(Section):
 
 
 class StorageConfig(Section):
-    kind: Literal["local", "s3"] = "s3"
-    # local: a folder (relative to the state dir); s3: a bucket on any S3 endpoint (MinIO in compose)
-    local_dir: Path = Path("artifacts")
-    bucket: str = "fraudctl"
-    lake_prefix: str = Field(default="lake", pattern=r"^[A-Za-z0-9._-]+$")  # the lake's folder (local) or key prefix (s3)
-    # null: the native runtime's own S3 server (the `objectstore` service, S3Proxy) when `objectstore` is
-    # true, else AWS; set: any S3 endpoint, e.g. http://127.0.0.1:9000 for MinIO (fraudctl.objectstore)
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
-    access_key_id: SecretStr | None = None  # null: generated on first `up` for the objectstore
-    secret_access_key: SecretStr | None = None
-    # The native runtime's object store (S3Proxy, filesystem backend, data in the state dir), loopback only.
-    objectstore: bool = True
-    host: str = "127.0.0.1"
-    port: Port = 9000
-    heap: str = Field(default="256m", pattern=r"^\d+[mg]$")
-    console_port: Port = 9001  # compose only: MinIO's web console (MinIO's S3 API is on host:port)
+    """Where the model artifacts and the lake live: an S3 bucket or a local folder."""
+
+    kind: Literal["local", "s3"] = Field("s3", description=(
+        "s3: a bucket on any S3 endpoint (MinIO in compose); local: a folder."))
+    local_dir: Path = Field(Path("artifacts"), description="kind local: the folder, relative to the state dir.")
+    bucket: str = Field("fraudctl", description="kind s3: the bucket; `up` creates it in the objectstore.")
+    lake_prefix: str = Field(default="lake", pattern=r"^[A-Za-z0-9._-]+$", description=(
+        "The lake's folder (local) or key prefix (s3)."))
+    endpoint_url: str | None = Field(None, description=(
+        "null: the native runtime's own S3 server (the `objectstore` service, S3Proxy) when `objectstore` is true, "
+        "else AWS; set: any S3 endpoint, e.g. http://127.0.0.1:9000 for MinIO."))
+    region: str = Field("us-east-1", description="The S3 region.")
+    access_key_id: SecretStr | None = Field(None, description=(
+        "null: generated on first `up` for the objectstore, else the AWS credential chain."))
+    secret_access_key: SecretStr | None = Field(None, description="The secret of access_key_id; null as for it.")
+    objectstore: bool = Field(True, description=(
+        "Native runtime: run the objectstore (S3Proxy, data in the state dir) and use it while endpoint_url is null."))
+    host: str = Field("127.0.0.1", description="The objectstore's host (loopback only).")
+    port: Port = Field(9000, description="The objectstore's port.")
+    heap: str = Field(default="256m", pattern=r"^\d+[mg]$", description="The objectstore's JVM heap.")
+    console_port: Port = Field(9001, description="compose only: MinIO's web console (MinIO's S3 API is on host:port).")
 
 
 class SparkConfig(Section):
-    master: str = "local[2]"  # local[N], or spark://host:7077 (a standalone cluster), k8s://...
-    driver_memory: str = Field(default="1g", pattern=r"^\d+[mg]$")
-    executor_memory: str = Field(default="1g", pattern=r"^\d+[mg]$")  # on a cluster
-    shuffle_partitions: int = Field(default=4, ge=1)
-    ui_port: Port = 4040  # the scorer driver's web UI (loopback)
-    # The address Spark executors call the driver on (and the driver binds): loopback natively; under
-    # compose the scorer's launch sets its service name, `scorer`, so executors in spark-worker reach it.
-    driver_host: str = "127.0.0.1"
-    # A standalone cluster in the native runtime: `up` also starts a Spark master and one worker.
-    standalone: bool = False
-    master_port: Port = 7077
-    master_ui_port: Port = 8081
-    worker_port: Port = 7078
-    worker_ui_port: Port = 8082
-    worker_cores: int = Field(default=2, ge=1)
-    worker_memory: str = Field(default="2g", pattern=r"^\d+[mg]$")
+    """Apache Spark, which runs the streaming scorer."""
+
+    master: str = Field("local[2]", description=(
+        "local[N], spark://host:7077 (a standalone cluster) or k8s://...; `scorer start --master` overrides."))
+    driver_memory: str = Field(default="1g", pattern=r"^\d+[mg]$", description="The scorer driver's memory.")
+    executor_memory: str = Field(default="1g", pattern=r"^\d+[mg]$", description="Executor memory, on a cluster.")
+    shuffle_partitions: int = Field(default=4, ge=1, description="spark.sql.shuffle.partitions of the scorer.")
+    ui_port: Port = Field(4040, description="The scorer driver's web UI (loopback).")
+    driver_host: str = Field("127.0.0.1", description=(
+        "The address Spark executors call the driver on (and the driver binds): loopback natively; under compose "
+        "the scorer's launch sets its service name, `scorer`, so executors in spark-worker reach it."))
+    standalone: bool = Field(False, description=(
+        "Native runtime: `up` also starts a standalone Spark master and one worker."))
+    master_port: Port = Field(7077, description="The standalone master's port.")
+    master_ui_port: Port = Field(8081, description="The standalone master's web UI.")
+    worker_port: Port = Field(7078, description="The standalone worker's port.")
+    worker_ui_port: Port = Field(8082, description="The standalone worker's web UI.")
+    worker_cores: int = Field(default=2, ge=1, description="Cores the standalone worker offers.")
+    worker_memory: str = Field(default="2g", pattern=r"^\d+[mg]$", description="Memory the standalone worker offers.")
 
     @property
     def standalone_url(self) -> str:
@@ -198,69 +233,90 @@ class SparkConfig(Section):
 class ScorerConfig(Section):
     """The streaming scorer (`fraudctl scorer start`)."""
 
-    # Micro-batch pacing: 0 starts the next batch as soon as the last ends (lowest latency).
-    trigger_seconds: float = Field(default=0.0, ge=0)
-    max_offsets_per_trigger: int = Field(default=100_000, ge=1)  # per batch, both topics; bounds batch time
-    starting_offsets: Literal["earliest", "latest"] = "earliest"  # where a new scorer (no checkpoint) begins
-    poll_timeout_ms: int = Field(default=10_000, ge=100)  # executors' Kafka poll (kafkaConsumer.pollTimeoutMs)
-    model_refresh_seconds: Seconds = 5.0  # how often the running scorer re-resolves @champion
-    threshold: float | None = Field(default=None, ge=0, le=1)  # None: the threshold logged with the model
-    linger_ms: int = Field(default=5, ge=0, le=1000)  # score producer batching delay
-    flush_timeout: Seconds = 60.0  # a batch whose output is not acknowledged by then fails and is re-run
-    snapshot_every: int = Field(default=200, ge=1)  # batches between compactions of the feature state
-    lake: bool = True  # append each batch's transactions and labels to the lake
-    start_timeout: Seconds = 180.0  # `scorer start` waits this long for the first batch
+    trigger_seconds: float = Field(default=0.0, ge=0, description=(
+        "Micro-batch pacing: 0 starts the next batch as soon as the last ends (lowest latency)."))
+    max_offsets_per_trigger: int = Field(default=100_000, ge=1, description=(
+        "Records per micro-batch, both topics; bounds the batch time."))
+    starting_offsets: Literal["earliest", "latest"] = Field("earliest", description=(
+        "Where a new scorer (no checkpoint) begins."))
+    poll_timeout_ms: int = Field(default=10_000, ge=100, description=(
+        "The executors' Kafka poll (kafkaConsumer.pollTimeoutMs)."))
+    model_refresh_seconds: Seconds = Field(5.0, description="How often the running scorer re-resolves @champion.")
+    threshold: float | None = Field(default=None, ge=0, le=1, description="null: the threshold logged with the model.")
+    linger_ms: int = Field(default=5, ge=0, le=1000, description="The score producer's batching delay.")
+    flush_timeout: Seconds = Field(60.0, description=(
+        "Seconds for a batch's output to be acknowledged; else the batch fails and is re-run."))
+    snapshot_every: int = Field(default=200, ge=1, description=(
+        "Micro-batches between compactions of the online feature state."))
+    lake: bool = Field(True, description="Append each batch's transactions and labels to the lake.")
+    start_timeout: Seconds = Field(180.0, description="Seconds `scorer start` waits for the first micro-batch.")
 
 
 class ModelConfig(Section):
-    name: str = "fraud-detector"
-    estimator: EstimatorName = DEFAULT_ESTIMATOR  # fraudctl.estimators.ESTIMATORS
-    promotion_margin: float = Field(default=0.0, ge=0)  # average-precision gain a challenger must show
-    label_delay_days: int = Field(default=7, ge=0)
+    """The model: estimator, training split, decision threshold, promotion gate."""
+
+    name: str = Field("fraud-detector", description="The registered model's name.")
+    estimator: EstimatorName = Field(DEFAULT_ESTIMATOR, description="The scikit-learn estimator (fraudctl.estimators).")
+    promotion_margin: float = Field(default=0.0, ge=0, description=(
+        "Average-precision gain a challenger must show over the champion."))
+    label_delay_days: int = Field(default=7, ge=0, description="Labels are known this many days after the transaction.")
     # Added for `fraudctl train` (issue 5). The split is the handbook's: train days, then a gap of
     # label_delay_days (labels not yet known), then test days; the threshold is picked on a validation
     # slice (the last validation_days of the training window, scored by a model trained before it).
-    train_days: int = Field(default=7, ge=1)
-    test_days: int = Field(default=7, ge=1)
-    validation_days: int = Field(default=7, ge=0)  # 0: no validation slice, threshold from training scores
-    alert_budget_per_day: int = Field(default=100, ge=1)  # alerts analysts can review a day
-    precision_target: float | None = Field(default=None, gt=0, le=1)  # when set, replaces the alert budget
-    random_state: int = 0  # seeds the estimators, so a retrain on the same data gives the same model
+    train_days: int = Field(default=7, ge=1, description=(
+        "The split's training days, followed by a gap of label_delay_days (labels not yet known)."))
+    test_days: int = Field(default=7, ge=1, description="The split's test days, after the gap.")
+    validation_days: int = Field(default=7, ge=0, description=(
+        "The last days of the training window, scored by a model trained before them, pick the threshold; 0: no "
+        "validation slice, the threshold from training scores."))
+    alert_budget_per_day: int = Field(default=100, ge=1, description=(
+        "Alerts analysts can review a day; sets the threshold."))
+    precision_target: float | None = Field(default=None, gt=0, le=1, description=(
+        "When set, the threshold reaching this precision replaces the alert budget."))
+    random_state: int = Field(0, description=(
+        "Seeds the estimators, so a retrain on the same data gives the same model."))
 
 
 class LayoutConfig(Section):
     """How an input file's columns become transactions (fraudctl.layout), for `replay` and `train --data`
     alike; --preset, --map, --time-format and --start override these."""
 
-    # Column layout: auto (recognised from the header), generator, ulb (Time,V1..V28,Amount,Class) or
-    # sparkov (trans_date_trans_time,cc_num,merchant,amt,is_fraud); see `fraudctl replay --help`.
-    preset: PresetName = "auto"
-    # Source column -> contract field, applied over the preset (like --map SOURCE=FIELD); "" ignores a column.
-    columns: dict[str, str] = Field(default_factory=dict)
-    time_format: TimeFormatName = "auto"
-    start: str | None = None  # origin of `offset` times, ISO-8601 (UTC when no offset is given)
+    preset: PresetName = Field("auto", description=(
+        "Column layout: auto (recognised from the header), generator, ulb (Time,V1..V28,Amount,Class) or sparkov "
+        "(trans_date_trans_time,cc_num,merchant,amt,is_fraud); --preset."))
+    columns: dict[str, str] = Field(default_factory=dict, description=(
+        "Source column -> contract field, applied over the preset (like --map SOURCE=FIELD); \"\" ignores a column."))
+    time_format: TimeFormatName = Field("auto", description=(
+        "How tx_datetime is written: iso, epoch_s, epoch_ms, offset (seconds after `start`), or auto; --time-format."))
+    start: str | None = Field(None, description=(
+        "Origin of `offset` times, ISO-8601 (UTC when no offset is given); --start."))
 
 
 class ReplayConfig(Section):
     """`fraudctl replay` (issue 4): how a file is produced to Kafka (its columns: the layout section)."""
 
-    # Event-time delay of label events after their transaction, e.g. 7d, 12h, 30m; null: model.label_delay_days.
-    label_delay: str | None = Field(default=None, pattern=DURATION_PATTERN)
-    max_errors: int = Field(default=0, ge=0)  # rejected rows allowed before the exit code says BAD_INPUT (11)
-    rejects_dir: Path | None = None  # where FILE.rejects.csv goes (relative: to the current folder); null: beside FILE
-    # Producer tuning (idempotent, acks=all always).
-    compression: Literal["lz4", "zstd", "snappy", "gzip", "none"] = "lz4"
-    linger_ms: int = Field(default=50, ge=0, le=60_000)
-    batch_bytes: int = Field(default=1_048_576, ge=1024)  # per-partition batch size
-    connect_timeout: Seconds = 10.0  # broker not answering by then: UNAVAILABLE (8), before reading the file
-    delivery_timeout: Seconds = 120.0  # an event not acknowledged by then counts as failed (covers restarts)
-    interrupt_flush_timeout: Seconds = 30.0  # after Ctrl-C, how long queued events get to be delivered
-    # How delivery reports reach fraudctl. The Python client receives librdkafka's report for every event
-    # either way. errors: a failed report is counted (with its reason) and a successful one settles the event
-    # without becoming a Python object; once the queue has drained, delivered = produced - failed - unconfirmed,
-    # exact. all: each success is also built into a Message and counted one by one, a cross-check that
-    # costs 5-15 % of the throughput (a key and a value copied per event under the GIL).
-    delivery_reports: Literal["all", "errors"] = "errors"
+    label_delay: str | None = Field(default=None, pattern=DURATION_PATTERN, description=(
+        "Event-time delay of label events after their transaction, e.g. 7d, 12h, 30m; null: model.label_delay_days."))
+    max_errors: int = Field(default=0, ge=0, description=(
+        "Rejected rows allowed before the exit code says BAD_INPUT (11)."))
+    rejects_dir: Path | None = Field(None, description=(
+        "Where FILE.rejects.csv goes (relative: to the current folder); null: beside FILE."))
+    compression: Literal["lz4", "zstd", "snappy", "gzip", "none"] = Field("lz4", description=(
+        "The producer's compression (the producer is idempotent, acks=all, always)."))
+    linger_ms: int = Field(default=50, ge=0, le=60_000, description="The producer's batching delay.")
+    batch_bytes: int = Field(default=1_048_576, ge=1024, description="The producer's batch size per partition.")
+    connect_timeout: Seconds = Field(10.0, description=(
+        "Seconds to reach the broker, before reading the file; then UNAVAILABLE (8)."))
+    delivery_timeout: Seconds = Field(120.0, description=(
+        "Seconds an event may wait for its acknowledgement, else it counts as failed (covers broker restarts)."))
+    interrupt_flush_timeout: Seconds = Field(30.0, description=(
+        "Seconds queued events get to be delivered after Ctrl-C."))
+    # The Python client receives librdkafka's delivery report for every event either way; `all` builds each
+    # success into a Message (a key and a value copied per event under the GIL), `errors` lets it settle in C.
+    delivery_reports: Literal["all", "errors"] = Field("errors", description=(
+        "errors: a failed report is counted with its reason, a success settles in C; once the queue has drained, "
+        "delivered = produced - failed - unconfirmed, exact. all: each success is also counted one by one in Python "
+        "(a cross-check, 5-15 % slower)."))
 
 
 class Config(Section):
