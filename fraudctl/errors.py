@@ -12,23 +12,36 @@ import enum
 
 @enum.unique  # two names with one value would be an alias, silently skipped when iterating
 class ExitCode(enum.IntEnum):
-    OK = 0
-    ERROR = 1  # an unexpected failure (a bug): rerun with --debug for the traceback
-    USAGE = 2  # bad command-line usage (unknown option, missing argument)
-    CONFIG = 3  # fraudctl.yaml or a FRAUDCTL_* variable is invalid
-    PREREQUISITE = 4  # a required program (Java, Maven, PostgreSQL, Redis, Docker engine) is missing
-    PORT_IN_USE = 5  # a port the stack needs is taken by another program
-    SERVICE_FAILED = 6  # a service exited while starting or a setup step failed
-    TIMEOUT = 7  # a wait ran past --timeout
-    UNAVAILABLE = 8  # a service is not running or cannot be reached
-    NOT_FOUND = 9  # the named thing (service, model version, file) does not exist
-    REFUSED = 10  # a safety gate refused the operation (e.g. promotion gate); --force overrides
-    BAD_INPUT = 11  # input data had errors beyond the allowed budget (see the rejects file)
-    CONTRACT = 12  # a model does not fit the feature contract (signature, output) or cannot be loaded safely
-    SERVICE_ERROR = 13  # a service answered with an error (e.g. MLflow refused a request)
-    RUN_FAILED = 14  # a pipeline run (an Airflow DAG run) ended failed
-    AUTH = 15  # a service refused fraudctl's credentials
-    INTERRUPTED = 130  # Ctrl-C
+    """A documented exit code; `description` is its meaning, the README's table (fraudctl.reference) shows it."""
+
+    description: str
+
+    def __new__(cls, value: int, description: str) -> "ExitCode":
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.description = description
+        return member
+
+    OK = 0, "success"
+    ERROR = 1, "an unexpected failure (a bug); rerun with `--debug` for the traceback"
+    USAGE = 2, ("bad command-line usage (unknown option, missing argument); also a confirmation that cannot be "
+                "asked (no terminal on stdin, or `--output json`): pass `--yes`")
+    CONFIG = 3, "`fraudctl.yaml` or a `FRAUDCTL_*` variable is invalid"
+    PREREQUISITE = 4, "a required program (Java, Maven, PostgreSQL, Redis, Docker engine) is missing"
+    PORT_IN_USE = 5, "a port the stack needs is taken by another program"
+    SERVICE_FAILED = 6, "a service exited while starting, or a setup step failed"
+    TIMEOUT = 7, "a wait ran past `--timeout`"
+    UNAVAILABLE = 8, "a service is not running or cannot be reached"
+    NOT_FOUND = 9, "the named thing (service, model version, file) does not exist"
+    REFUSED = 10, "a safety gate refused the operation (e.g. the promotion gate); `--force` overrides"
+    BAD_INPUT = 11, "input data had more errors than allowed (see the rejects file)"
+    CONTRACT = 12, ("a model does not fit the feature contract (input signature or output), or cannot be loaded "
+                    "safely (not skops, untrusted types)")
+    SERVICE_ERROR = 13, "a service answered with an error (e.g. MLflow refused a request); the message quotes it"
+    RUN_FAILED = 14, ("a pipeline run ended failed (e.g. `fraudctl retrain --wait`); `--logs` prints the failing "
+                      "task's log")
+    AUTH = 15, "a service refused fraudctl's credentials (e.g. the Airflow admin password)"
+    INTERRUPTED = 130, "interrupted (Ctrl-C)"
 
 
 class FraudctlError(Exception):
