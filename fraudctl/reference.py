@@ -14,7 +14,8 @@ module renders. The sources, each written once:
   `description`; a section's docstring introduces it;
 - exit-codes: `fraudctl.errors.ExitCode` and each code's `description`.
 
-Run only by hand and by the tests: nothing here is imported by the CLI.
+Run only by hand and by the tests: nothing here is imported by the CLI. Defaults, ranges and metavars are
+read with the helpers typer's own help uses (typer is pinned below 0.30 in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ TYPER_OPTIONS = {"install_completion", "show_completion"}
 
 
 def cell(text: str) -> str:
-    """Text inside a table cell: one line, pipes escaped, angle brackets too outside `code spans`."""
+    """Text inside a table cell: one line, pipes escaped, `<` too outside `code spans` (it could open a tag)."""
     parts = " ".join(str(text).split()).replace("|", "\\|").split("`")
-    parts[::2] = [part.replace("<", "&lt;").replace(">", "&gt;") for part in parts[::2]]
+    parts[::2] = [part.replace("<", "&lt;") for part in parts[::2]]
     return "`".join(parts)
 
 
@@ -155,8 +156,7 @@ def _param_row(param: Any, ctx: Any) -> tuple[str, str, str] | None:
         description.append("Environment: " + ", ".join(f"`{name}`" for name in envvars) + ".")
     if param.required:
         description.append("Required.")
-    text = " ".join(cell(part) if not part.endswith("`.") else part for part in description if part)
-    return code(names), code(_param_default(param, ctx)), text
+    return code(names), code(_param_default(param, ctx)), " ".join(cell(part) for part in description if part)
 
 
 def _param_default(param: Any, ctx: Any) -> str:
@@ -305,7 +305,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
 
 
 def block(name: str, body: str) -> str:
-    return f"{BEGIN.format(name=name)}\n{body}{END.format(name=name)}"
+    return f"{BEGIN.format(name=name)}\n{body}\n{END.format(name=name)}"  # a blank line ends a table
 
 
 def regenerate(text: str) -> str:
