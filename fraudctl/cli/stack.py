@@ -8,9 +8,12 @@ import time
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from fraudctl.choices import RUNTIME_KINDS
-from fraudctl.cli.common import OutputFormat, OutputOption, print_json, state, stderr_console, stdout_console
+from fraudctl.cli.common import (
+    OutputFormat, OutputOption, format_number, print_json, state, stderr_console, stdout_console,
+)
 
 if TYPE_CHECKING:
     from fraudctl.runtime.base import ServiceStatus
@@ -83,22 +86,73 @@ def down(
 def status(
     ctx: typer.Context,
     runtime: RuntimeOption = None,
+    watch: Annotated[bool, typer.Option(
+        "--watch", "-w", help="Refresh the view live until Ctrl-C (or --count).")] = False,
+    interval: Annotated[float, typer.Option(
+        "--interval", min=0.2, help="Seconds between refreshes with --watch.")] = 2.0,
+    count: Annotated[Optional[int], typer.Option(
+        "--count", min=1, help="With --watch: stop after this many refreshes.")] = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
-    """Show each service's state, pid, endpoint, health and uptime. Exits 8 when any service is unhealthy."""
+    """The operator's view: each service's state, pid, endpoint, health and uptime; the scorer's rates,
+    latency and lag; the champion and when it changed; the last retrain run; the Celery workers.
+
+    A part that does not answer within a few seconds (MLflow, Airflow or Flower down, the scorer stopped)
+    shows why instead of its values; the rest of the view goes on.
+    --watch redraws every --interval seconds (-o json: one JSON document a line).
+
+    Exit codes: 8 when any service is unhealthy (with --watch: at the last refresh; Ctrl-C exits 0).
+    """
     from fraudctl.errors import UnavailableError
-    from fraudctl.runtime import get_runtime
+    from fraudctl.overview import overview
 
     config = state(ctx).config(**{"runtime.kind": runtime})
-    rt = get_runtime(config)
-    statuses = rt.status()
-    all_healthy = bool(statuses) and all(s.fine for s in statuses)
+    view = overview(config)
+    if watch:
+        last = _watch(view, interval, count, output)
+        if last is not None and not last["healthy"]:
+            raise UnavailableError("the stack is not fully up and healthy")
+        return
+    report = view.gather()
     if output is OutputFormat.json:
-        print_json({"runtime": rt.name, "healthy": all_healthy, "services": [s.as_dict() for s in statuses]})
+        print_json(report)
     else:
-        stdout_console().print(_table(statuses) if statuses else "no stack has been started here (fraudctl up)")
-    if not all_healthy:
+        stdout_console().print(_overview(report))
+    if not report["healthy"]:
         raise UnavailableError("the stack is not fully up and healthy")
+
+
+def _watch(view, interval: float, count: int | None, output: OutputFormat) -> "dict | None":
+    """Refresh until `count` refreshes (returns the last view) or Ctrl-C (returns None: exit 0)."""
+    import json
+
+    live = None
+    done = 0
+    if output is OutputFormat.text:
+        from rich.live import Live
+
+        live = Live(console=stdout_console(), auto_refresh=False)
+        live.start()
+    try:
+        while True:
+            started = time.monotonic()
+            report = view.gather(strict=False)
+            done += 1
+            if live is None:
+                print(json.dumps(report, default=str), flush=True)
+            else:
+                live.update(_overview(report, title=f"fraudctl status at {report['time']}, every {interval:g}s "
+                                                    f"(Ctrl-C to stop)"), refresh=True)
+            if count is not None and done >= count:
+                return report
+            time.sleep(max(interval - (time.monotonic() - started), 0.0))
+    except KeyboardInterrupt:
+        return None
+    finally:
+        if live is not None:
+            live.stop()
+            if not live.console.is_terminal:  # Live leaves the last line open when it cannot redraw
+                live.console.print()
 
 
 def logs(
@@ -135,3 +189,96 @@ def _duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _overview(report: dict, title: str | None = None):
+    """The services table, then one line per panel (or why it is unavailable)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    parts = [Text(title, style="bold")] if title else []
+    if report.get("services_error"):
+        parts.append(Text(f"services: {report['services_error']}", style="red"))
+    elif report["services"]:
+        parts.append(_table([_service(s) for s in report["services"]]))
+    else:
+        parts.append(Text("no stack has been started here (fraudctl up)"))
+    panels = Table(show_edge=False, show_header=False, pad_edge=False, box=None)
+    panels.add_column("panel", style="bold")
+    panels.add_column("value", overflow="fold")
+    for name, describe in (("scorer", _scorer_line), ("champion", _champion_line), ("retrain", _retrain_line),
+                           ("workers", _workers_line)):
+        panel = report.get(name) or {"available": False, "error": "not gathered"}
+        panels.add_row(name, describe(panel) if panel.get("available") else
+                       f"[yellow]unavailable:[/] {escape(str(panel.get('error')))}")
+    parts += [Text(""), panels]
+    return Group(*parts)
+
+
+def _service(data: dict) -> "ServiceStatus":
+    from fraudctl.runtime.base import ServiceStatus
+
+    return ServiceStatus(**data)
+
+
+def _scorer_line(p: dict) -> str:
+    colour = {"healthy": "green", "degraded": "yellow"}.get(p["health"], "red")
+    line = f"[{colour}]{p['health']}[/]"
+    if p.get("degraded"):
+        line += f" ({escape(str(p['degraded']))})"
+    if p.get("model_version"):
+        line += f", model v{p['model_version']}"
+    if p["health"] in ("healthy", "degraded"):
+        latency = p.get("latency_ms") or {}
+        line += (f", in {format_number(p.get('input_rows_per_second'))} rows/s, processed "
+                 f"{format_number(p.get('processed_rows_per_second'))} rows/s, batch "
+                 f"{format_number(p.get('batch_duration_ms'))} ms, latency "
+                 + (f"p50 {latency['p50']:,.0f} ms p99 {latency['p99']:,.0f} ms" if latency else "-")
+                 + ", lag " + (", ".join(f"{topic} {n:,}" for topic, n in p["lag"].items()) or "-"))
+    elif p["health"] == "stopped":
+        line += " (fraudctl scorer start)"
+    return line + f"; {p.get('scored', 0):,} scored, {p.get('alerts', 0):,} alerts"
+
+
+def _champion_line(p: dict) -> str:
+    challenger = f"; challenger v{p['challenger']}" if p.get("challenger") else ""
+    if p.get("version") is None:
+        return f"[yellow]{escape(p.get('message') or 'no champion')}[/]{challenger}"
+    line = f"{escape(p['model'])} v{p['version']}"
+    if p.get("changed_at"):
+        line += f" since {p['changed_at']} ({p['changed_by']}"
+        line += f" over v{p['promoted_over']})" if p.get("promoted_over") else ")"
+        if p.get("forced"):
+            line += " [yellow]forced[/]"
+    else:
+        line += f", alias time not recorded (version updated {p.get('version_updated_at') or '-'})"
+    return line + challenger
+
+
+def _retrain_line(p: dict) -> str:
+    if p.get("run_id") is None:
+        return escape(p.get("message") or "no run yet")
+    colour = {"success": "green", "failed": "red"}.get(p.get("state"), "yellow")
+    line = f"{escape(p['run_id'])} [{colour}]{p.get('state')}[/], started {p.get('start') or '-'}"
+    if p.get("end"):
+        line += f", ended {p['end']}" + (f" ({p['seconds']:g}s)" if p.get("seconds") is not None else "")
+    if p.get("running_tasks"):
+        line += f", running {', '.join(p['running_tasks'])}"
+    if p.get("failed_tasks"):
+        line += f", [red]failed in {', '.join(p['failed_tasks'])}[/]"
+    if p.get("version"):
+        outcome = "[green]promoted to @champion[/]" if p.get("promoted") else "kept as @challenger"
+        line += f": v{p['version']} {outcome}" + (f" ({escape(str(p['reason']))})" if p.get("reason") else "")
+    return line
+
+
+def _workers_line(p: dict) -> str:
+    colour = "green" if p["online"] else "red"
+    line = f"[{colour}]{p['online']}/{p['total']} online[/]"
+    for row in p["workers"]:
+        age = row.get("heartbeat_age")
+        line += (f"; {escape(row['name'])} {'online' if row['online'] else '[red]offline[/]'} "
+                 f"(pid {row.get('pid') or '-'}, active {row.get('active', 0)}, processed {row.get('processed', 0)}, "
+                 f"failed {row.get('failed', 0)}, heartbeat {'-' if age is None else f'{age:.1f}s ago'})")
+    return line
