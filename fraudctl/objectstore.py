@@ -30,11 +30,22 @@ CHECKSUM_ENV = {"AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
                 "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required"}
 
 
-def uses_objectstore(config: "Config") -> bool:
-    """Whether the storage is the native runtime's own S3 server."""
+def stack_store(config: "Config") -> bool:
+    """Whether the storage is the stack's own S3 server: the native objectstore (S3Proxy) or, under compose,
+    MinIO, both published on storage.host:storage.port with keys generated on the first `up`."""
+    from fraudctl.runtime import active_kind
+
     storage = config.storage
-    return (storage.kind == "s3" and storage.endpoint_url is None and storage.objectstore
-            and config.runtime.kind != "compose")
+    if storage.kind != "s3" or storage.endpoint_url is not None:
+        return False
+    return storage.objectstore or active_kind(config) == "compose"
+
+
+def uses_objectstore(config: "Config") -> bool:
+    """Whether the storage is the native runtime's own S3 server (the `objectstore` service)."""
+    from fraudctl.runtime import active_kind
+
+    return stack_store(config) and config.storage.objectstore and active_kind(config) == "native"
 
 
 def endpoint_url(config: "Config") -> str:
@@ -42,9 +53,10 @@ def endpoint_url(config: "Config") -> str:
 
 
 def effective_storage(config: "Config", secrets: "Secrets | None" = None) -> "StorageConfig":
-    """config.storage with the endpoint and keys filled in when they are the native objectstore's."""
+    """config.storage with the endpoint and keys filled in when they are the stack's own store's (read
+    through the active runtime: the native objectstore's, or MinIO's under compose)."""
     storage = config.storage
-    if not uses_objectstore(config):
+    if not stack_store(config):
         return storage
     if secrets is None:
         from fraudctl.secrets import load_secrets

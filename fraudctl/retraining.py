@@ -41,12 +41,9 @@ def parse_conf(items: list[str] | None) -> dict[str, Any]:
 
 def client(config: "Config") -> "AirflowClient":
     from fraudctl.airflow import AirflowClient
-    from fraudctl.secrets import load_secrets
+    from fraudctl.secrets import require_secrets
 
-    secrets = load_secrets(config, create=False)
-    if secrets is None:
-        raise UnavailableError(f"no stack has been started from {config.state_dir}", hint="fraudctl up")
-    return AirflowClient(config.airflow, secrets.airflow_admin_password)
+    return AirflowClient(config.airflow, require_secrets(config).airflow_admin_password)
 
 
 def _api_call(what: str, call: Callable[[], Any]) -> Any:

@@ -1,7 +1,10 @@
-"""Secrets generated on first `up` and kept in the state directory (secrets.json, mode 0600).
+"""The stack's secrets, read through the active runtime.
 
-A value set in the configuration (file or FRAUDCTL_* variable) wins over the generated one, so an operator
-can bring their own; nothing has a default password.
+The native runtime keeps them in the state directory (secrets.json, mode 0600); the compose runtime in the
+untracked `stack/.env` (mode 0600) that compose interpolates. Both are generated on the first `up` and hold
+the same secrets under the names below, so a host command (`workers`, `retrain`, the lake, ...) asks
+`load_secrets` and works against either stack. A value set in the configuration (file or FRAUDCTL_*
+variable) wins over the generated one, so an operator can bring their own; nothing has a default password.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 import secrets as _random
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from fraudctl.config import Config
 
@@ -28,13 +32,57 @@ class Secrets:
     airflow_api_secret_key: str
     airflow_fernet_key: str
     flower_password: str
-    objectstore_access_key: str  # the native objectstore's S3 keys (fraudctl.objectstore)
+    objectstore_access_key: str  # the stack's S3 keys: the native objectstore's, or MinIO's root user
     objectstore_secret_key: str
+
+
+# Each secret's name in stack/.env (compose) and the config field that wins when set (None: generated only).
+# One table, so the two runtimes cannot disagree on what a secret is called or where it may come from.
+SOURCES: dict[str, tuple[str, str | None]] = {
+    "postgres_superuser_password": ("POSTGRES_SUPERUSER_PASSWORD", None),  # only creates the app role
+    "postgres_password": ("POSTGRES_PASSWORD", "postgres.password"),  # the app role, owner of both databases
+    "redis_password": ("REDIS_PASSWORD", "redis.password"),
+    "airflow_admin_password": ("AIRFLOW_ADMIN_PASSWORD", "airflow.admin_password"),
+    "airflow_jwt_secret": ("AIRFLOW_JWT_SECRET", None),  # [api_auth] jwt_secret, shared by every component
+    "airflow_api_secret_key": ("AIRFLOW_API_SECRET_KEY", None),  # [api] secret_key, shared likewise
+    "airflow_fernet_key": ("AIRFLOW_FERNET_KEY", None),
+    "flower_password": ("FLOWER_PASSWORD", "flower.password"),
+    "objectstore_access_key": ("MINIO_ROOT_USER", "storage.access_key_id"),
+    "objectstore_secret_key": ("MINIO_ROOT_PASSWORD", "storage.secret_access_key"),
+}
 
 
 def fernet_key() -> str:
     """What cryptography's Fernet.generate_key() returns, without importing it."""
     return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+def generate(name: str) -> str:
+    """A new value for the secret `name` (a Secrets field): URL-safe, so it fits in connection URLs."""
+    if name == "airflow_fernet_key":
+        return fernet_key()
+    if name == "objectstore_access_key":
+        return "fraudctl" + _random.token_hex(8)
+    if name in ("airflow_jwt_secret", "airflow_api_secret_key"):
+        return _random.token_urlsafe(32)
+    return _random.token_urlsafe(24)  # 32 characters; MinIO caps secret keys at 40
+
+
+def config_value(config: Config, dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def configured(config: Config) -> dict[str, str]:
+    """The secrets the configuration sets, by Secrets field."""
+    found = {}
+    for name, (_, dotted) in SOURCES.items():
+        value = config_value(config, dotted) if dotted else None
+        if value is not None:
+            found[name] = value.get_secret_value()
+    return found
 
 
 def write_private(path: Path, text: str) -> None:
@@ -44,27 +92,26 @@ def write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
-_GENERATORS = {f.name: (lambda: _random.token_urlsafe(24)) for f in fields(Secrets)}
-_GENERATORS["airflow_fernet_key"] = fernet_key
-_GENERATORS["objectstore_access_key"] = lambda: "fraudctl" + _random.token_hex(8)
-
-# Secrets an operator may set in the configuration instead.
-_FROM_CONFIG = {
-    "postgres_password": lambda c: c.postgres.password,
-    "redis_password": lambda c: c.redis.password,
-    "airflow_admin_password": lambda c: c.airflow.admin_password,
-    "flower_password": lambda c: c.flower.password,
-    "objectstore_access_key": lambda c: c.storage.access_key_id,
-    "objectstore_secret_key": lambda c: c.storage.secret_access_key,
-}
-
-
 def secrets_path(config: Config) -> Path:
+    """Where the active runtime keeps the secrets: <state_dir>/secrets.json, or stack/.env under compose."""
+    from fraudctl.runtime import active_kind
+
+    if active_kind(config) == "compose":
+        from fraudctl.runtime.compose import env_file_path
+
+        return env_file_path()
     return config.state_dir / SECRETS_FILE
 
 
 def load_secrets(config: Config, *, create: bool = True) -> Secrets | None:
-    """The stack's secrets; generated and saved (0600) on first use when `create`."""
+    """The active stack's secrets; generated and saved (0600) on first use when `create`, else None when
+    no stack was ever started."""
+    from fraudctl.runtime import active_kind
+
+    if active_kind(config) == "compose":
+        from fraudctl.runtime.compose import compose_secrets
+
+        return compose_secrets(config, create=create)
     path = secrets_path(config)
     stored: dict[str, str] = {}
     if path.exists():
@@ -74,11 +121,34 @@ def load_secrets(config: Config, *, create: bool = True) -> Secrets | None:
     missing = [f.name for f in fields(Secrets) if f.name not in stored]
     if missing:
         for name in missing:
-            stored[name] = _GENERATORS[name]()
+            stored[name] = generate(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_private(path, json.dumps(stored, indent=2))
-    for name, getter in _FROM_CONFIG.items():
-        configured = getter(config)
-        if configured is not None:
-            stored[name] = configured.get_secret_value()
+    stored.update(configured(config))
     return Secrets(**{f.name: stored[f.name] for f in fields(Secrets)})
+
+
+def require_secrets(config: Config) -> Secrets:
+    """The active stack's secrets, or UnavailableError naming where they were looked for."""
+    from fraudctl.errors import UnavailableError
+
+    found = load_secrets(config, create=False)
+    if found is None:
+        raise UnavailableError(f"no stack has been started here ({secrets_path(config)} does not exist)",
+                               hint="fraudctl up")
+    return found
+
+
+def config_with_secrets(config: Config) -> dict[str, Any]:
+    """The config as plain JSON data with the real secret values (model_dump masks SecretStr): what a job
+    started by fraudctl (the scorer) reads from its launch file."""
+    from pydantic import SecretStr
+
+    data = config.model_dump(mode="json")
+    for section_name in type(config).model_fields:
+        section = getattr(config, section_name)
+        for key in getattr(type(section), "model_fields", {}):
+            value = getattr(section, key)
+            if isinstance(value, SecretStr):
+                data[section_name][key] = value.get_secret_value()
+    return data

@@ -34,15 +34,11 @@ def workers(
     Exit codes: 8 no worker online (with --follow: at the last refresh),
     Flower unreachable, or no stack.
     """
-    from fraudctl.errors import UnavailableError
     from fraudctl.flower import FlowerClient
-    from fraudctl.secrets import load_secrets
+    from fraudctl.secrets import require_secrets
 
     config = state(ctx).config()
-    secrets = load_secrets(config, create=False)
-    if secrets is None:
-        raise UnavailableError(f"no stack has been started from {config.state_dir}", hint="fraudctl up")
-    client = FlowerClient(config.flower, secrets.flower_password)
+    client = FlowerClient(config.flower, require_secrets(config).flower_password)
     if not follow:
         rows = _rows(client, refresh=True)
         if output is OutputFormat.json:

@@ -1,9 +1,15 @@
 """The compose runtime: the whole stack as containers from stack/compose.yaml, for machines with Docker.
 
-Secrets live in the untracked `stack/.env`, generated on the first `up` (mode 0600, never overwritten);
-settings (ports, users, database names, sizing) are exported from the effective config on every run
-under the config's own environment names (`FRAUDCTL_KAFKA__PORT`, ...), which compose.yaml uses as
-`${FRAUDCTL_KAFKA__PORT:-9092}`. So fraudctl.yaml stays the one place to change a port.
+Three kinds of values reach compose.yaml, all exported by fraudctl on every run:
+- secrets, from the untracked `stack/.env`, generated on the first `up` (mode 0600, never overwritten);
+- settings (ports, users, database names, sizing), from the effective config under the config's own
+  environment names (`FRAUDCTL_KAFKA__PORT`, ...), which compose.yaml uses as `${FRAUDCTL_KAFKA__PORT:-9092}`;
+- per-run values fraudctl computes (`STACK_*`: the generated container config, the scorer's folder, the
+  host user, the S3 endpoint as containers reach it).
+So fraudctl.yaml stays the one place to change a port. Containers that run fraudctl code (the Airflow tasks,
+the scorer) read the same configuration, rewritten to the in-network addresses (`container_config`).
+
+After `up --wait`, `fraudctl.runtime.provision` creates the topics and the bucket, as the native runtime does.
 """
 
 from __future__ import annotations
@@ -11,13 +17,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
+from urllib.parse import urlparse
 
 import yaml
 
@@ -31,82 +37,187 @@ from fraudctl.errors import (
     WaitTimeoutError,
 )
 from fraudctl.runtime import docker_engine_problem
-from fraudctl.secrets import fernet_key
 from fraudctl.runtime.base import ProgressCallback, ServiceStatus
+from fraudctl.secrets import SOURCES, Secrets, config_value, config_with_secrets, generate
 
 STACK_DIR = Path(__file__).resolve().parents[2] / "stack"  # the source checkout's stack/ folder
 COMPOSE_FILE = "compose.yaml"
 ENV_FILE = ".env"
+MIN_COMPOSE = (2, 17)  # `up --wait-timeout` came with Docker Compose 2.17
 
 NATIVE_HINT = "use --runtime native (the default without Docker)"
 
-# Every secret stack/.env holds, and the config field whose value wins when it is set (None: generated
-# only). A config secret is used as-is in connection URLs and in .env, hence the character rule.
-SECRETS: dict[str, str | None] = {
-    "POSTGRES_SUPERUSER_PASSWORD": None,  # only creates the app role and its databases
-    "POSTGRES_PASSWORD": "postgres.password",  # the app role (postgres.user), owner of airflow and mlflow
-    "REDIS_PASSWORD": "redis.password",
-    "MINIO_ROOT_USER": "storage.access_key_id",
-    "MINIO_ROOT_PASSWORD": "storage.secret_access_key",
-    "AIRFLOW_ADMIN_PASSWORD": "airflow.admin_password",
-    "AIRFLOW_FERNET_KEY": None,
-    "AIRFLOW_JWT_SECRET": None,  # [api_auth] jwt_secret, shared by every Airflow component
-    "AIRFLOW_API_SECRET_KEY": None,  # [api] secret_key, shared likewise
-    "FLOWER_PASSWORD": "flower.password",
+# The on-demand services (compose profile "scorer"): never started by `up`, started by their own command.
+ON_DEMAND_PROFILE = "scorer"
+SCORER = "scorer"
+
+# How containers reach each other (compose.yaml's service names and container ports): what
+# `container_config` writes into the configuration that fraudctl code inside the stack reads.
+IN_NETWORK = {
+    "kafka": ("kafka", 19092),  # the INTERNAL listener
+    "postgres": ("postgres", 5432),
+    "redis": ("redis", 6379),
+    "mlflow": ("mlflow", 5000),
+    "airflow": ("airflow-apiserver", 8080),
+    "flower": ("flower", 5555),
 }
+MINIO_URL = "http://minio:9000"
+SPARK_MASTER_SERVICE = "spark-master"
+CONTAINER_STATE_DIR = "/var/lib/fraudctl"  # the scorer's folder is bind-mounted below it
+CONTAINER_CONFIG_DIR = "compose"  # <state_dir>/compose/fraudctl.yaml: the generated container config
+CONTAINER_CONFIG_NAME = "fraudctl.yaml"
+
+# Every secret stack/.env holds and the config field that wins when set (fraudctl.secrets.SOURCES, shared
+# with the native runtime). A config secret is used as-is in connection URLs and in .env, hence the rule.
+SECRETS: dict[str, str | None] = {env: dotted for env, dotted in SOURCES.values()}
+_FIELD_OF = {env: field for field, (env, _) in SOURCES.items()}
 SAFE_SECRET = re.compile(r"^[A-Za-z0-9._~-]+$")  # URL-unreserved: safe in user:password@host and .env
 
 # Config fields compose.yaml reads as ${FRAUDCTL_SECTION__FIELD:-default}.
 SETTINGS = (
+    "kafka.host",
     "kafka.port",
+    "kafka.controller_port",
     "kafka.heap",
+    "postgres.host",
     "postgres.port",
     "postgres.user",
     "postgres.airflow_db",
     "postgres.mlflow_db",
+    "redis.host",
     "redis.port",
+    "mlflow.host",
     "mlflow.port",
     "mlflow.workers",
+    "airflow.host",
     "airflow.port",
     "airflow.admin_user",
     "airflow.parallelism",
     "airflow.worker_concurrency",
+    "airflow.api_workers",
+    "airflow.heartbeat_timeout",
+    "airflow.worker_log_port",
+    "airflow.triggerer_log_port",
+    "flower.host",
     "flower.port",
     "flower.user",
     "storage.bucket",
     "storage.region",
+    "storage.host",
+    "storage.port",
+    "storage.console_port",
+    "spark.ui_port",
+    "spark.master_port",
+    "spark.master_ui_port",
+    "spark.worker_port",
+    "spark.worker_ui_port",
+    "spark.worker_cores",
+    "spark.worker_memory",
+)
+
+# Values fraudctl computes on each run (`stack_env`); compose.yaml requires them (`${NAME:?...}`).
+STACK_VARIABLES = (
+    "STACK_CONFIG_FILE",  # the generated container config, mounted into Airflow and the scorer
+    "STACK_SCORER_DIR",  # <state_dir>/scorer on the host: launch file, status, checkpoint, feature state
+    "STACK_UID",  # the scorer runs as the host user, so the host can read and delete what it writes
+    "STACK_GID",
+    "STACK_S3_ENDPOINT",  # the object store as containers reach it: MinIO, or storage.endpoint_url
 )
 
 
-def _config_value(config: Config, dotted: str):
-    value = config
-    for part in dotted.split("."):
-        value = getattr(value, part)
-    return value
+def setting_text(value: Any) -> str:
+    """How a config value is written for compose (and Airflow): whole floats as integers (Airflow reads
+    heartbeat_timeout with getint), booleans in lower case."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def settings_env(config: Config) -> dict[str, str]:
     """The config's settings under the names compose.yaml interpolates."""
-    return {env_name(dotted): str(_config_value(config, dotted)) for dotted in SETTINGS}
+    return {env_name(dotted): setting_text(config_value(config, dotted)) for dotted in SETTINGS}
 
 
-def _generate(name: str) -> str:
-    if name == "AIRFLOW_FERNET_KEY":
-        return fernet_key()
-    if name == "MINIO_ROOT_USER":
-        return "fraudctl" + secrets.token_hex(8)
-    if name in ("AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY"):
-        return secrets.token_urlsafe(32)
-    return secrets.token_urlsafe(24)  # 32 characters; MinIO caps secret keys at 40
+def check_storage(config: Config) -> None:
+    """The compose stack shares its storage between the host and the containers: only S3 can be shared,
+    and only at an address both can reach."""
+    storage = config.storage
+    if storage.kind != "s3":
+        raise ConfigError(
+            "storage.kind: local is not supported by the compose runtime: the host and the containers (MLflow, "
+            "the Airflow workers, the scorer) would each write a folder of their own",
+            hint="use storage.kind: s3 (MinIO in the stack when storage.endpoint_url is null)")
+    if storage.endpoint_url and urlparse(storage.endpoint_url).hostname in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError(
+            f"storage.endpoint_url: {storage.endpoint_url} is a loopback address, which containers cannot reach",
+            hint="leave storage.endpoint_url null to use the stack's MinIO (published on storage.host:storage.port)")
+
+
+def s3_endpoint_in_network(config: Config) -> str:
+    return config.storage.endpoint_url or MINIO_URL
+
+
+def container_config(config: Config, secrets: Secrets | None) -> dict[str, Any]:
+    """The configuration as fraudctl code inside the stack sees it (JSON data): every endpoint by service name
+    and container port, the stack's Spark master, the state under CONTAINER_STATE_DIR. With `secrets`, the
+    real secret values are included (the scorer's launch file, 0600); without, they are null (the generated
+    config file: Airflow's containers get the secrets they need from stack/.env through their environment)."""
+    check_storage(config)
+    data = config_with_secrets(config)
+    if secrets is None:
+        for dotted in filter(None, SECRETS.values()):
+            section, key = dotted.split(".")
+            data[section][key] = None
+    data["runtime"].update(kind="compose", state_dir=CONTAINER_STATE_DIR)
+    for section, (host, port) in IN_NETWORK.items():
+        data[section].update(host=host, port=port)
+    data["storage"]["endpoint_url"] = s3_endpoint_in_network(config)
+    if secrets is not None and config.storage.endpoint_url is None:  # MinIO: its root user
+        data["storage"].update(access_key_id=secrets.objectstore_access_key,
+                               secret_access_key=secrets.objectstore_secret_key)
+    data["spark"].update(master=f"spark://{SPARK_MASTER_SERVICE}:{config.spark.master_port}", driver_host=SCORER,
+                         standalone=False)
+    return data
+
+
+def container_config_path(config: Config) -> Path:
+    return config.state_dir / CONTAINER_CONFIG_DIR / CONTAINER_CONFIG_NAME
+
+
+def write_container_config(config: Config) -> Path:
+    """<state_dir>/compose/fraudctl.yaml, rewritten on every `up`: no secrets, readable by the containers."""
+    path = container_config_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = ("# Generated by `fraudctl up --runtime compose` from the effective configuration; do not edit\n"
+              "# (edit fraudctl.yaml). What fraudctl code inside the compose stack reads: the same settings,\n"
+              "# with every endpoint at its in-network address. Secrets come from stack/.env instead.\n")
+    path.write_text(header + yaml.safe_dump(container_config(config, None), sort_keys=False))
+    path.chmod(0o644)
+    return path
+
+
+def stack_env(config: Config) -> dict[str, str]:
+    from fraudctl.spark import scorer_dir
+
+    return {
+        # Absolute: compose would take a relative path from stack/, not from where fraudctl runs.
+        "STACK_CONFIG_FILE": str(container_config_path(config).resolve()),
+        "STACK_SCORER_DIR": str(scorer_dir(config).resolve()),
+        "STACK_UID": str(os.getuid()),
+        "STACK_GID": str(os.getgid()),
+        "STACK_S3_ENDPOINT": s3_endpoint_in_network(config),
+    }
 
 
 def _configured_secrets(config: Config) -> dict[str, str]:
-    """The secrets the config sets, checked so they can go into URLs and .env unescaped."""
+    """The secrets the config sets, by .env name, checked so they can go into URLs and .env unescaped."""
     found = {}
     for name, dotted in SECRETS.items():
         if dotted is None:
             continue
-        value = _config_value(config, dotted)
+        value = config_value(config, dotted)
         if value is None:
             continue
         plain = value.get_secret_value()
@@ -152,7 +263,7 @@ def ensure_env_file(path: Path, config: Config) -> dict[str, str]:
                 hint=f"unset {SECRETS[name]}, or remove {path} together with the volumes (`fraudctl down --purge`)",
             )
 
-    missing = {name: configured.get(name) or _generate(name) for name in SECRETS if name not in existing}
+    missing = {name: configured.get(name) or generate(_FIELD_OF[name]) for name in SECRETS if name not in existing}
     if not missing:
         return existing
 
@@ -173,6 +284,33 @@ def ensure_env_file(path: Path, config: Config) -> dict[str, str]:
     return {**existing, **missing}
 
 
+def env_file_path(stack_dir: Path | None = None) -> Path:
+    return (stack_dir or STACK_DIR) / ENV_FILE
+
+
+def secrets_from_env(values: dict[str, str], path: Path) -> Secrets:
+    missing = [env for env in SECRETS if env not in values]
+    if missing:
+        raise ConfigError(f"{path} lacks {', '.join(missing)}", hint="`fraudctl up --runtime compose` adds them")
+    return Secrets(**{field: values[env] for field, (env, _) in SOURCES.items()})
+
+
+def compose_secrets(config: Config, *, create: bool = False, stack_dir: Path | None = None) -> Secrets | None:
+    """The compose stack's secrets from stack/.env (created with `create`); None when it was never started."""
+    path = env_file_path(stack_dir)
+    if create:
+        return secrets_from_env(ensure_env_file(path, config), path)
+    if not path.exists():
+        return None
+    return secrets_from_env(read_env_file(path), path)
+
+
+def parse_version(text: str) -> tuple[int, int] | None:
+    """'v2.29.1', '2.17.0-desktop.1', '5.6.1' -> (major, minor)."""
+    match = re.match(r"^v?(\d+)\.(\d+)", text.strip())
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
 class ComposeRuntime:
     name = "compose"
 
@@ -180,19 +318,27 @@ class ComposeRuntime:
         self.config = config
         self.stack_dir = stack_dir or STACK_DIR
         self.compose_file = self.stack_dir / COMPOSE_FILE
-        self.env_file = self.stack_dir / ENV_FILE
-        self.build = build  # rebuild the fraudctl/airflow and fraudctl/mlflow images (e.g. after a code change)
+        self.env_file = env_file_path(self.stack_dir)
+        self.build = build  # rebuild the fraudctl/* images (e.g. after a code change)
         self._command: list[str] | None = None
-        self._service_names: list[str] | None = None
+        self._doc: dict | None = None
 
     # -- the Runtime protocol -------------------------------------------------------------------
 
     def up(self, *, timeout: float, on_progress: ProgressCallback | None = None) -> list[ServiceStatus]:
+        from fraudctl.runtime.provision import provision
+        from fraudctl.spark import scorer_dir
+
         self._check_engine()
-        ensure_env_file(self.env_file, self.config)
+        self._compose_command()  # a too-old Compose fails here, before anything is written
+        check_storage(self.config)
+        values = ensure_env_file(self.env_file, self.config)
+        write_container_config(self.config)
+        scorer_dir(self.config).mkdir(parents=True, exist_ok=True)  # bind-mounted: must be the host user's
         args = ["up", "--detach", "--wait", "--wait-timeout", str(max(1, int(timeout))), "--remove-orphans"]
         if self.build:
             args.append("--build")
+        args += self.stack_services()  # named, so the on-demand scorer is neither started nor an orphan
 
         # Output to a file: the first up builds images and prints far more than a pipe buffer holds.
         with tempfile.TemporaryFile("w+") as out:
@@ -216,13 +362,14 @@ class ComposeRuntime:
         if on_progress:
             on_progress(services)
         if proc.returncode != 0:
-            unhealthy = [s.name for s in services if s.healthy is not True]
+            unhealthy = [s.name for s in services if s.healthy is not True and not s.on_demand]
             detail = "\n".join(output.strip().splitlines()[-40:])
             named = f" (not healthy: {', '.join(unhealthy)})" if unhealthy else ""
             hint = "see `fraudctl logs SERVICE --runtime compose`"
             if re.search(r"timeout|deadline exceeded", output, re.IGNORECASE):
                 raise WaitTimeoutError(f"the compose stack was not healthy within {int(timeout)}s{named}", hint=hint, detail=detail)
             raise ServiceFailedError(f"docker compose up failed{named}", hint=hint, detail=detail)
+        provision(self.config, secrets_from_env(values, self.env_file))
         return services
 
     def down(self, *, purge: bool = False) -> None:
@@ -235,6 +382,11 @@ class ComposeRuntime:
         result = self._run(*args)
         if result.returncode != 0:
             raise ServiceFailedError("docker compose down failed", detail=(result.stderr or result.stdout)[-4000:])
+        if purge:  # what the stack kept on the host: the scorer's folder and the generated container config
+            from fraudctl.spark import scorer_dir
+
+            shutil.rmtree(scorer_dir(self.config), ignore_errors=True)
+            shutil.rmtree(container_config_path(self.config).parent, ignore_errors=True)
 
     def status(self) -> list[ServiceStatus]:
         self._check_engine()
@@ -256,6 +408,53 @@ class ComposeRuntime:
             if proc.poll() is None:
                 proc.terminate()
             proc.wait()
+
+    # -- on-demand services (the scorer), as the native runtime offers them -------------------------
+
+    def job_config(self) -> dict[str, Any]:
+        """The configuration a job started in the stack (the scorer) reads: in-network, with its secrets."""
+        secrets = compose_secrets(self.config, stack_dir=self.stack_dir)
+        if secrets is None:
+            raise UnavailableError("the compose stack was never started", hint="fraudctl up --runtime compose")
+        return container_config(self.config, secrets)
+
+    def service_state(self, name: str) -> str:
+        """The service's state in the native runtime's (supervisor's) words, so callers need not care."""
+        from fraudctl.runtime.supervisor import BACKOFF, EXITED, FATAL, STOPPED
+
+        self._check_engine()
+        state = next((s.state for s in self._ps() if s.name == name), STOPPED)
+        return {"RESTARTING": BACKOFF, "DEAD": FATAL, "COMPLETED": EXITED, "CREATED": STOPPED}.get(state, state)
+
+    def start_on_demand(self, name: str) -> None:
+        """Start an on-demand service once what it depends on is healthy; nothing else is touched (--no-deps)."""
+        self._check_engine()
+        spec = self._doc_services().get(name)
+        if spec is None:
+            raise NotFoundError(f"no service {name!r} in {self.compose_file}")
+        if not self.env_file.exists():
+            raise UnavailableError("the compose stack was never started", hint="fraudctl up --runtime compose")
+        found = {s.name: s for s in self._ps()}
+        down = [d for d in (spec.get("depends_on") or {}) if not (d in found and found[d].healthy)]
+        if down:
+            raise UnavailableError(f"{name} needs {', '.join(down)}, which is not running and healthy",
+                                   hint="fraudctl up --runtime compose")
+        result = self._run("up", "--detach", "--no-deps", *(["--build"] if self.build else []), name)
+        if result.returncode != 0:
+            raise ServiceFailedError(f"docker compose could not start {name}",
+                                     detail=(result.stderr or result.stdout)[-4000:], hint=f"fraudctl logs {name}")
+
+    def stop_service(self, name: str) -> None:
+        self._check_engine()
+        if not self.env_file.exists():
+            return
+        result = self._run("stop", "--timeout", str(int(self.config.runtime.stop_timeout)), name)
+        if result.returncode != 0:
+            raise ServiceFailedError(f"docker compose could not stop {name}", detail=(result.stderr or result.stdout)[-4000:])
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        result = self._run("logs", "--no-color", "--tail", str(lines), name)
+        return (result.stdout or result.stderr).rstrip()
 
     # -- docker ---------------------------------------------------------------------------------
 
@@ -281,7 +480,7 @@ class ComposeRuntime:
         raise PrerequisiteError(f"no Docker engine answers ({problem}); {NATIVE_HINT}", hint=NATIVE_HINT)
 
     def _compose_command(self) -> list[str]:
-        """`docker compose` (the CLI plugin), else a standalone `docker-compose` v2+ binary."""
+        """`docker compose` (the CLI plugin), else a standalone `docker-compose`, of version MIN_COMPOSE or newer."""
         if self._command is not None:
             return self._command
         candidates: list[list[str]] = []
@@ -290,45 +489,72 @@ class ComposeRuntime:
         for binary in (shutil.which("docker-compose"), str(Path(sys.executable).parent / "docker-compose")):
             if binary and Path(binary).is_file():
                 candidates.append([binary])
+        too_old = []
         for command in candidates:
             result = subprocess.run(command + ["version", "--short"], capture_output=True, text=True)
-            version = result.stdout.strip().lstrip("v")
-            # v1 (the Python docker-compose) has no `up --wait`.
-            if result.returncode == 0 and version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 2:
+            version = parse_version(result.stdout) if result.returncode == 0 else None
+            if version is None:
+                continue  # not a compose (e.g. `docker` without the plugin), or v1 without --short
+            if version >= MIN_COMPOSE:
                 self._command = command
                 return command
+            too_old.append(f"{' '.join(command)} {result.stdout.strip()}")
+        wanted = ".".join(map(str, MIN_COMPOSE))
+        found = f" (found {', '.join(too_old)})" if too_old else ""
         raise PrerequisiteError(
-            "Docker Compose v2 or newer not found (neither `docker compose` nor `docker-compose`)",
-            hint="install Docker's compose plugin (package docker-compose-plugin), or " + NATIVE_HINT,
+            f"Docker Compose {wanted} or newer not found{found}: `up --wait-timeout` needs it",
+            hint="install or update Docker's compose plugin (package docker-compose-plugin), or " + NATIVE_HINT,
         )
 
     def _compose(self, *args: str) -> list[str]:
-        return self._compose_command() + ["-f", str(self.compose_file), "--env-file", str(self.env_file), *args]
+        # The scorer's profile is always enabled, so every command knows the service; `up` names the
+        # services it starts, which leaves the scorer to `fraudctl scorer start`.
+        return self._compose_command() + ["-f", str(self.compose_file), "--env-file", str(self.env_file),
+                                          "--profile", ON_DEMAND_PROFILE, *args]
 
     def _env(self) -> dict[str, str]:
         # Secrets come from stack/.env only: a stray POSTGRES_PASSWORD in the shell must not win over it.
         env = {k: v for k, v in os.environ.items() if k not in SECRETS}
         env.update(settings_env(self.config))
+        env.update(stack_env(self.config))
         return env
 
     def _run(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(self._compose(*args), env=self._env(), capture_output=True, text=True)
 
-    def _services(self) -> list[str]:
+    def _doc_services(self) -> dict[str, dict]:
         # Read from the file itself: compose would refuse to list them before stack/.env exists.
-        if self._service_names is None:
-            self._service_names = sorted(yaml.safe_load(self.compose_file.read_text())["services"])
-        return self._service_names
+        if self._doc is None:
+            self._doc = yaml.safe_load(self.compose_file.read_text())
+        return self._doc["services"]
+
+    def _services(self) -> list[str]:
+        return sorted(self._doc_services())
+
+    def stack_services(self) -> list[str]:
+        """The services `up` starts: all but the on-demand ones (those with a profile)."""
+        return [name for name in self._services() if not self._doc_services()[name].get("profiles")]
 
     def _ps(self) -> list[ServiceStatus]:
         """Every service of the file, with its container's state; STOPPED when it has none."""
+        on_demand = set(self._services()) - set(self.stack_services())
         if not self.env_file.exists():  # never started by fraudctl, and compose cannot interpolate the file
-            return [ServiceStatus(name=name, state="STOPPED") for name in self._services()]
-        result = self._run("ps", "--all", "--format", "json")
-        if result.returncode != 0:
-            raise ServiceFailedError("docker compose ps failed", detail=result.stderr[-4000:])
-        found = {row["Service"]: _service_status(row) for row in parse_ps_json(result.stdout)}
-        return [found.get(name) or ServiceStatus(name=name, state="STOPPED") for name in self._services()]
+            found = {}
+        else:
+            result = self._run("ps", "--all", "--format", "json")
+            if result.returncode != 0:
+                raise ServiceFailedError("docker compose ps failed", detail=result.stderr[-4000:])
+            found = {row["Service"]: _service_status(row) for row in parse_ps_json(result.stdout)}
+        statuses = []
+        for name in self._services():
+            status = found.get(name) or ServiceStatus(name=name, state="STOPPED")
+            if name in on_demand:
+                status.on_demand = True
+                if status.state in ("STOPPED", "COMPLETED", "EXITED") and status.healthy is not False:
+                    status.healthy, status.pid = None, None
+                    status.detail = status.detail or f"not started (fraudctl {name} start)"
+            statuses.append(status)
+        return statuses
 
 
 def parse_ps_json(text: str) -> list[dict]:
@@ -346,7 +572,7 @@ def _service_status(row: dict) -> ServiceStatus:
     health = row.get("Health") or ""
     healthy: bool | None
     if state == "EXITED" and row.get("ExitCode") == 0:
-        state, healthy = "COMPLETED", True  # a one-shot job (airflow-init, minio-init) that succeeded
+        state, healthy = "COMPLETED", True  # a one-shot job (airflow-init) that succeeded
     elif state == "EXITED":
         healthy = False
     elif health:

@@ -15,6 +15,7 @@ from fraudctl.config import Config
 from fraudctl.errors import (NotFoundError, PortInUseError, ServiceFailedError, UnavailableError,
                              WaitTimeoutError)
 from fraudctl.runtime.base import ProgressCallback, ServiceStatus
+from fraudctl.runtime.provision import provision
 from fraudctl.runtime.services import NativeContext, NativeService, build_services
 from fraudctl.runtime.supervisor import BACKOFF, DOWN_STATES, EXITED, FATAL, RUNNING, STOPPED, Supervisor, tail
 from fraudctl.secrets import load_secrets
@@ -56,7 +57,9 @@ class NativeRuntime:
 
         started: list[NativeService] = []
         try:
-            return self._start_and_wait(services, started, timeout, on_progress)
+            statuses = self._start_and_wait(services, started, timeout, on_progress)
+            provision(self.config, load_secrets(self.config, create=False))
+            return statuses
         except BaseException:
             # Nothing half-started stays behind: stop what this `up` started, and the daemon if idle.
             for service in reversed(started):
@@ -194,6 +197,15 @@ class NativeRuntime:
             self._check_ports([service])
             self.supervisor.start(name)
         return service
+
+    def job_config(self) -> dict:
+        """The configuration a job started by this runtime (the scorer) reads: as given, with its secrets."""
+        from fraudctl.secrets import config_with_secrets
+
+        return config_with_secrets(self.config)
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        return tail(self.service(name).program.log_file, lines)
 
     def stop_service(self, name: str) -> None:
         self.service(name)

@@ -2,7 +2,8 @@
 
 One `NativeService` per process under supervisord. `prepare` runs before every start (config files,
 first-start initialisation), `probe` is the real health check `up` and `status` use, and `after_healthy`
-runs once per `up` when the service first answers (database bootstrap, topic creation).
+runs once per `up` when the service first answers (the database bootstrap). What `up` promises beyond its
+services (topics, the bucket) is fraudctl.runtime.provision, shared with the compose runtime.
 """
 
 from __future__ import annotations
@@ -271,8 +272,7 @@ def _kafka(ctx: NativeContext) -> NativeService:
         ports=[(kc.host, kc.port), (kc.host, kc.controller_port)],
         program=program,
         probe=lambda: kafka.probe(kc),
-        prepare=prepare,
-        after_healthy=lambda: kafka.ensure_topics(ctx.config),
+        prepare=prepare,  # the topics: fraudctl.runtime.provision, after every service is healthy
     )
 
 
@@ -345,8 +345,7 @@ def _objectstore(ctx: NativeContext) -> NativeService:
         ports=[(sc.host, sc.port)],
         program=program,
         probe=lambda: objectstore.probe(storage, bucket=False),
-        prepare=prepare,
-        after_healthy=lambda: objectstore.ensure_bucket(storage),
+        prepare=prepare,  # the bucket: fraudctl.runtime.provision, after every service is healthy
     )
 
 

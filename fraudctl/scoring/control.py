@@ -7,7 +7,7 @@ import time
 from typing import Any, Callable
 
 from fraudctl.config import Config
-from fraudctl.errors import NotFoundError, PrerequisiteError, ServiceFailedError, WaitTimeoutError
+from fraudctl.errors import NotFoundError, ServiceFailedError, WaitTimeoutError
 from fraudctl.scoring.status import LAUNCH_FILE, STALE_SECONDS, read_status
 from fraudctl.secrets import write_private
 
@@ -15,23 +15,21 @@ SERVICE = "scorer"
 POLL_SECONDS = 0.5
 
 
-def _native(config: Config):
+def _runtime(config: Config):
+    """The active runtime: the scorer is a supervisord program natively, the on-demand `scorer` service under
+    compose (a driver inside the network, on the stack's Spark master). Both offer the same calls."""
     from fraudctl.runtime import get_runtime
 
-    runtime = get_runtime(config)
-    if runtime.name != "native":
-        raise PrerequisiteError("`fraudctl scorer` runs the scorer in the native runtime only for now",
-                                hint="under compose the scorer service comes with the compose work (issue 13)")
-    return runtime
+    return get_runtime(config)
 
 
 def start(config: Config, *, master: str | None = None, wait_for_model: bool = False, timeout: float | None = None,
           on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Start the scorer and wait until its query runs (or, with `wait_for_model`, until it waits for one)."""
-    from fraudctl.runtime.supervisor import BACKOFF, EXITED, FATAL, RUNNING, tail
+    from fraudctl.runtime.supervisor import BACKOFF, EXITED, FATAL, RUNNING
     from fraudctl.spark import scorer_dir
 
-    runtime = _native(config)
+    runtime = _runtime(config)
     say = on_progress or (lambda message: None)
     if runtime.service_state(SERVICE) == RUNNING:
         return {**status(config), "already_running": True}
@@ -44,11 +42,11 @@ def start(config: Config, *, master: str | None = None, wait_for_model: bool = F
     folder = scorer_dir(config)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "status.json").unlink(missing_ok=True)
-    launch = {"config": _with_secrets(config, config.model_dump(mode="json")), "master": master,
-              "wait_for_model": wait_for_model}
+    # The configuration as the job sees it (under compose: in-network endpoints), with its secrets: 0600.
+    launch = {"config": runtime.job_config(), "master": master, "wait_for_model": wait_for_model}
     write_private(folder / LAUNCH_FILE, json.dumps(launch))
-    say("starting the scorer")
-    service = runtime.start_on_demand(SERVICE)
+    say(f"starting the scorer ({runtime.name} runtime)")
+    runtime.start_on_demand(SERVICE)
     wanted = {"running"} | ({"waiting for a model"} if wait_for_model else set())
     limit = timeout if timeout is not None else config.scorer.start_timeout
     deadline = time.monotonic() + limit
@@ -60,33 +58,20 @@ def start(config: Config, *, master: str | None = None, wait_for_model: bool = F
         if current.get("state") == "failed":
             runtime.stop_service(SERVICE)  # no restart loop over a cause that a restart cannot fix
             raise ServiceFailedError(f"the scorer failed while starting: {current.get('error')}",
-                                     detail=tail(service.program.log_file, 30), hint="fraudctl scorer logs")
+                                     detail=runtime.log_tail(SERVICE, 30), hint="fraudctl scorer logs")
         if state in (FATAL, EXITED, BACKOFF) or current.get("state") == "stopped":
             raise ServiceFailedError(f"the scorer exited while starting ({state})",
-                                     detail=tail(service.program.log_file, 30), hint="fraudctl scorer logs")
+                                     detail=runtime.log_tail(SERVICE, 30), hint="fraudctl scorer logs")
         if time.monotonic() > deadline:
             raise WaitTimeoutError(f"the scorer did not start its query within {limit:.0f}s "
                                    f"(last state: {current.get('state', 'starting')})",
-                                   detail=tail(service.program.log_file, 30), hint="fraudctl scorer logs")
+                                   detail=runtime.log_tail(SERVICE, 30), hint="fraudctl scorer logs")
         say(f"scorer: {current.get('state', 'starting the driver')}")
         time.sleep(POLL_SECONDS)
 
 
-def _with_secrets(config: Config, data: dict[str, Any]) -> dict[str, Any]:
-    """model_dump(mode="json") masks SecretStr values; the job needs the real ones the config holds."""
-    from pydantic import SecretStr
-
-    for section_name in type(config).model_fields:
-        section = getattr(config, section_name)
-        for key in getattr(type(section), "model_fields", {}):
-            value = getattr(section, key)
-            if isinstance(value, SecretStr):
-                data[section_name][key] = value.get_secret_value()
-    return data
-
-
 def stop(config: Config) -> dict[str, Any]:
-    runtime = _native(config)
+    runtime = _runtime(config)
     was = runtime.service_state(SERVICE)
     runtime.stop_service(SERVICE)
     return {"stopped": True, "was": was, **status(config)}
@@ -98,7 +83,7 @@ def status(config: Config) -> dict[str, Any]:
     from fraudctl.runtime.supervisor import RUNNING
     from fraudctl.spark import scorer_dir
 
-    runtime = _native(config)
+    runtime = _runtime(config)
     process = runtime.service_state(SERVICE)
     current = read_status(scorer_dir(config)) or {}
     age = time.time() - float(current["updated_at"]) if current.get("updated_at") else None

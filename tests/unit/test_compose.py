@@ -24,15 +24,17 @@ import yaml
 
 from fraudctl.config import Config, env_name
 from fraudctl.errors import ConfigError, ExitCode, PrerequisiteError
-from fraudctl.runtime import compose
+from fraudctl.runtime import compose, jvm
 from fraudctl.runtime.compose import (
     SECRETS,
     SETTINGS,
+    STACK_VARIABLES,
     ComposeRuntime,
     ensure_env_file,
     parse_ps_json,
     read_env_file,
     settings_env,
+    stack_env,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,19 +42,25 @@ STACK = REPO / "stack"
 COMPOSE_FILE = STACK / "compose.yaml"
 
 SERVICES = {
-    "kafka", "postgres", "redis", "minio", "minio-init", "mlflow",
+    "kafka", "postgres", "redis", "minio", "mlflow",
     "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
-    "airflow-worker", "flower", "spark-master", "spark-worker",
+    "airflow-worker", "flower", "spark-master", "spark-worker", "scorer",
 }
-ONE_SHOT = {"minio-init", "airflow-init"}
-# Services published on a port the config names, and that config field.
+ONE_SHOT = {"airflow-init"}
+ON_DEMAND = {"scorer"}  # profile "scorer": started by `fraudctl scorer start`, not by `up`
+# Each published port: the config field of its host port, and of its bind address (None: loopback,
+# the services with no host setting of their own).
 CONFIG_PORTS = {
-    "kafka": "kafka.port",
-    "postgres": "postgres.port",
-    "redis": "redis.port",
-    "mlflow": "mlflow.port",
-    "airflow-apiserver": "airflow.port",
-    "flower": "flower.port",
+    "kafka": [("kafka.port", "kafka.host")],
+    "postgres": [("postgres.port", "postgres.host")],
+    "redis": [("redis.port", "redis.host")],
+    "minio": [("storage.port", "storage.host"), ("storage.console_port", "storage.host")],
+    "mlflow": [("mlflow.port", "mlflow.host")],
+    "airflow-apiserver": [("airflow.port", "airflow.host")],
+    "flower": [("flower.port", "flower.host")],
+    "spark-master": [("spark.master_ui_port", None)],
+    "spark-worker": [("spark.worker_ui_port", None)],
+    "scorer": [("spark.ui_port", None)],
 }
 # `${NAME:-default}` or `${NAME:?message}`, but not the escaped `$${NAME}` compose passes to the shell.
 VARIABLE = re.compile(r"(?<!\$)\$\{([A-Za-z0-9_]+)(:[-?])([^}]*)\}")
@@ -96,6 +104,11 @@ def secret_env(tmp_path: Path, config: Config = DEFAULTS) -> tuple[Path, dict[st
     return path, ensure_env_file(path, config)
 
 
+def compose_env(config: Config) -> dict[str, str]:
+    """What ComposeRuntime exports besides the secrets: the settings and the per-run values."""
+    return {**settings_env(config), **stack_env(config)}
+
+
 # -- the file as such ---------------------------------------------------------------------------------
 
 
@@ -132,8 +145,9 @@ def test_images_are_pinned_and_agree_with_the_project(services):
     assert services["kafka"]["image"] == "apache/kafka:4.1.1"  # the native broker's version
     assert services["postgres"]["image"].startswith("postgres:15.")
     pyspark = versions["pyspark"].removeprefix("==")
-    for name in ("spark-master", "spark-worker"):
-        assert services[name]["image"].startswith(f"apache/spark:{pyspark}")
+    for name in ("spark-master", "spark-worker", "scorer"):
+        assert services[name]["image"] == f"fraudctl/spark:{pyspark}"  # Spark = pyspark = the connector
+        assert services[name]["build"]["dockerfile"] == "stack/spark/Dockerfile"
 
     airflow = versions["apache-airflow"].removeprefix("==")
     airflow_dockerfile = (STACK / "airflow" / "Dockerfile").read_text()
@@ -150,7 +164,8 @@ def test_images_are_pinned_and_agree_with_the_project(services):
     assert services["mlflow"]["image"] == f"fraudctl/mlflow:{mlflow}"
     mlflow_dockerfile = (STACK / "mlflow" / "Dockerfile").read_text()
     assert f'"mlflow=={mlflow}"' in mlflow_dockerfile
-    for dockerfile in (airflow_dockerfile, mlflow_dockerfile):
+    spark_dockerfile = (STACK / "spark" / "Dockerfile").read_text()
+    for dockerfile in (airflow_dockerfile, mlflow_dockerfile, spark_dockerfile):
         base = re.search(r"^FROM (\S+)", dockerfile, re.MULTILINE).group(1)
         assert re.search(r":\d+\.\d+", base), base
 
@@ -160,40 +175,56 @@ def test_healthchecks_and_start_order(services):
         if name in ONE_SHOT:
             assert service["restart"] == "no"
             assert "healthcheck" not in service
+        elif name in ON_DEMAND:
+            assert service["profiles"] == ["scorer"]
+            assert service["healthcheck"]["test"]
+            assert re.fullmatch(r"on-failure:\d+", service["restart"]), "a bounded restart: no loop on a bad config"
         else:
             assert service["healthcheck"]["test"], f"{name}: no healthcheck"
             assert service["restart"] == "unless-stopped"
+            assert "profiles" not in service, f"{name}: `up` starts every service without a profile"
         for dependency, spec in (service.get("depends_on") or {}).items():
             expected = "service_completed_successfully" if dependency in ONE_SHOT else "service_healthy"
             assert spec["condition"] == expected, f"{name} -> {dependency}"
 
     # `up --wait` counts an exited container as a failure unless a running service waits for it to
-    # complete; and nothing Airflow starts before the schema migration, nor MLflow before its bucket.
+    # complete; and nothing Airflow starts before the schema migration.
     assert {name for name, service in services.items() if service.get("restart") == "no"} == ONE_SHOT
     for job in ONE_SHOT:
         assert any(job in (s.get("depends_on") or {}) for n, s in services.items() if n not in ONE_SHOT), job
     for name, service in services.items():
         if (name.startswith("airflow-") or name == "flower") and name != "airflow-init":
             assert "airflow-init" in service["depends_on"], name
-    assert "minio-init" in services["mlflow"]["depends_on"]
+    # The scorer starts only against a healthy stack: the broker, the registry, the store, a Spark worker.
+    assert set(services["scorer"]["depends_on"]) == {"kafka", "mlflow", "minio", "spark-worker"}
 
 
-def test_ports_are_loopback_and_match_the_config(services):
+def test_kafka_health_check_does_not_take_the_broker_heap(services):
+    # The check inherits the container's KAFKA_HEAP_OPTS (the broker's 512 MiB) unless it sets its own.
+    check = services["kafka"]["healthcheck"]["test"][1]
+    assert re.search(r"KAFKA_HEAP_OPTS='[^']*-Xmx(\d+)m", check) and int(re.search(r"-Xmx(\d+)m", check).group(1)) <= 64
+    assert "kafka-broker-api-versions.sh" in check  # still a real Kafka request, not only an open port
+
+
+def test_ports_follow_the_config_and_default_to_loopback(services):
     published = {}
     for name, service in services.items():
         for port in service.get("ports", []):
-            host_ip, _, rest = port.partition(":")
-            assert host_ip == "127.0.0.1", f"{name}: {port} is not bound to loopback"
-            host, _, container = rest.rpartition(":")
-            published.setdefault(name, []).append((host, int(container)))
+            host_ip, host_port, container = VARIABLE.sub(lambda m: f"<{m.group(1)}>", port).split(":")
+            published.setdefault(name, []).append((host_ip, host_port))
 
-    for name, field in CONFIG_PORTS.items():
-        (host, _), *_ = published[name]
-        assert host == f"${{{env_name(field)}:-{dotted(DEFAULTS, field)}}}", name
-    assert published["minio"] == [("9000", 9000), ("9001", 9001)]  # storage.endpoint_url http://127.0.0.1:9000
-    assert set(published) == set(CONFIG_PORTS) | {"minio", "spark-master"}
+    assert set(published) == set(CONFIG_PORTS)
+    for name, fields in CONFIG_PORTS.items():
+        expected = [(f"<{env_name(addr)}>" if addr else "127.0.0.1", f"<{env_name(field)}>") for field, addr in fields]
+        assert published[name] == expected, name
+    for name, service in services.items():  # every bind address defaults to loopback
+        for port in service.get("ports", []):
+            assert VARIABLE.sub(lambda m: m.group(3), port).startswith("127.0.0.1:"), f"{name}: {port}"
+    # The Spark master's port is never published: a driver on the host would hand executors 127.0.0.1.
+    assert not any("MASTER_PORT" in port for port in services["spark-master"].get("ports", []))
 
-    defaults = [VARIABLE.sub(lambda m: m.group(3), host) for ports in published.values() for host, _ in ports]
+    defaults = [VARIABLE.sub(lambda m: m.group(3), port).split(":")[1]
+                for service in services.values() for port in service.get("ports", [])]
     assert len(defaults) == len(set(defaults)), f"two services on one host port: {sorted(defaults)}"
 
 
@@ -207,12 +238,16 @@ def test_every_variable_is_a_config_setting_or_a_generated_secret(text):
     for name, forms in used.items():
         if name.startswith("FRAUDCTL_"):
             assert name in settings, f"{name} is not in compose.SETTINGS"
-            assert forms == {(":-", str(dotted(DEFAULTS, settings[name])))}, f"{name}: default must equal the config's"
+            assert forms == {(":-", compose.setting_text(dotted(DEFAULTS, settings[name])))}, \
+                f"{name}: default must equal the config's"
+        elif name.startswith("STACK_"):
+            assert name in STACK_VARIABLES, f"{name} is not in compose.STACK_VARIABLES"
+            assert {kind for kind, _ in forms} == {":?"}, f"{name} is computed by fraudctl: required"
         else:
             # A secret: required, never defaulted, and written by the .env generator.
             assert name in SECRETS, f"{name} is not generated into stack/.env"
             assert {kind for kind, _ in forms} == {":?"}, f"{name} must be ${{{name}:?...}}"
-    assert set(used) == set(settings) | set(SECRETS), "a setting or secret is declared but never used"
+    assert set(used) == set(settings) | set(SECRETS) | set(STACK_VARIABLES), "declared but never used"
     assert "$$" not in VARIABLE.sub("", text).replace("$${", "")  # no stray unescaped dollars
 
 
@@ -259,27 +294,50 @@ def compose_cli() -> list[str]:
 
 
 def run_config(compose_cli, env_file: Path, extra_env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in SECRETS and not k.startswith("FRAUDCTL_")}
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS and not k.startswith(("FRAUDCTL_", "STACK_"))}
     env.update(extra_env)
     return subprocess.run(
-        [*compose_cli, "-f", str(COMPOSE_FILE), "--env-file", str(env_file), "config", *args],
+        [*compose_cli, "-f", str(COMPOSE_FILE), "--env-file", str(env_file), "--profile", "scorer", "config", *args],
         capture_output=True, text=True, env=env, timeout=120,
     )
 
 
+def in_tmp(tmp_path: Path, data: dict | None = None) -> Config:
+    """A config whose state dir is below tmp_path (the container config and the scorer's folder go there)."""
+    data = json.loads(json.dumps(data or {}))
+    data.setdefault("runtime", {})["state_dir"] = str(tmp_path / "state")
+    return Config.model_validate(data)
+
+
+def render(compose_cli, tmp_path: Path, config: Config, write: bool = True) -> tuple[dict, dict[str, str], str]:
+    """What ComposeRuntime.up hands compose, rendered by compose itself: (services, secrets, container config).
+    Without `write`, the container config is only rendered, not written to the state dir."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    env_file, secrets = secret_env(tmp_path, config)
+    if write:
+        container = compose.write_container_config(config).read_text()
+    else:
+        container = yaml.safe_dump(compose.container_config(config, None), sort_keys=False)
+    result = run_config(compose_cli, env_file, compose_env(config), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["services"], secrets, container
+
+
+def published(service: dict) -> list[tuple[str, int, int]]:
+    return [(p["host_ip"], int(p["published"]), int(p["target"])) for p in service.get("ports", [])]
+
+
 def test_docker_compose_config_accepts_the_file(compose_cli, tmp_path):
-    env_file, secrets = secret_env(tmp_path)
-    result = run_config(compose_cli, env_file, settings_env(DEFAULTS), "--quiet")
+    config = in_tmp(tmp_path)
+    env_file, _ = secret_env(tmp_path, config)
+    result = run_config(compose_cli, env_file, compose_env(config), "--quiet")
     assert result.returncode == 0, result.stderr
 
     # Interpolated by compose itself: ports and credentials end up where the config says.
-    result = run_config(compose_cli, env_file, settings_env(DEFAULTS), "--format", "json")
-    assert result.returncode == 0, result.stderr
-    resolved = json.loads(result.stdout)["services"]
-    for name, field in CONFIG_PORTS.items():
-        (port,) = resolved[name]["ports"]
-        assert port["host_ip"] == "127.0.0.1"
-        assert int(port["published"]) == dotted(DEFAULTS, field)
+    resolved, secrets, _ = render(compose_cli, tmp_path, config)
+    for name, fields in CONFIG_PORTS.items():
+        assert [(ip, port) for ip, port, _ in published(resolved[name])] == \
+            [("127.0.0.1", dotted(DEFAULTS, field)) for field, _ in fields], name
 
     user, pg = DEFAULTS.postgres.user, secrets["POSTGRES_PASSWORD"]
     worker = resolved["airflow-worker"]["environment"]
@@ -296,29 +354,263 @@ def test_docker_compose_config_accepts_the_file(compose_cli, tmp_path):
     assert resolved["postgres"]["environment"]["APP_DB_PASSWORD"] == pg
     assert resolved["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"].endswith(f"{user}:{pg}@postgres:5432/mlflow")
     assert resolved["mlflow"]["environment"]["AWS_SECRET_ACCESS_KEY"] == secrets["MINIO_ROOT_PASSWORD"]
+    assert resolved["mlflow"]["environment"]["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
     assert resolved["flower"]["environment"]["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"] == f"flower:{secrets['FLOWER_PASSWORD']}"
-    assert resolved["minio-init"]["command"] == ["mb", "--ignore-existing", f"fraudctl/{DEFAULTS.storage.bucket}"]
+
+    # Airflow reads the generated container config (the lake on MinIO) and gets MinIO's keys from .env.
+    for name, service in resolved.items():
+        if name.startswith("airflow-") or name == "flower":
+            mounts = {v["target"]: v for v in service["volumes"]}
+            assert mounts["/etc/fraudctl/fraudctl.yaml"]["source"] == str(compose.container_config_path(config))
+            assert mounts["/etc/fraudctl/fraudctl.yaml"].get("read_only") is True
+            assert service["environment"]["FRAUDCTL_CONFIG"] == "/etc/fraudctl/fraudctl.yaml"
+            assert service["environment"]["FRAUDCTL_STORAGE__ACCESS_KEY_ID"] == secrets["MINIO_ROOT_USER"]
+            assert service["environment"]["FRAUDCTL_STORAGE__SECRET_ACCESS_KEY"] == secrets["MINIO_ROOT_PASSWORD"]
+    # The scorer: the host's scorer folder, as the host user.
+    scorer = resolved["scorer"]
+    assert scorer["volumes"][0]["source"] == str(tmp_path / "state" / "scorer")
+    assert scorer["volumes"][0]["target"] == "/var/lib/fraudctl/scorer"
+    assert scorer["user"] == f"{os.getuid()}:{os.getgid()}"
+    assert scorer["command"][-1] == "/var/lib/fraudctl/scorer/launch.json"
 
 
-def test_docker_compose_config_follows_a_changed_config(compose_cli, tmp_path):
-    config = Config.model_validate({"kafka": {"port": 19999}, "postgres": {"user": "ops"}, "storage": {"bucket": "lake"}})
-    env_file, _ = secret_env(tmp_path, config)
-    result = run_config(compose_cli, env_file, settings_env(config), "--format", "json")
-    assert result.returncode == 0, result.stderr
-    resolved = json.loads(result.stdout)["services"]
-    assert resolved["kafka"]["ports"][0]["published"] == "19999"
-    assert "HOST://127.0.0.1:19999" in resolved["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
-    assert resolved["postgres"]["environment"]["APP_DB_USER"] == "ops"
-    assert resolved["mlflow"]["command"][-1] == "--artifacts-destination=s3://lake/mlflow"
+def test_the_rendered_stack_follows_a_changed_config_service_by_service(compose_cli, tmp_path):
+    """Every setting compose.yaml reads, moved off its default at once, checked where each service uses it."""
+    config = in_tmp(tmp_path, {
+        "kafka": {"host": "127.0.0.2", "port": 19999, "controller_port": 19998, "heap": "768m"},
+        "postgres": {"host": "127.0.0.3", "port": 15432, "user": "ops", "airflow_db": "af", "mlflow_db": "ml"},
+        "redis": {"host": "127.0.0.4", "port": 16379},
+        "mlflow": {"host": "127.0.0.5", "port": 15000, "workers": 3},
+        "airflow": {"host": "127.0.0.6", "port": 18080, "admin_user": "root2", "parallelism": 7,
+                    "worker_concurrency": 5, "api_workers": 2, "heartbeat_timeout": 45,
+                    "worker_log_port": 18793, "triggerer_log_port": 18794},
+        "flower": {"host": "127.0.0.7", "port": 15555, "user": "fl"},
+        "storage": {"bucket": "lake", "region": "eu-west-3", "host": "127.0.0.8", "port": 19000, "console_port": 19001},
+        "spark": {"ui_port": 14040, "master_port": 17077, "master_ui_port": 18081, "worker_port": 17078,
+                  "worker_ui_port": 18082, "worker_cores": 3, "worker_memory": "3g"},
+    })
+    assert set(SETTINGS) <= {f"{section}.{key}" for section, keys in config.model_dump(exclude_defaults=True).items()
+                             for key in keys if section != "runtime"}, "a setting is not exercised here"
+    resolved, secrets, _ = render(compose_cli, tmp_path, config)
+
+    def env(name):
+        return resolved[name]["environment"]
+
+    kafka = env("kafka")
+    assert published(resolved["kafka"]) == [("127.0.0.2", 19999, 9092)]
+    assert kafka["KAFKA_ADVERTISED_LISTENERS"] == "HOST://127.0.0.2:19999,INTERNAL://kafka:19092"
+    assert kafka["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@localhost:19998"
+    assert "CONTROLLER://:19998" in kafka["KAFKA_LISTENERS"]
+    assert kafka["KAFKA_HEAP_OPTS"] == "-Xms768m -Xmx768m"
+
+    assert published(resolved["postgres"]) == [("127.0.0.3", 15432, 5432)]
+    assert (env("postgres")["APP_DB_USER"], env("postgres")["APP_AIRFLOW_DB"], env("postgres")["APP_MLFLOW_DB"]) == ("ops", "af", "ml")
+    assert published(resolved["redis"]) == [("127.0.0.4", 16379, 6379)]
+
+    assert published(resolved["minio"]) == [("127.0.0.8", 19000, 9000), ("127.0.0.8", 19001, 9001)]
+    assert env("minio")["MINIO_SITE_REGION"] == "eu-west-3"
+
+    mlflow = resolved["mlflow"]
+    assert published(mlflow) == [("127.0.0.5", 15000, 5000)]
+    assert "--workers=3" in mlflow["command"] and "--artifacts-destination=s3://lake/mlflow" in mlflow["command"]
+    assert env("mlflow")["MLFLOW_BACKEND_STORE_URI"].endswith("ops:" + secrets["POSTGRES_PASSWORD"] + "@postgres:5432/ml")
+    assert env("mlflow")["AWS_DEFAULT_REGION"] == "eu-west-3"
+    assert "127.0.0.5:*" in env("mlflow")["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
+
+    assert published(resolved["airflow-apiserver"]) == [("127.0.0.6", 18080, 8080)]
+    for name in ("airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
+                 "airflow-triggerer", "airflow-worker", "flower"):
+        airflow = env(name)
+        assert airflow["AIRFLOW__CORE__PARALLELISM"] == "7"
+        assert airflow["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "5"
+        assert airflow["AIRFLOW__API__WORKERS"] == "2"
+        assert airflow["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] == "45"  # Airflow reads an int
+        assert airflow["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] == "18793"
+        assert airflow["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] == "18794"
+        assert airflow["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "root2:admin"
+        assert airflow["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres:5432/af")
+    assert env("airflow-init")["AIRFLOW_ADMIN_USER"] == "root2"
+    assert published(resolved["flower"]) == [("127.0.0.7", 15555, 5555)]
+    assert env("flower")["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"] == "fl:" + secrets["FLOWER_PASSWORD"]
+
+    master, worker = resolved["spark-master"], resolved["spark-worker"]
+    assert published(master) == [("127.0.0.1", 18081, 18081)]
+    assert master["command"][-4:] == ["--port", "17077", "--webui-port", "18081"]
+    assert "18081/json/" in " ".join(master["healthcheck"]["test"])
+    assert published(worker) == [("127.0.0.1", 18082, 18082)]
+    assert worker["command"][2:] == ["--host", "spark-worker", "--port", "17078", "--webui-port", "18082",
+                                     "--cores", "3", "--memory", "3g", "spark://spark-master:17077"]
+    assert published(resolved["scorer"]) == [("127.0.0.1", 14040, 14040)]
+
+
+# How each field of fraudctl.yaml reaches the compose stack. By default a field must change what compose
+# renders (the services' ports, commands, environment, with stack/.env). The exceptions, and why:
+NOT_FOR_COMPOSE = {
+    "runtime.kind": "chooses the runtime itself",
+    "spark.master": "under compose the scorer runs on the stack's master (`scorer start --master` overrides)",
+    "spark.driver_host": "under compose the scorer's launch sets its service name",
+    "spark.standalone": "native only: the compose stack always has a Spark master and worker",
+    "storage.objectstore": "native only (S3Proxy); under compose a null endpoint_url is MinIO",
+    "storage.heap": "native only: the S3Proxy JVM's heap",
+    "storage.local_dir": "storage.kind local is refused under compose",
+}
+# Read by fraudctl itself: on the host (ComposeRuntime, the post-`up` steps) or by fraudctl code in the
+# containers (the Airflow tasks, the scorer) from the generated container config; these must change
+# that config (or the rendering).
+FRAUDCTL_CODE_SECTIONS = {"retrain", "scorer", "model", "layout", "replay"}
+FRAUDCTL_CODE_FIELDS = {
+    "runtime.start_timeout", "runtime.compose_start_timeout", "runtime.stop_timeout", "runtime.kill_timeout",
+    "mlflow.experiment", "mlflow.request_timeout", "mlflow.request_max_retries",
+    "storage.lake_prefix", "spark.driver_memory", "spark.executor_memory", "spark.shuffle_partitions",
+}
+REFUSED = {"storage.kind": "local"}  # honoured by refusing, with an error naming the field
+
+
+def leaf_fields(model, prefix: str = ""):
+    from pydantic import BaseModel
+
+    for name, info in type(model).model_fields.items():
+        if info.exclude:  # not part of the schema (Config.source)
+            continue
+        value = getattr(model, name)
+        dotted_name = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            yield from leaf_fields(value, dotted_name + ".")
+        else:
+            yield dotted_name, value
+
+
+def literal_choices(dotted_name: str) -> tuple:
+    """The allowed values when the field is a Literal (or an optional one), else ()."""
+    import typing
+
+    model = DEFAULTS
+    *parents, leaf = dotted_name.split(".")
+    for part in parents:
+        model = getattr(model, part)
+    annotation = type(model).model_fields[leaf].annotation
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(candidate) is typing.Literal:
+            return typing.get_args(candidate)
+    return ()
+
+
+def another_value(dotted_name: str, value):
+    """A valid value other than the default, for any field of the config."""
+    from pydantic import SecretStr
+
+    choices = [choice for choice in literal_choices(dotted_name) if choice != value]
+    if choices and dotted_name not in ("storage.kind", "runtime.kind"):
+        return choices[0]
+
+    special = {
+        "storage.kind": "s3",  # local is refused under compose (see test_compose_runtime)
+        "storage.endpoint_url": "http://s3.example.com:9000",
+        "runtime.kind": "native",
+        "spark.master": "local[3]",
+        "layout.columns": {"amt": "amount"},
+        "layout.start": "2024-01-01",
+    }
+    if dotted_name in special:
+        return special[dotted_name]
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value / 2 if value else 0.5
+    if value is None:
+        return ["changed-value-123", 0.5, "3d", "data/elsewhere"]  # the first one the field accepts
+    if isinstance(value, SecretStr):
+        return "changed-value-123"
+    if isinstance(value, Path):
+        return str(value) + "-changed"
+    if isinstance(value, str):
+        match = re.fullmatch(r"(\d+)([mg])", value)
+        if match:
+            return f"{int(match.group(1)) + 1}{match.group(2)}"
+        if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", value):
+            return "127.0.0.9"
+        return value + "x"
+    raise AssertionError(f"{dotted_name}: no other value known for {value!r}: add one to another_value")
+
+
+def test_every_value_in_fraudctl_yaml_is_honoured_by_the_compose_stack(compose_cli, tmp_path):
+    """Change one field of the config at a time: compose's rendering of the stack (with stack/.env) must change
+    with it, or for fraudctl's own settings the configuration fraudctl code in the containers reads. A field
+    that changes neither is ignored by the compose stack: a bug, unless NOT_FOR_COMPOSE says why."""
+    from pydantic import ValidationError
+
+    # The secrets differ on every render (generated): take them from one file for every config.
+    shared_env = tmp_path / "shared.env"
+    ensure_env_file(shared_env, DEFAULTS)
+
+    def snapshot(config: Config, folder: Path) -> tuple[str, str]:
+        folder.mkdir(parents=True)
+        text = shared_env.read_text()
+        for name, dotted_name in SECRETS.items():  # a configured secret replaces the shared one
+            if dotted_name and dotted(config, dotted_name) is not None:
+                text = re.sub(rf"^{name}=.*$", f"{name}={dotted(config, dotted_name).get_secret_value()}", text, flags=re.M)
+        (folder / ".env").write_text(text)
+        services, _, container = render(compose_cli, folder, config, write=False)  # one state dir for all
+        return json.dumps(services, sort_keys=True), container
+
+    # The defaults, with one state dir for all (or every render differs by its path).
+    defaults = DEFAULTS.model_dump(mode="json")
+    defaults["runtime"]["state_dir"] = str(tmp_path / "state")
+    base_render, base_container = snapshot(Config.model_validate(defaults), tmp_path / "base")
+
+    changes: list[tuple[str, Config]] = []
+    for dotted_name, value in leaf_fields(DEFAULTS):
+        if dotted_name in NOT_FOR_COMPOSE:
+            continue
+        data = json.loads(json.dumps(defaults))
+        node = data
+        *parents, leaf = dotted_name.split(".")
+        for part in parents:
+            node = node[part]
+        if dotted_name in REFUSED:
+            node[leaf] = REFUSED[dotted_name]
+            with pytest.raises(ConfigError, match=re.escape(dotted_name)):
+                compose.write_container_config(Config.model_validate(data))
+            continue
+        other = another_value(dotted_name, value)
+        for candidate in other if isinstance(other, list) else [other]:
+            node[leaf] = candidate
+            try:
+                changes.append((dotted_name, Config.model_validate(data)))
+                break
+            except ValidationError as exc:
+                error = exc
+        else:
+            raise AssertionError(f"{dotted_name}: another_value gave no valid value: {error}")
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # one compose process per field: ~0.1 s each
+        snapshots = list(pool.map(lambda item: snapshot(item[1][1], tmp_path / f"f{item[0]}"), enumerate(changes)))
+    ignored = []
+    for (dotted_name, _), (rendered, container) in zip(changes, snapshots):
+        code_setting = dotted_name.split(".")[0] in FRAUDCTL_CODE_SECTIONS or dotted_name in FRAUDCTL_CODE_FIELDS \
+            or dotted_name.startswith("kafka.topics.")
+        if rendered == base_render and not (code_setting and container != base_container):
+            ignored.append(dotted_name)
+    assert ignored == [], f"fraudctl.yaml fields the compose stack ignores: {ignored}"
+    known = {name for name, _ in leaf_fields(DEFAULTS)}
+    assert set(NOT_FOR_COMPOSE) | FRAUDCTL_CODE_FIELDS | set(REFUSED) <= known
 
 
 def test_docker_compose_refuses_to_run_without_the_secrets(compose_cli, tmp_path):
     empty = tmp_path / "empty.env"
     empty.write_text("")
-    result = run_config(compose_cli, empty, settings_env(DEFAULTS), "--quiet")
+    result = run_config(compose_cli, empty, compose_env(in_tmp(tmp_path)), "--quiet")
     assert result.returncode != 0
     for name in SECRETS:
         assert f"required variable {name} is missing" in result.stderr
+    # ... and without what fraudctl computes on each run.
+    env_file, _ = secret_env(tmp_path)
+    result = run_config(compose_cli, env_file, settings_env(DEFAULTS), "--quiet")
+    assert result.returncode != 0 and "STACK_" in result.stderr
 
 
 # -- stack/.env ------------------------------------------------------------------------------------------
@@ -437,7 +729,9 @@ PS_ROWS = [
     {"Service": "airflow-worker", "State": "running", "Health": "starting", "Status": "Up 5 seconds (health: starting)",
      "ExitCode": 0, "Publishers": []},
     {"Service": "airflow-init", "State": "exited", "Health": "", "Status": "Exited (0) 1 minute ago", "ExitCode": 0},
-    {"Service": "minio-init", "State": "exited", "Health": "", "Status": "Exited (1) 1 minute ago", "ExitCode": 1},
+    {"Service": "scorer", "State": "exited", "Health": "", "Status": "Exited (1) 1 minute ago", "ExitCode": 1},
+    {"Service": "spark-worker", "State": "restarting", "Health": "", "Status": "Restarting (1) 2 seconds ago",
+     "ExitCode": 1},
 ]
 
 
@@ -451,94 +745,34 @@ def test_ps_json_maps_to_service_status(output):
     assert statuses["kafka"].endpoint == "127.0.0.1:9092"
     assert statuses["airflow-worker"].healthy is False and "starting" in statuses["airflow-worker"].detail
     assert statuses["airflow-init"].state == "COMPLETED" and statuses["airflow-init"].healthy is True
-    assert statuses["minio-init"].state == "EXITED" and statuses["minio-init"].healthy is False
+    assert statuses["scorer"].state == "EXITED" and statuses["scorer"].healthy is False
+    assert statuses["spark-worker"].state == "RESTARTING" and statuses["spark-worker"].healthy is None
     assert parse_ps_json("") == []
 
 
-# -- up/down/logs against a stand-in for the compose CLI -------------------------------------------------
-
-FAKE_COMPOSE = r'''
-import json, os, sys
-args = sys.argv[1:]
-with open(os.environ["FAKE_LOG"], "a") as log:
-    log.write(json.dumps({"args": args, "env": {k: v for k, v in os.environ.items()
-                                                  if k.startswith("FRAUDCTL_") or k == "POSTGRES_PASSWORD"}}) + "\n")
-command = args[args.index("--env-file") + 2]
-if command == "ps":
-    print(os.environ["FAKE_PS"])
-elif command == "up":
-    print(os.environ.get("FAKE_UP_OUTPUT", ""))
-    sys.exit(int(os.environ.get("FAKE_UP_RC", "0")))
-elif command == "logs":
-    print("line one\nline two")
-'''
+# -- the Spark image ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def fake_compose(tmp_path, monkeypatch):
-    """A ComposeRuntime whose engine check passes and whose compose CLI is a script logging its calls."""
-    script = tmp_path / "fake_compose.py"
-    script.write_text(FAKE_COMPOSE)
-    log = tmp_path / "calls.jsonl"
-    monkeypatch.setenv("FAKE_LOG", str(log))
-    monkeypatch.setenv("FAKE_PS", "\n".join(json.dumps(row) for row in PS_ROWS))
-    monkeypatch.setenv("POSTGRES_PASSWORD", "from-the-shell")  # must not reach compose
-    monkeypatch.setattr(ComposeRuntime, "_check_engine", lambda self: None)
-    stack = tmp_path / "stack"
-    stack.mkdir()
-    (stack / "compose.yaml").write_text(COMPOSE_FILE.read_text())
-    runtime = ComposeRuntime(DEFAULTS, stack_dir=stack)
-    runtime._command = [sys.executable, str(script)]
-
-    def calls():
-        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-
-    return runtime, calls
-
-
-def test_up_generates_the_env_file_runs_compose_and_reports(fake_compose):
-    runtime, calls = fake_compose
-    seen = []
-    statuses = runtime.up(timeout=30, on_progress=seen.append)
-
-    assert stat.S_IMODE(runtime.env_file.stat().st_mode) == 0o600
-    up = next(c for c in calls() if "up" in c["args"])
-    assert up["args"][:4] == ["-f", str(runtime.compose_file), "--env-file", str(runtime.env_file)]
-    assert up["args"][4:] == ["up", "--detach", "--wait", "--wait-timeout", "30", "--remove-orphans"]
-    assert up["env"]["FRAUDCTL_KAFKA__PORT"] == "9092"
-    assert "POSTGRES_PASSWORD" not in up["env"]
-
-    by_name = {s.name: s for s in statuses}
-    assert set(by_name) == SERVICES
-    assert by_name["kafka"].healthy is True and by_name["spark-master"].state == "STOPPED"
-    assert seen and seen[-1] == statuses
-
-
-@pytest.mark.parametrize("output, error", [
-    ("container fraudctl-airflow-worker-1 is unhealthy: timeout waiting", "WaitTimeoutError"),
-    ("dependency failed to start: container fraudctl-minio-init-1 exited (1)", "ServiceFailedError"),
-])
-def test_up_failures_name_the_unhealthy_services(fake_compose, monkeypatch, output, error):
-    runtime, _ = fake_compose
-    monkeypatch.setenv("FAKE_UP_RC", "1")
-    monkeypatch.setenv("FAKE_UP_OUTPUT", output)
-    with pytest.raises(Exception) as caught:
-        runtime.up(timeout=30)
-    assert type(caught.value).__name__ == error
-    assert "airflow-worker" in caught.value.message and "minio-init" in caught.value.message
-    assert output in caught.value.detail
-
-
-def test_down_purge_removes_volumes_and_logs_stream(fake_compose):
-    runtime, calls = fake_compose
-    runtime.down()
-    assert calls() == []  # never started: nothing to stop
-    ensure_env_file(runtime.env_file, DEFAULTS)
-    runtime.down(purge=True)
-    down = calls()[-1]["args"]
-    assert down[4:] == ["down", "--remove-orphans", "--timeout", "30", "--volumes"]
-
-    assert list(runtime.logs("kafka", lines=2)) == ["line one", "line two"]
-    assert calls()[-1]["args"][4:] == ["logs", "--no-color", "--tail", "2", "kafka"]
-    with pytest.raises(Exception, match="no service 'kafak'"):
-        list(runtime.logs("kafak"))
+def test_the_spark_image_runs_the_projects_python_dependencies_and_connector():
+    dockerfile = (STACK / "spark" / "Dockerfile").read_text()
+    runtime_stage = dockerfile.split("\nFROM ")[-1]
+    # The project's Python: the version pyproject.toml requires and the venv runs (PySpark refuses a driver
+    # and workers of different minor versions); the same image for master, worker and driver.
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    minor = re.search(r">=3\.(\d+)", requires).group(1)
+    assert runtime_stage.startswith(f"python:3.{minor}.") and sys.version_info[:2] == (3, int(minor))
+    assert "openjdk-17-jre-headless" in runtime_stage
+    assert "pip install --no-cache-dir -e /opt/fraudctl" in runtime_stage  # every dependency, pinned as in pyproject
+    # The connector jars from the native runtime's pom, where fraudctl.runtime.jvm looks for them.
+    pom = jvm.SPARK_POM.relative_to(REPO).as_posix()
+    assert f"COPY {pom} /build/pom.xml" in dockerfile and f"COPY {pom} ./{pom}" in dockerfile
+    assert "jvm.jar_dir(jvm.SPARK_POM)" in dockerfile and ".complete" in dockerfile
+    assert "ENV FRAUDCTL_CACHE_DIR=" in dockerfile
+    # The build context is the repository root: whatever the Dockerfile copies passes its .dockerignore.
+    ignore = (STACK / "spark" / "Dockerfile.dockerignore").read_text().split()
+    for source in re.findall(r"^COPY (?!--from)(?:--\S+ )*(.+) \S+$", dockerfile, re.MULTILINE):
+        for path in source.split():
+            assert f"!{path}" in ignore or f"!{path}/" in ignore, f"{path} is not sent to the build"
+            assert (REPO / path).exists(), path
+    entrypoint = (STACK / "spark" / "entrypoint.sh").read_text()
+    assert "libnss_wrapper.so" in entrypoint and entrypoint.rstrip().endswith('exec "$@"')
