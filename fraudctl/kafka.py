@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from fraudctl.config import Config, KafkaConfig
 from fraudctl.errors import ServiceFailedError, UnavailableError
@@ -125,3 +125,55 @@ def _decoded(value: bytes | None) -> dict[str, Any]:
         return json.loads(value) if value else {}
     except ValueError:
         return {"raw": value.decode(errors="replace")}
+
+
+def end_offsets(kafka: KafkaConfig, topic: str, timeout: float = 10.0) -> dict[int, int]:
+    """Partition -> end offset (the next offset to be written) of `topic`."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(client_config(kafka, **{"group.id": "fraudctl-offsets", "enable.auto.commit": False}))
+    try:
+        try:
+            metadata = consumer.list_topics(topic, timeout=timeout).topics[topic]
+        except Exception as exc:
+            raise UnavailableError(f"Kafka at {kafka.bootstrap_servers} did not answer: {exc}", hint="fraudctl up") from None
+        if metadata.error is not None:
+            raise UnavailableError(f"topic {topic}: {metadata.error}", hint="fraudctl up")
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1] for p in metadata.partitions}
+    finally:
+        consumer.close()
+
+
+def read_records(kafka: KafkaConfig, topic: str, start: dict[int, int] | None = None,
+                 timeout: float = 60.0) -> "Iterator[Any]":
+    """Every message of `topic` from `start` (partition -> offset; default: the beginning) to its end as it was
+    when called, as confluent-kafka messages in batches (lists). Raises WaitTimeoutError when the end is not
+    reached within `timeout` seconds: a partial read must not pass for a whole one."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    start = start or {}
+    end = end_offsets(kafka, topic, timeout=min(timeout, 10.0))
+    wanted = {p: end[p] - start.get(p, 0) for p in end if end[p] > start.get(p, 0)}
+    if not wanted:
+        return
+    consumer = Consumer(client_config(kafka, **{"group.id": "fraudctl-read", "enable.auto.commit": False}))
+    consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in wanted])
+    got = dict.fromkeys(wanted, 0)
+    deadline = time.monotonic() + timeout
+    try:
+        while any(got[p] < wanted[p] for p in wanted):
+            if time.monotonic() > deadline:
+                from fraudctl.errors import WaitTimeoutError
+
+                raise WaitTimeoutError(f"read {sum(got.values()):,} of {sum(wanted.values()):,} records of {topic} "
+                                       f"in {timeout:.0f}s")
+            batch = []
+            for message in consumer.consume(10_000, timeout=1.0):
+                partition = message.partition()
+                if message.error() is None and got[partition] < wanted[partition]:
+                    got[partition] += 1
+                    batch.append(message)
+            if batch:
+                yield batch
+    finally:
+        consumer.close()

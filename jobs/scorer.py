@@ -71,7 +71,7 @@ def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
     from fraudctl.scoring.publish import Publisher
     from fraudctl.scoring.scorer import Scorer
     from fraudctl.scoring.state import FeatureState
-    from fraudctl.scoring.status import lag_per_partition, write_status
+    from fraudctl.scoring.status import lag_per_partition, processed_offsets, write_status
     from fraudctl.spark import build_session, scorer_dir
 
     os.environ.update(storage_environment(config))
@@ -155,7 +155,8 @@ def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
                 "input_rows_per_second": progress.get("inputRowsPerSecond"),
                 "processed_rows_per_second": progress.get("processedRowsPerSecond"),
                 "batch_duration_ms": (progress.get("durationMs") or {}).get("triggerExecution"),
-                "lag": lag_per_partition(progress), "state_size": state_size,
+                "lag": lag_per_partition(progress), "offsets": processed_offsets(progress),
+                "state_size": state_size,
             })
     finally:
         holder.stop()

@@ -6,14 +6,12 @@ Benchmarks import it as `tests.support` after putting the repository root on sys
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
 from fraudctl.config import Config, KafkaConfig
-from fraudctl.kafka import client_config
 
 
 def config_ports(config: Config | None = None) -> dict[str, dict[str, int]]:
@@ -44,14 +42,9 @@ def write_shifted_config(folder: Path, offset: int, **sections: Mapping[str, Any
 
 def end_offsets(kafka: KafkaConfig, topic: str, timeout: float = 10.0) -> dict[int, int]:
     """Partition -> end offset (the next offset to be written) of `topic`."""
-    from confluent_kafka import Consumer, TopicPartition
+    from fraudctl.kafka import end_offsets as kafka_end_offsets
 
-    consumer = Consumer(client_config(kafka, **{"group.id": "fraudctl-offsets", "enable.auto.commit": False}))
-    try:
-        partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1] for p in partitions}
-    finally:
-        consumer.close()
+    return kafka_end_offsets(kafka, topic, timeout=timeout)
 
 
 def read_topic(kafka: KafkaConfig, topic: str, start: dict[int, int] | None = None, timeout: float = 60.0,
@@ -60,38 +53,21 @@ def read_topic(kafka: KafkaConfig, topic: str, start: dict[int, int] | None = No
     decoded JSON value (or raw bytes under `raw`), key, partition, offset, Kafka timestamp (ms)."""
     import json
 
-    from confluent_kafka import Consumer, TopicPartition
+    from fraudctl.kafka import read_records
 
-    from fraudctl.kafka import client_config
-
-    start = start or {}
-    end = end_offsets(kafka, topic)
-    wanted = {p: end[p] - start.get(p, 0) for p in end if end[p] > start.get(p, 0)}
     records: list[dict[str, Any]] = []
-    if not wanted:
-        return records
-    consumer = Consumer(client_config(kafka, **{"group.id": "fraudctl-tests", "enable.auto.commit": False}))
-    consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in wanted])
-    got = dict.fromkeys(wanted, 0)
-    deadline = time.monotonic() + timeout
-    try:
-        while any(got[p] < wanted[p] for p in wanted) and time.monotonic() < deadline:
-            for message in consumer.consume(10_000, timeout=1.0):
-                if message.error() or got[message.partition()] >= wanted[message.partition()]:
-                    continue
-                got[message.partition()] += 1
-                value = message.value()
-                try:
-                    decoded = json.loads(value)
-                except (TypeError, ValueError):
-                    decoded = None
-                record = {"value": decoded, "raw": value, "key": message.key(), "partition": message.partition(),
-                          "offset": message.offset(), "timestamp": message.timestamp()[1]}
-                if with_headers:
-                    record["headers"] = {k: v.decode() for k, v in (message.headers() or [])}
-                records.append(record)
-    finally:
-        consumer.close()
+    for batch in read_records(kafka, topic, start, timeout=timeout):
+        for message in batch:
+            value = message.value()
+            try:
+                decoded = json.loads(value)
+            except (TypeError, ValueError):
+                decoded = None
+            record = {"value": decoded, "raw": value, "key": message.key(), "partition": message.partition(),
+                      "offset": message.offset(), "timestamp": message.timestamp()[1]}
+            if with_headers:
+                record["headers"] = {k: v.decode() for k, v in (message.headers() or [])}
+            records.append(record)
     return records
 
 

@@ -66,6 +66,26 @@ def status(ctx: typer.Context, output: OutputOption = OutputFormat.text) -> None
         raise UnavailableError(f"the scorer is {report['health']}", hint="fraudctl scorer start")
 
 
+@scorer_app.command("wait")
+def wait(
+    ctx: typer.Context,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait; then exit 7 (the scorer goes on).")] = 600.0,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Wait until the running scorer has read every transaction and label that is in Kafka now.
+    Exits 8 if the scorer is not running, 7 on timeout."""
+    from fraudctl.scoring.summary import wait_until_caught_up
+
+    config = state(ctx).config()
+    with stderr_console().status("waiting for the scorer to catch up…") as progress:
+        report = wait_until_caught_up(config, timeout=timeout, on_progress=lambda left: progress.update(
+            "waiting for the scorer to catch up: " + ", ".join(f"{n:,} {topic}" for topic, n in left.items()) + " to read"))
+    if output is OutputFormat.json:
+        print_json(report)
+    else:
+        stdout_console().print(f"scorer caught up: {report['counters'].get('scored', 0):,} scored since it started")
+
+
 @scorer_app.command("logs")
 def logs(
     ctx: typer.Context,
@@ -110,6 +130,56 @@ def tail(
     if follow:
         for record in follow_records(config.kafka, topic):
             console.print(_score_line(record), highlight=False)
+
+
+@scores_app.command("summary")
+def summary(
+    ctx: typer.Context,
+    since: Annotated[Optional[dt.datetime], typer.Option(
+        metavar="DATETIME", help="Only transactions at or after this event time (UTC), e.g. after the training window.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds reading the topics may take; then exit 7.")] = 300.0,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """What was scored, read back from Kafka: events scored, alerts, the alerts' precision and recall against
+    the labels that have arrived, latency (transaction -> score, Kafka timestamps), the model versions that
+    scored, and the UIs' URLs."""
+    from fraudctl.scoring.summary import summarize
+
+    config = state(ctx).config()
+    with stderr_console().status("reading the scores…") as progress:
+        report = summarize(config, since=since, timeout=timeout, on_progress=progress.update)
+    if output is OutputFormat.json:
+        print_json(report)
+        return
+    _render_summary(report)
+
+
+def _render_summary(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    console = stdout_console()
+    latency = report["latency_seconds"] or {}
+    head = Table("what", "value", show_edge=False, show_header=False)
+    head.add_row("transactions in Kafka", f"{report['transactions_in_kafka']:,}")
+    head.add_row("scored" + (f" (event time >= {report['since']})" if report["since"] else ""),
+                 f"{report['scored']:,} ({report['duplicate_scores']:,} duplicate publications)")
+    head.add_row("alerts", f"{report['alerts']:,}")
+    head.add_row("labels arrived for", f"{report['labelled']:,} scored ({report['frauds']:,} frauds)")
+    head.add_row("alerts' precision / recall", f"{_share(report['precision'])} / {_share(report['recall'])}")
+    head.add_row("latency p50 / p95 / p99 / max",
+                 " / ".join(f"{latency[k]:.2f}s" for k in ("p50", "p95", "p99", "max")) if latency else "-")
+    head.add_row("dead letters", f"{report['dead_letters']:,}")
+    console.print(head)
+    versions = Table("model version", "scored", "alerts", "precision", "recall", show_edge=False)
+    for version, figures in report["model_versions"].items():
+        versions.add_row(version, f"{figures['scored']:,}", f"{figures['alerts']:,}", _share(figures["precision"]), _share(figures["recall"]))
+    console.print(versions)
+    for name, url in report["urls"].items():
+        console.print(f"{name:<22} {url}", highlight=False)
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 def _json_line(record: dict[str, Any]) -> str:

@@ -39,6 +39,16 @@ def lag_per_partition(progress: dict[str, Any] | None) -> dict[str, dict[str, in
     return lag
 
 
+def processed_offsets(progress: dict[str, Any] | None) -> dict[str, dict[str, int]]:
+    """The next offset to read, per topic and partition, after a query's last batch: everything before it has
+    been scored (what `fraudctl scorer wait` compares with Kafka's end offsets)."""
+    offsets: dict[str, dict[str, int]] = {}
+    for source in (progress or {}).get("sources", []):
+        for topic, partitions in _offsets(source.get("endOffset")).items():
+            offsets.setdefault(topic, {}).update({str(p): int(o) for p, o in partitions.items()})
+    return offsets
+
+
 def _offsets(value: Any) -> dict[str, dict[str, int]]:
     if isinstance(value, str):
         try:
