@@ -37,7 +37,10 @@ def up(
     ctx: typer.Context,
     runtime: RuntimeOption = None,
     timeout: Annotated[Optional[float], typer.Option(help="Seconds to wait for all services to be healthy "
-                                                          "(default: runtime.start_timeout).")] = None,
+                                                          "(default: runtime.start_timeout; compose: "
+                                                          "runtime.compose_start_timeout).")] = None,
+    build: Annotated[bool, typer.Option("--build", help="compose: rebuild the fraudctl/* images first "
+                                                        "(after a change to the code or stack/).")] = False,
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Start the stack and wait until every service passes its health probe."""
@@ -45,14 +48,18 @@ def up(
 
     config = state(ctx).config(**{"runtime.kind": runtime, "runtime.start_timeout": timeout})
     rt = get_runtime(config)
+    limit = config.runtime.start_timeout
+    if rt.name == "compose":
+        rt.build = build
+        limit = timeout if timeout is not None else config.runtime.compose_start_timeout
     started = time.monotonic()
     if output is OutputFormat.text and sys.stderr.isatty():
         from rich.live import Live
 
         with Live(_table([]), console=stderr_console(), refresh_per_second=4, transient=False) as live:
-            statuses = rt.up(timeout=config.runtime.start_timeout, on_progress=lambda s: live.update(_table(s)))
+            statuses = rt.up(timeout=limit, on_progress=lambda s: live.update(_table(s)))
     else:
-        statuses = rt.up(timeout=config.runtime.start_timeout)
+        statuses = rt.up(timeout=limit)
     elapsed = time.monotonic() - started
     if output is OutputFormat.json:
         print_json({"runtime": rt.name, "healthy": True, "seconds": round(elapsed, 2),

@@ -399,3 +399,17 @@ def test_the_env_file_and_the_native_secrets_share_one_table(tmp_path):
     assert set(SECRETS) == {env for env, _ in SOURCES.values()}
     values = ensure_env_file(tmp_path / ".env", Config())
     assert compose.secrets_from_env(values, tmp_path / ".env").objectstore_access_key == values["MINIO_ROOT_USER"]
+
+
+def test_fraudctl_up_under_compose_waits_longer_by_default_and_can_rebuild(stack, monkeypatch, capsys):
+    from fraudctl.cli import run
+
+    monkeypatch.chdir(stack.tmp)
+    assert run(["up", "--runtime", "compose", "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["runtime"] == "compose"
+    up = [c["args"] for c in stack.calls() if "--wait" in c["args"]]
+    assert up[-1][up[-1].index("--wait-timeout") + 1] == "600"  # runtime.compose_start_timeout
+    assert "--build" not in up[-1]
+    assert run(["up", "--runtime", "compose", "--timeout", "50", "--build", "-o", "json"]) == 0
+    up = [c["args"] for c in stack.calls() if "--wait" in c["args"]]
+    assert up[-1][up[-1].index("--wait-timeout") + 1] == "50" and "--build" in up[-1]
