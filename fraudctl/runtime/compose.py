@@ -117,7 +117,7 @@ SETTINGS = (
 
 # Values fraudctl computes on each run (`stack_env`); compose.yaml requires them (`${NAME:?...}`).
 STACK_VARIABLES = (
-    "STACK_CONFIG_FILE",  # the generated container config, mounted into Airflow and the scorer
+    "STACK_CONFIG_FILE",  # the generated container config, mounted into the Airflow containers
     "STACK_SCORER_DIR",  # <state_dir>/scorer on the host: launch file, status, checkpoint, feature state
     "STACK_UID",  # the scorer runs as the host user, so the host can read and delete what it writes
     "STACK_GID",
