@@ -186,20 +186,23 @@ class StorageConfig(Section):
     kind: Literal["local", "s3"] = Field("s3", description=(
         "s3: a bucket on any S3 endpoint (MinIO in compose); local: a folder."))
     local_dir: Path = Field(Path("artifacts"), description="kind local: the folder, relative to the state dir.")
-    bucket: str = Field("fraudctl", description="kind s3: the bucket; `up` creates it in the objectstore.")
+    bucket: str = Field("fraudctl", description="kind s3: the bucket; `up` creates it in the stack's S3 server.")
     lake_prefix: str = Field(default="lake", pattern=r"^[A-Za-z0-9._-]+$", description=(
         "The lake's folder (local) or key prefix (s3)."))
     endpoint_url: str | None = Field(None, description=(
-        "null: the native runtime's own S3 server (the `objectstore` service, S3Proxy) when `objectstore` is true, "
-        "else AWS; set: any S3 endpoint, e.g. http://127.0.0.1:9000 for MinIO."))
+        "null: the stack's own S3 server: natively the `objectstore` service (S3Proxy) when `objectstore` is true, "
+        "else AWS; under compose MinIO. Set: any S3 endpoint, used as given (under compose it must not be "
+        "loopback: the containers use it too)."))
     region: str = Field("us-east-1", description="The S3 region.")
     access_key_id: SecretStr | None = Field(None, description=(
-        "null: generated on first `up` for the objectstore, else the AWS credential chain."))
+        "null: generated on first `up` for the stack's S3 server (objectstore, or MinIO's root user under "
+        "compose), else the AWS credential chain."))
     secret_access_key: SecretStr | None = Field(None, description="The secret of access_key_id; null as for it.")
     objectstore: bool = Field(True, description=(
         "Native runtime: run the objectstore (S3Proxy, data in the state dir) and use it while endpoint_url is null."))
-    host: str = Field("127.0.0.1", description="The objectstore's host (loopback only).")
-    port: Port = Field(9000, description="The objectstore's port.")
+    host: str = Field("127.0.0.1", description=(
+        "The stack's S3 server's address: the objectstore's, or MinIO's published S3 API under compose."))
+    port: Port = Field(9000, description="The stack's S3 server's port (objectstore, or MinIO under compose).")
     heap: str = Field(default="256m", pattern=r"^\d+[mg]$", description="The objectstore's JVM heap.")
     console_port: Port = Field(9001, description="compose only: MinIO's web console (MinIO's S3 API is on host:port).")
 
