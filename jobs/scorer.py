@@ -126,8 +126,16 @@ def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
               .option("failOnDataLoss", "false")  # retention may drop unread records: score what is left
               .load()
               .select("topic", "partition", "offset", "timestamp", "key", "value"))
+    progress_listener = _batch_progress_listener()
+    spark.streams.addListener(progress_listener)
+
+    def for_each_batch(frame, batch_id: int) -> None:
+        started = time.perf_counter()
+        records = frame.toArrow()  # the batch's one Spark job: Kafka read, then Arrow to the driver
+        scorer.process(records, batch_id, read_seconds=time.perf_counter() - started)
+
     query = (stream.writeStream.queryName("fraudctl-scorer")
-             .foreachBatch(lambda frame, batch_id: scorer.process(frame.toArrow(), batch_id))
+             .foreachBatch(for_each_batch)
              .option("checkpointLocation", str(folder / "checkpoint"))
              .trigger(processingTime=f"{sc.trigger_seconds} seconds")
              .start())
@@ -152,6 +160,7 @@ def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
             write_status(folder, {
                 **base, "state": "running", "query_id": str(query.id), "model": holder.describe(),
                 "degraded": holder.degraded, "counters": scorer.counters.as_dict(),
+                "latency_ms": scorer.counters.latency_ms, "spark_ms": progress_listener.last,
                 "input_rows_per_second": progress.get("inputRowsPerSecond"),
                 "processed_rows_per_second": progress.get("processedRowsPerSecond"),
                 "batch_duration_ms": (progress.get("durationMs") or {}).get("triggerExecution"),
@@ -173,6 +182,32 @@ def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
         spark.stop()
     log.info("stopped (exit %d)", exit_code)
     return exit_code
+
+
+def _batch_progress_listener():
+    """A query listener that keeps the Spark phases (durationMs: latestOffset, queryPlanning, walCommit,
+    addBatch = foreachBatch, commitOffsets, triggerExecution = the whole trigger) of the last batch with
+    input, for the status file."""
+    from pyspark.sql.streaming import StreamingQueryListener
+
+    class BatchProgress(StreamingQueryListener):
+        last: dict | None = None
+
+        def onQueryStarted(self, event) -> None:
+            pass
+
+        def onQueryProgress(self, event) -> None:
+            progress = event.progress
+            if progress.numInputRows:
+                self.last = {"batch_id": progress.batchId, **progress.durationMs}
+
+        def onQueryIdle(self, event) -> None:
+            pass
+
+        def onQueryTerminated(self, event) -> None:
+            pass
+
+    return BatchProgress()
 
 
 if __name__ == "__main__":

@@ -8,13 +8,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from fraudctl.contracts import TRANSACTION_ID, TX_DATETIME, format_time
 from fraudctl.lake import LABELS, TRANSACTIONS, Lake
-from fraudctl.scoring.events import OFFSET, PARTITION, TOPIC, decode_labels, decode_transactions
+from fraudctl.scoring.events import KAFKA_TIMESTAMP, OFFSET, PARTITION, TOPIC, decode_labels, decode_transactions
 from fraudctl.scoring.model import ModelHolder
 from fraudctl.scoring.publish import Publisher, score_events
 from fraudctl.scoring.state import FeatureState, Intent
@@ -43,13 +44,29 @@ class Counters:
     last_batch_rows: int = 0
     last_batch_seconds: float = 0.0
     batch_seconds: list[float] = field(default_factory=list)  # the last 100
+    # Where the last batch's time went, in ms: read (Spark's Kafka read and Arrow transfer to the driver, when
+    # the job measures it), decode, features (duplicates, intent, labels, features), score, encode, publish
+    # (send and flush), lake, commit (the state).
+    last_batch_phases_ms: dict[str, float] = field(default_factory=dict)
+    phases_ms: dict[str, list[float]] = field(default_factory=dict)  # the last 100 batches', per phase
+    # The last batch with transactions: from each transaction's Kafka timestamp to its score acknowledged by
+    # Kafka (p50, p99, max ms; the producers' clocks, on one machine the same). The status shows it beside
+    # the counters, as `latency_ms`.
+    latency_ms: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         recent = sorted(self.batch_seconds)
-        data = {k: v for k, v in self.__dict__.items() if k != "batch_seconds"}
+        data = {k: v for k, v in self.__dict__.items() if k not in ("batch_seconds", "phases_ms", "latency_ms")}
         data["batch_seconds_p50"] = recent[len(recent) // 2] if recent else None
         data["batch_seconds_max"] = recent[-1] if recent else None
+        data["batch_phases_ms_p50"] = {name: round(sorted(values)[len(values) // 2], 1)
+                                       for name, values in self.phases_ms.items() if values}
         return data
+
+    def record_phases(self, phases: dict[str, float]) -> None:
+        self.last_batch_phases_ms = {name: round(ms, 1) for name, ms in phases.items()}
+        for name, ms in phases.items():
+            self.phases_ms[name] = (self.phases_ms.get(name, []) + [ms])[-100:]
 
 
 class Scorer:
@@ -64,10 +81,12 @@ class Scorer:
         self.counters = Counters()
         self.stopping = False
 
-    def process(self, records: pa.Table, batch_id: int) -> None:
+    def process(self, records: pa.Table, batch_id: int, *, read_seconds: float | None = None) -> None:
+        """One micro-batch; `read_seconds`: what the job spent getting `records` from Spark (a phase)."""
         if self.stopping:
             raise StopRequested(f"stopping: batch {batch_id} is left for the next start")
         started = time.perf_counter()
+        clock = _PhaseClock(started)
         if self.state.is_committed(batch_id):
             self.counters.skipped_batches += 1
             log.info("batch %d was committed before a restart: its output is out already, skipped", batch_id)
@@ -76,6 +95,7 @@ class Scorer:
         txs = decode_transactions(records.filter(is_tx) if is_tx is not None else records)
         labels = decode_labels(records.filter(pc.invert(is_tx)) if is_tx is not None else records)
         rejects = pd.concat([txs.rejects, labels.rejects], ignore_index=True)
+        clock.lap("decode")
         # A transaction id seen before (in this batch, or within the state's history) is counted, not scored
         # again: its features would not change, and `scores` already has it.
         transactions = txs.events
@@ -90,16 +110,23 @@ class Scorer:
 
         self.state.apply_labels(labels.events)  # a batch's labels count before its transactions
         featured = self.state.features(transactions)  # keeps the Kafka columns: the ingest time is published
+        clock.lap("features")
         scores = model.score(featured)
+        clock.lap("score")
         keys, values, alert = score_events(featured, scores, threshold=model.threshold, model_name=model.name,
                                            model_version=model.version, scored_time=intent.scored_time)
+        clock.lap("encode")
         self.publisher.send(keys, values, alert, rejects)
         self.publisher.flush()
+        clock.lap("publish")
+        latency = _latency_ms(featured)
         if self.lake is not None:
             kafka_position = [TOPIC, PARTITION, OFFSET]
             self.lake.write(TRANSACTIONS, batch_id, transactions.drop(columns=kafka_position), TX_DATETIME)
             self.lake.write(LABELS, batch_id, labels.events.drop(columns=kafka_position), TX_DATETIME)
+            clock.lap("lake")
         self.state.commit(batch_id, transactions)
+        clock.lap("commit")
 
         c = self.counters
         c.batches += 1
@@ -113,6 +140,30 @@ class Scorer:
         c.last_batch_rows = records.num_rows
         c.last_batch_seconds = time.perf_counter() - started
         c.batch_seconds = (c.batch_seconds + [c.last_batch_seconds])[-100:]
+        c.record_phases(({"read": read_seconds * 1000} if read_seconds is not None else {}) | clock.laps)
+        if latency is not None:
+            c.latency_ms = latency
         if len(rejects):
             log.warning("batch %d: %d event(s) to the dead-letter topic, e.g. %s", batch_id, len(rejects),
                         rejects["reason"].iloc[0])
+
+
+class _PhaseClock:
+    def __init__(self, started: float):
+        self.laps: dict[str, float] = {}
+        self._last = started
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = (now - self._last) * 1000
+        self._last = now
+
+
+def _latency_ms(featured: pd.DataFrame) -> dict[str, float] | None:
+    """Kafka timestamp of each transaction -> now (its score just acknowledged): p50, p99, max in ms."""
+    if not len(featured) or KAFKA_TIMESTAMP not in featured:
+        return None
+    stamps = featured[KAFKA_TIMESTAMP].to_numpy().astype("datetime64[ns]").astype("int64") / 1e6  # as published
+    waited = np.sort(time.time() * 1000 - stamps)
+    p50, p99 = (waited[min(len(waited) - 1, int(np.ceil(q * len(waited))) - 1)] for q in (0.5, 0.99))
+    return {"p50": round(float(p50), 1), "p99": round(float(p99), 1), "max": round(float(waited[-1]), 1)}
