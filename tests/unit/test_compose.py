@@ -1,8 +1,10 @@
-"""stack/compose.yaml and the compose runtime, without a Docker engine.
+"""stack/compose.yaml, without a Docker engine.
 
-The file is checked three ways: against the official compose-spec JSON schema (as vendored by
-check-jsonschema), by the real Docker Compose parser (`config`, which needs no engine), and against
-fraudctl/config.py for service names, ports, credentials wiring and image pins.
+The file is checked against the official compose-spec JSON schema (as vendored by check-jsonschema), by the
+real Docker Compose parser (`config`, which needs no engine) rendered service by service against a changed
+configuration, and field by field: changing any value of fraudctl.yaml must change what compose renders (or,
+for fraudctl's own settings, the configuration the containers read). Also the images' pins and the Spark image.
+The runtime's own logic (up, the post-`up` steps, the scorer, secrets) is in test_compose_runtime.py.
 """
 
 from __future__ import annotations
