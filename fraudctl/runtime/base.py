@@ -41,3 +41,22 @@ class Runtime(Protocol):
     def status(self) -> list[ServiceStatus]: ...
 
     def logs(self, service: str, *, lines: int = 50, follow: bool = False) -> Iterator[str]: ...
+
+
+class OnDemandServices(Protocol):
+    """What both runtimes offer for a service `up` leaves alone (the scorer), so `fraudctl scorer` is one code
+    path: natively a supervisord program, under compose a service of profile `scorer` inside the network."""
+
+    name: str
+
+    def job_config(self) -> dict:
+        """The configuration (with its secrets) a job started by this runtime reads from its launch file."""
+
+    def start_on_demand(self, name: str) -> object: ...
+
+    def stop_service(self, name: str) -> None: ...
+
+    def service_state(self, name: str) -> str:
+        """In supervisor's words (RUNNING, STOPPED, EXITED, BACKOFF, FATAL) for either runtime."""
+
+    def log_tail(self, name: str, lines: int = 30) -> str: ...

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from fraudctl.config import Config
 from fraudctl.errors import NotFoundError, ServiceFailedError, WaitTimeoutError
 from fraudctl.scoring.status import LAUNCH_FILE, STALE_SECONDS, read_status
 from fraudctl.secrets import write_private
 
+if TYPE_CHECKING:
+    from fraudctl.runtime.base import OnDemandServices
+
 SERVICE = "scorer"
 POLL_SECONDS = 0.5
 
 
-def _runtime(config: Config):
+def _runtime(config: Config) -> "OnDemandServices":
     """The active runtime: the scorer is a supervisord program natively, the on-demand `scorer` service under
     compose (a driver inside the network, on the stack's Spark master). Both offer the same calls."""
     from fraudctl.runtime import get_runtime
 
-    return get_runtime(config)
+    return get_runtime(config)  # type: ignore[return-value]
 
 
 def start(config: Config, *, master: str | None = None, wait_for_model: bool = False, timeout: float | None = None,
@@ -109,6 +112,7 @@ def status(config: Config) -> dict[str, Any]:
         "input_rows_per_second": current.get("input_rows_per_second"),
         "processed_rows_per_second": current.get("processed_rows_per_second"),
         "batch_duration_ms": current.get("batch_duration_ms"),
+        "latency_ms": current.get("latency_ms"),  # p50/p99/max ms, Kafka timestamp -> score acknowledged
         "lag": current.get("lag") or {},
         "dead_letters": counters.get("dead_letters", 0),
         "state_size": current.get("state_size"),
