@@ -64,7 +64,7 @@ def scorer_panel(config: "Config") -> dict[str, Any]:
         "input_rows_per_second": report.get("input_rows_per_second"),
         "processed_rows_per_second": report.get("processed_rows_per_second"),
         "batch_duration_ms": report.get("batch_duration_ms"),
-        "latency_ms": counters.get("latency_ms"),
+        "latency_ms": report.get("latency_ms"),
         "lag": {topic: sum(partitions.values()) for topic, partitions in sorted(lag.items())},
         "lag_per_partition": lag,
         "scored": counters.get("scored", 0),
@@ -80,14 +80,21 @@ def _mlflow_alias(config: "Config", alias: str, timeout: float) -> dict[str, Any
     is polled."""
     import httpx
 
+    from fraudctl.registry.client import NO_SUCH_THING
+
     uri = config.mlflow.tracking_uri
     try:
         response = httpx.get(f"{uri}/api/2.0/mlflow/registered-models/alias",
                              params={"name": config.model.name, "alias": alias}, timeout=timeout)
     except httpx.HTTPError as exc:
         raise UnavailableError(f"MLflow at {uri} did not answer: {exc or type(exc).__name__}") from None
-    if response.status_code == 404:
-        return None
+    if response.status_code in (400, 404):  # MLflow 3 answers 400 INVALID_PARAMETER_VALUE for an unset alias
+        try:
+            code = response.json().get("error_code")
+        except ValueError:
+            code = None
+        if code in NO_SUCH_THING:
+            return None
     if response.status_code != 200:
         raise UnavailableError(f"MLflow answered {response.status_code}: {response.text[:200]}")
     return response.json().get("model_version") or None
@@ -111,7 +118,8 @@ def champion_panel(config: "Config", timeout: float = HTTP_TIMEOUT) -> dict[str,
     marks = [(tags[TAG + key], how) for key, how in (("promoted_at", "promote"), ("restored_at", "rollback"))
              if tags.get(TAG + key)]
     changed_at, changed_by = max(marks) if marks else (None, None)
-    updated = champion.get("last_updated_timestamp") or champion.get("creation_timestamp")
+    created = champion.get("creation_timestamp")
+    updated = champion.get("last_updated_timestamp") or created
     return {
         **panel,
         "version": str(champion["version"]),
@@ -119,7 +127,7 @@ def champion_panel(config: "Config", timeout: float = HTTP_TIMEOUT) -> dict[str,
         "changed_by": changed_by,
         "promoted_over": (tags.get(TAG + "promoted_over") or None) if changed_by == "promote" else None,
         "forced": tags.get(TAG + "promotion_forced") == "true" if changed_by == "promote" else None,
-        "version_created_at": _iso(int(champion["creation_timestamp"]) / 1000) if champion.get("creation_timestamp") else None,
+        "version_created_at": _iso(int(created) / 1000) if created else None,
         "version_updated_at": _iso(int(updated) / 1000) if updated else None,
         "test_average_precision": _float(tags.get(TAG + "test_average_precision")),
     }
@@ -194,13 +202,11 @@ class WorkersPanel:
 
     def __call__(self) -> dict[str, Any]:
         from fraudctl.flower import FlowerClient, worker_rows
-        from fraudctl.secrets import load_secrets
+        from fraudctl.secrets import require_secrets
 
         if self._client is None:
-            secrets = load_secrets(self.config, create=False)
-            if secrets is None:
-                raise UnavailableError(f"no stack has been started from {self.config.state_dir}")
-            self._client = FlowerClient(self.config.flower, secrets.flower_password, timeout=self.timeout)
+            self._client = FlowerClient(self.config.flower, require_secrets(self.config).flower_password,
+                                        timeout=self.timeout)
         rows = worker_rows(self._client.events(), self._client.workers(refresh=not self._asked))
         self._asked = True
         return {"online": sum(1 for row in rows if row["online"]), "total": len(rows), "workers": rows}

@@ -11,7 +11,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -104,6 +104,45 @@ def stderr_console() -> Console:
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+def refresh_loop(step: Callable[[int], Any], *, interval: float, count: int | None,
+                 json_line: Callable[[Any], Any], render: Callable[[Any], Any] | None = None,
+                 console: Console | None = None) -> tuple[Any, bool]:
+    """The loop of the live views (`workers --follow`, `status --watch`): `step(n)` (n = 0, 1, ...) every
+    `interval` seconds until `count` steps or Ctrl-C. With `render`, each result is drawn by rich Live on
+    `console` over the previous one; without, `json_line(result)` is printed as one JSON document a line.
+    Returns the last result (None if there was none) and whether Ctrl-C ended the loop."""
+    import time
+
+    live = None
+    last = None
+    done = 0
+    if render is not None:
+        from rich.live import Live
+
+        live = Live(console=console or stdout_console(), auto_refresh=False)
+        live.start()
+    try:
+        while True:
+            started = time.monotonic()
+            last = step(done)
+            done += 1
+            if live is None:
+                sys.stdout.write(json.dumps(json_line(last), default=str) + "\n")
+                sys.stdout.flush()
+            else:
+                live.update(render(last), refresh=True)
+            if count is not None and done >= count:
+                return last, False
+            time.sleep(max(interval - (time.monotonic() - started), 0.0))
+    except KeyboardInterrupt:
+        return last, True
+    finally:
+        if live is not None:
+            live.stop()
+            if not live.console.is_terminal:  # Live leaves the last line open when it cannot redraw
+                live.console.print()
 
 
 def layout_overrides(preset: Any, time_format: Any, start: str | None) -> dict[str, Any]:

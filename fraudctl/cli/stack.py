@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from fraudctl.choices import RUNTIME_KINDS
 from fraudctl.cli.common import (
-    OutputFormat, OutputOption, format_number, print_json, state, stderr_console, stdout_console,
+    OutputFormat, OutputOption, print_json, refresh_loop, state, stderr_console, stdout_console,
 )
 
 if TYPE_CHECKING:
@@ -110,7 +110,6 @@ def status(
 
     Exit codes: 8 when any service is unhealthy (with --watch: at the last refresh; Ctrl-C exits 0).
     """
-    from fraudctl.errors import UnavailableError
     from fraudctl.overview import overview
 
     config = state(ctx).config(**{"runtime.kind": runtime})
@@ -118,7 +117,7 @@ def status(
     if watch:
         last = _watch(view, interval, count, output)
         if last is not None and not last["healthy"]:
-            raise UnavailableError("the stack is not fully up and healthy")
+            raise _not_healthy(last)
         return
     report = view.gather()
     if output is OutputFormat.json:
@@ -126,40 +125,29 @@ def status(
     else:
         stdout_console().print(_overview(report))
     if not report["healthy"]:
-        raise UnavailableError("the stack is not fully up and healthy")
+        raise _not_healthy(report)
+
+
+def _not_healthy(report: dict):
+    from fraudctl.errors import UnavailableError
+
+    if report.get("services_error"):
+        return UnavailableError(report["services_error"])
+    if not any(s["healthy"] for s in report["services"]):
+        return UnavailableError("the stack is not running here", hint="fraudctl up")
+    failing = [s["name"] for s in report["services"] if not _service(s).fine]
+    return UnavailableError(f"the stack is not fully up and healthy: {', '.join(failing)}",
+                            hint=f"`fraudctl logs {failing[0]}` says why; `fraudctl up` starts what is stopped")
 
 
 def _watch(view, interval: float, count: int | None, output: OutputFormat) -> "dict | None":
     """Refresh until `count` refreshes (returns the last view) or Ctrl-C (returns None: exit 0)."""
-    import json
-
-    live = None
-    done = 0
-    if output is OutputFormat.text:
-        from rich.live import Live
-
-        live = Live(console=stdout_console(), auto_refresh=False)
-        live.start()
-    try:
-        while True:
-            started = time.monotonic()
-            report = view.gather(strict=False)
-            done += 1
-            if live is None:
-                print(json.dumps(report, default=str), flush=True)
-            else:
-                live.update(_overview(report, title=f"fraudctl status at {report['time']}, every {interval:g}s "
-                                                    f"(Ctrl-C to stop)"), refresh=True)
-            if count is not None and done >= count:
-                return report
-            time.sleep(max(interval - (time.monotonic() - started), 0.0))
-    except KeyboardInterrupt:
-        return None
-    finally:
-        if live is not None:
-            live.stop()
-            if not live.console.is_terminal:  # Live leaves the last line open when it cannot redraw
-                live.console.print()
+    last, interrupted = refresh_loop(
+        lambda done: view.gather(strict=False), interval=interval, count=count, json_line=lambda report: report,
+        render=(lambda report: _overview(report, title=f"fraudctl status at {report['time']}, every {interval:g}s "
+                                                       "(Ctrl-C to stop)")) if output is OutputFormat.text else None,
+        console=stdout_console())
+    return None if interrupted else last
 
 
 def logs(
@@ -238,14 +226,18 @@ def _scorer_line(p: dict) -> str:
         line += f", model v{p['model_version']}"
     if p["health"] in ("healthy", "degraded"):
         latency = p.get("latency_ms") or {}
-        line += (f", in {format_number(p.get('input_rows_per_second'))} rows/s, processed "
-                 f"{format_number(p.get('processed_rows_per_second'))} rows/s, batch "
-                 f"{format_number(p.get('batch_duration_ms'))} ms, latency "
+        line += (f", in {_figure(p.get('input_rows_per_second'))} rows/s, processed "
+                 f"{_figure(p.get('processed_rows_per_second'))} rows/s, batch "
+                 f"{_figure(p.get('batch_duration_ms'))} ms, latency "
                  + (f"p50 {latency['p50']:,.0f} ms p99 {latency['p99']:,.0f} ms" if latency else "-")
                  + ", lag " + (", ".join(f"{topic} {n:,}" for topic, n in p["lag"].items()) or "-"))
     elif p["health"] == "stopped":
         line += " (fraudctl scorer start)"
     return line + f"; {p.get('scored', 0):,} scored, {p.get('alerts', 0):,} alerts"
+
+
+def _figure(value) -> str:
+    return "-" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
 
 
 def _champion_line(p: dict) -> str:

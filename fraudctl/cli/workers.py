@@ -6,7 +6,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from fraudctl.cli.common import OutputFormat, OutputOption, print_json, state, stdout_console
+from fraudctl.cli.common import OutputFormat, OutputOption, print_json, refresh_loop, state, stdout_console
 
 COLUMNS = ("worker", "online", "pid", "concurrency", "active", "processed", "failed", "load 1/5/15", "heartbeat")
 
@@ -69,44 +69,24 @@ def _check_online(rows: list[dict[str, Any]] | None) -> None:
 
 def _follow(client, url: str, interval: float, count: int | None, output: OutputFormat):
     """Refresh until Ctrl-C or `count` refreshes; returns the last rows (None if Flower did not answer)."""
-    import json
     import time
 
     from fraudctl.errors import UnavailableError
 
-    rows: list[dict[str, Any]] | None = None
-    done = 0
-    live = None
-    if output is OutputFormat.text:
-        from rich.live import Live
+    def step(done: int):
+        try:
+            # the inspect broadcast (pool size, pid) once; then Flower's cache and its event view
+            rows, error = _rows(client, refresh=done == 0), None
+        except UnavailableError as exc:
+            rows, error = None, str(exc)
+        return rows, error, time.strftime("%H:%M:%S")
 
-        live = Live(console=stdout_console(), auto_refresh=False)
-        live.start()
-    try:
-        while True:
-            started = time.monotonic()
-            error = None
-            try:
-                # the inspect broadcast (pool size, pid) once; then Flower's cache and its event view
-                rows = _rows(client, refresh=done == 0)
-            except UnavailableError as exc:
-                rows, error = None, str(exc)
-            done += 1
-            stamp = time.strftime("%H:%M:%S")
-            if live is None:
-                print(json.dumps({"time": stamp, "workers": rows, "error": error}, default=str), flush=True)
-            else:
-                live.update(_view(rows, error, url, stamp, interval), refresh=True)
-            if count is not None and done >= count:
-                return rows
-            time.sleep(max(interval - (time.monotonic() - started), 0.0))
-    except KeyboardInterrupt:
-        return rows
-    finally:
-        if live is not None:
-            live.stop()
-            if not live.console.is_terminal:  # Live leaves the last line open when it cannot redraw
-                live.console.print()
+    last, _ = refresh_loop(
+        step, interval=interval, count=count,
+        json_line=lambda r: {"time": r[2], "workers": r[0], "error": r[1]},
+        render=(lambda r: _view(r[0], r[1], url, r[2], interval)) if output is OutputFormat.text else None,
+        console=stdout_console())
+    return last[0] if last else None
 
 
 def _view(rows, error: str | None, url: str, stamp: str, interval: float):

@@ -80,7 +80,7 @@ def test_scorer_panel_condenses_the_scorer_status(monkeypatch):
         "process": "RUNNING", "health": "healthy", "degraded": None, "model": {"version": "3", "since": 0.0},
         "input_rows_per_second": 120.0, "processed_rows_per_second": 130.5, "batch_duration_ms": 850,
         "lag": {"transactions": {"0": 5, "1": 7}, "labels": {"0": 0}}, "dead_letters": 2,
-        "counters": {"scored": 1000, "alerts": 4, "latency_ms": {"p50": 900.0, "p99": 1800.0, "max": 2000.0}},
+        "latency_ms": {"p50": 900.0, "p99": 1800.0, "max": 2000.0}, "counters": {"scored": 1000, "alerts": 4},
         "status_age_seconds": 0.4})
     panel = ov.scorer_panel(config=None)
     assert panel["health"] == "healthy" and panel["model_version"] == "3"
@@ -129,6 +129,45 @@ def test_champion_panel_takes_the_time_fraudctl_recorded_on_promotion(monkeypatc
     aliases.clear()
     panel = ov.champion_panel(FakeConfig)
     assert panel["version"] is None and panel["message"].startswith("no champion")
+
+
+class Response:
+    def __init__(self, status_code, body):
+        self.status_code, self.body, self.text = status_code, body, json.dumps(body)
+
+    def json(self):
+        return self.body
+
+
+@pytest.mark.parametrize("status_code, body, expected", [
+    (200, {"model_version": {"version": "3"}}, {"version": "3"}),
+    (400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "Registered model alias champion not found."}, None),
+    (404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Registered Model fraud-detector not found."}, None),
+])
+def test_an_unset_alias_is_no_version(monkeypatch, status_code, body, expected):
+    import httpx
+
+    from fraudctl.config import Config
+
+    monkeypatch.setattr(httpx, "get", lambda url, params, timeout: Response(status_code, body))
+    assert ov._mlflow_alias(Config(), "champion", 1.0) == expected
+
+
+def test_an_mlflow_error_or_silence_is_unavailable(monkeypatch):
+    import httpx
+
+    from fraudctl.config import Config
+
+    monkeypatch.setattr(httpx, "get", lambda url, params, timeout: Response(500, {"error_code": "INTERNAL_ERROR"}))
+    with pytest.raises(UnavailableError, match="MLflow answered 500"):
+        ov._mlflow_alias(Config(), "champion", 1.0)
+
+    def silent(url, params, timeout):
+        raise httpx.ReadTimeout("timed out")
+
+    monkeypatch.setattr(httpx, "get", silent)
+    with pytest.raises(UnavailableError, match="did not answer: timed out"):
+        ov._mlflow_alias(Config(), "champion", 1.0)
 
 
 def test_retrain_panel_reads_the_latest_run_and_asks_a_finished_one_once(monkeypatch):
@@ -221,7 +260,13 @@ def test_status_json_is_one_document_and_exit_8_keeps_its_meaning(monkeypatch, c
     assert run(["status", "-o", "json"]) == ExitCode.UNAVAILABLE
     assert json.loads(capsys.readouterr().out)["healthy"] is False
     assert run(["status"]) == ExitCode.UNAVAILABLE
-    assert "unavailable: MLflow" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "unavailable: MLflow" in captured.out and "not running here" in captured.err and "fraudctl up" in captured.err
+
+    monkeypatch.setattr(ov, "overview", fake_overview(HEALTHY + [ServiceStatus("mlflow", "FATAL", healthy=None)]))
+    assert run(["status", "-o", "json"]) == ExitCode.UNAVAILABLE
+    err = capsys.readouterr().err
+    assert "not fully up and healthy: mlflow" in err and "fraudctl logs mlflow" in err
 
 
 def test_watch_refreshes_count_times_and_an_unhealthy_service_does_not_stop_it(monkeypatch, capsys):
