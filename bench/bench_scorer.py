@@ -333,6 +333,9 @@ class Bench:
                 self.figure(f"  batch time ({len(own)} of {batches} batches sampled), foreachBatch / Spark trigger",
                             f"p50 {_median_s(own)} / {_median_s(spark, 1000)}, "
                             f"max {_max_s(own)} / {_max_s(spark, 1000)}")
+                phases = _phases(seen)
+                if phases:
+                    self.figure("  where a batch's time went (p50 ms over the sampled batches)", phases)
 
     def replay_sampling(self, rate: int, limit: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """A paced replay of the next `limit` rows, the scorer's status sampled while it runs."""
@@ -569,6 +572,30 @@ def _trigger_ms(seen: list[dict[str, Any]]) -> list[float]:
         if batch is not None and ms:
             by_batch[batch] = max(by_batch.get(batch, 0.0), float(ms))
     return list(by_batch.values())
+
+
+def _phases(seen: list[dict[str, Any]]) -> str:
+    """Median ms per phase of the sampled batches: the scorer's own (status counters.last_batch_phases_ms:
+    read = Spark's Kafka read and Arrow transfer, then decode ... commit; lake and stage run beside them) and
+    Spark's trigger (status spark_ms: latestOffset, walCommit, queryPlanning, addBatch = foreachBatch,
+    commitOffsets, triggerExecution = all)."""
+    own: dict[int, dict[str, float]] = {}
+    spark: dict[int, dict[str, float]] = {}
+    for status in seen:
+        counters = status.get("counters") or {}
+        if counters.get("last_batch_id") is not None and counters.get("last_batch_phases_ms"):
+            own[counters["last_batch_id"]] = counters["last_batch_phases_ms"]
+        if (status.get("spark_ms") or {}).get("batch_id") is not None:
+            spark[status["spark_ms"]["batch_id"]] = {k: v for k, v in status["spark_ms"].items() if k != "batch_id"}
+
+    def medians(by_batch: dict[int, dict[str, float]]) -> str:
+        names = list(dict.fromkeys(name for phases in by_batch.values() for name in phases))
+        return ", ".join(f"{name} {statistics.median(p[name] for p in by_batch.values() if name in p):.0f}"
+                         for name in names)
+
+    parts = [f"scorer ({len(own)} batches): {medians(own)}"] if own else []
+    parts += [f"Spark ({len(spark)} batches): {medians(spark)}"] if spark else []
+    return "; ".join(parts)
 
 
 def _batch_seconds(seen: list[dict[str, Any]]) -> list[float]:

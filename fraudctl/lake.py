@@ -80,14 +80,14 @@ class Lake:
             folder = f"{self.root}/{table}/{PARTITION_FIELD}={day}"
             path = f"{folder}/batch-{batch_id:012d}.parquet"
             try:
-                self.filesystem.create_dir(folder, recursive=True)
                 if self.local:
                     # local: write aside and rename, so a reader never sees half a file
+                    self.filesystem.create_dir(folder, recursive=True)
                     partial = f"{folder}/.batch-{batch_id:012d}.partial"
                     pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), partial,
                                    filesystem=self.filesystem)
                     self.filesystem.move(partial, path)
-                else:  # an S3 PUT is atomic
+                else:  # an S3 PUT is atomic, and needs no folder (creating its markers cost 5-10 ms a file)
                     pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), path, filesystem=self.filesystem)
             except OSError as exc:
                 raise UnavailableError(f"cannot write the lake at {self.uri}{self.where}: {exc}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,8 @@ class Counters:
     batch_seconds: list[float] = field(default_factory=list)  # the last 100
     # Where the last batch's time went, in ms: read (Spark's Kafka read and Arrow transfer to the driver, when
     # the job measures it), decode, features (duplicates, intent, labels, features), score, encode, publish
-    # (send and flush), lake, commit (the state).
+    # (send and flush), wait (for the aside thread), commit (the state's rename and memory); beside them, in
+    # the aside thread: lake and stage (the state's files).
     last_batch_phases_ms: dict[str, float] = field(default_factory=dict)
     phases_ms: dict[str, list[float]] = field(default_factory=dict)  # the last 100 batches', per phase
     # The last batch with transactions: from each transaction's Kafka timestamp to its score acknowledged by
@@ -80,6 +82,7 @@ class Scorer:
         self.lake = lake
         self.counters = Counters()
         self.stopping = False
+        self._aside = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraudctl-aside")
 
     def process(self, records: pa.Table, batch_id: int, *, read_seconds: float | None = None) -> None:
         """One micro-batch; `read_seconds`: what the job spent getting `records` from Spark (a phase)."""
@@ -108,7 +111,45 @@ class Scorer:
             intent = Intent(batch_id, model.version, format_time(pd.Timestamp.now(tz="UTC").floor("ms").to_pydatetime()))
             self.state.record_intent(intent)
 
-        self.state.apply_labels(labels.events)  # a batch's labels count before its transactions
+        # The batch's own records go to the lake and to the state's staging files in a thread while it is
+        # featured, scored and published (nothing computed here goes into them), off the latency's path.
+        # Neither counts early: Spark commits the batch only once `process` returns, and the staged state
+        # folder is renamed into place only after the output is flushed.
+        aside = self._aside.submit(self._write_aside, batch_id, transactions, labels.events)
+        try:
+            scored, alerts, latency = self._score_and_publish(transactions, labels.events, rejects, model, intent,
+                                                              clock)
+        finally:
+            futures.wait([aside])  # a re-run of this batch must not race this run's writes
+        clock.lap("wait")
+        aside_ms = aside.result()  # e.g. the lake unreachable: the batch fails and Spark re-runs it
+        self.state.commit(batch_id, transactions)
+        clock.lap("commit")
+
+        c = self.counters
+        c.batches += 1
+        c.transactions += len(transactions)
+        c.labels += len(labels.events)
+        c.scored += scored
+        c.alerts += alerts
+        c.dead_letters += len(rejects)
+        c.duplicates += int(repeated.sum())
+        c.last_batch_id = batch_id
+        c.last_batch_rows = records.num_rows
+        c.last_batch_seconds = time.perf_counter() - started
+        c.batch_seconds = (c.batch_seconds + [c.last_batch_seconds])[-100:]
+        c.record_phases(({"read": read_seconds * 1000} if read_seconds is not None else {}) | clock.laps | aside_ms)
+        if latency is not None:
+            c.latency_ms = latency
+        if len(rejects):
+            log.warning("batch %d: %d event(s) to the dead-letter topic, e.g. %s", batch_id, len(rejects),
+                        rejects["reason"].iloc[0])
+
+    def _score_and_publish(self, transactions: pd.DataFrame, labels: pd.DataFrame, rejects: pd.DataFrame, model,
+                           intent: Intent, clock: "_PhaseClock") -> tuple[int, int, dict[str, float] | None]:
+        """Features, scores, the output sent and acknowledged: (scored, alerts, latency figures or None when
+        the batch had no transactions)."""
+        self.state.apply_labels(labels)  # a batch's labels count before its transactions
         featured = self.state.features(transactions)  # keeps the Kafka columns: the ingest time is published
         clock.lap("features")
         scores = model.score(featured)
@@ -119,33 +160,21 @@ class Scorer:
         self.publisher.send(keys, values, alert, rejects)
         self.publisher.flush()
         clock.lap("publish")
-        latency = _latency_ms(featured)
+        return len(keys), int(alert.sum()), _latency_ms(featured)
+
+    def _write_aside(self, batch_id: int, transactions: pd.DataFrame, labels: pd.DataFrame) -> dict[str, float]:
+        """The lake files and the state's staged files of a batch (in the aside thread); their ms."""
+        started = time.perf_counter()
+        spent = {}
         if self.lake is not None:
             kafka_position = [TOPIC, PARTITION, OFFSET]
             self.lake.write(TRANSACTIONS, batch_id, transactions.drop(columns=kafka_position), TX_DATETIME)
-            self.lake.write(LABELS, batch_id, labels.events.drop(columns=kafka_position), TX_DATETIME)
-            clock.lap("lake")
-        self.state.commit(batch_id, transactions)
-        clock.lap("commit")
-
-        c = self.counters
-        c.batches += 1
-        c.transactions += len(transactions)
-        c.labels += len(labels.events)
-        c.scored += len(keys)
-        c.alerts += int(alert.sum())
-        c.dead_letters += len(rejects)
-        c.duplicates += int(repeated.sum())
-        c.last_batch_id = batch_id
-        c.last_batch_rows = records.num_rows
-        c.last_batch_seconds = time.perf_counter() - started
-        c.batch_seconds = (c.batch_seconds + [c.last_batch_seconds])[-100:]
-        c.record_phases(({"read": read_seconds * 1000} if read_seconds is not None else {}) | clock.laps)
-        if latency is not None:
-            c.latency_ms = latency
-        if len(rejects):
-            log.warning("batch %d: %d event(s) to the dead-letter topic, e.g. %s", batch_id, len(rejects),
-                        rejects["reason"].iloc[0])
+            self.lake.write(LABELS, batch_id, labels.drop(columns=kafka_position), TX_DATETIME)
+            spent["lake"] = (time.perf_counter() - started) * 1000
+            started = time.perf_counter()
+        self.state.stage(batch_id, transactions, labels)
+        spent["stage"] = (time.perf_counter() - started) * 1000
+        return spent
 
 
 class _PhaseClock:

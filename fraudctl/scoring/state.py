@@ -61,6 +61,7 @@ class FeatureState:
         self._terminal_codes: dict = {}
         self._code_columns: dict[str, np.ndarray] = {}
         self._batch_labels = _empty(LABEL_COLUMNS)
+        self._staged: int | None = None  # the batch whose files `stage` wrote
         self._since_snapshot = 0
         folder.mkdir(parents=True, exist_ok=True)
         self._load()
@@ -98,15 +99,25 @@ class FeatureState:
             reach |= wanted[self._code_columns[column]]
         return reach
 
-    def commit(self, batch_id: int, transactions: pd.DataFrame) -> None:
-        """Make the batch durable (after its output is flushed), then fold it into memory."""
-        new = transactions[HISTORY_COLUMNS].reset_index(drop=True)
+    def stage(self, batch_id: int, transactions: pd.DataFrame, labels: pd.DataFrame) -> None:
+        """Write the batch's files aside (`.<id>.partial`, ignored and deleted on load) before its output is
+        out, e.g. in a thread while the batch is scored; `commit` then only renames them into place. Touches
+        no memory: safe beside `features`."""
         staging = self.folder / f".{batch_id}.partial"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        _write(staging / _TX_FILE, new)
-        _write(staging / _LABEL_FILE, self._batch_labels)
-        os.replace(staging, self.folder / f"{batch_id:012d}")
+        _write(staging / _TX_FILE, transactions[HISTORY_COLUMNS].reset_index(drop=True))
+        _write(staging / _LABEL_FILE, labels[LABEL_COLUMNS].reset_index(drop=True))
+        self._staged = batch_id
+
+    def commit(self, batch_id: int, transactions: pd.DataFrame) -> None:
+        """Make the batch durable (after its output is flushed), then fold it into memory. The batch's labels
+        are those `apply_labels` took; its files those `stage` wrote, or written now."""
+        new = transactions[HISTORY_COLUMNS].reset_index(drop=True)
+        if self._staged != batch_id:
+            self.stage(batch_id, new, self._batch_labels)
+        os.replace(self.folder / f".{batch_id}.partial", self.folder / f"{batch_id:012d}")
+        self._staged = None
         self._add(new)
         self._batch_labels = _empty(LABEL_COLUMNS)
         self.last_batch_id = batch_id
@@ -176,13 +187,17 @@ class FeatureState:
     def _add(self, transactions: pd.DataFrame) -> None:
         if len(transactions):
             added = transactions.assign(**{IS_FRAUD: self._labels_for(transactions)})
+            # What the new transactions put out of reach goes first, so that the concat is the one copy of
+            # the history (pruning after it copied the whole history a second time, every batch).
+            self._prune_history(self._horizon(added[TX_DATETIME].max()))
             self.history = pd.concat([self.history, added], ignore_index=True)
             self._ids.update(transactions[TRANSACTION_ID])
             for column, codes in ((CUSTOMER_ID, self._customer_codes), (TERMINAL_ID, self._terminal_codes)):
-                for key in transactions[column].unique():
+                keys = transactions[column].to_numpy()
+                for key in keys:
                     codes.setdefault(key, len(codes))
-                new_codes = transactions[column].map(codes).to_numpy(dtype="int64")
                 if column in self._code_columns:
+                    new_codes = np.fromiter((codes[key] for key in keys), dtype="int64", count=len(keys))
                     self._code_columns[column] = np.concatenate([self._code_columns[column], new_codes])
             if len(self.pending_labels):
                 self.pending_labels = self.pending_labels[
@@ -196,14 +211,34 @@ class FeatureState:
         windows reach back past the newest one's."""
         if not len(self.history):
             return
-        horizon = self.history[TX_DATETIME].max() - pd.Timedelta(days=self.spec.history_days + PRUNE_SLACK_DAYS)
-        old = (self.history[TX_DATETIME] <= horizon).to_numpy()
-        if old.any():
-            self._ids.difference_update(self.history.loc[old, TRANSACTION_ID])
-            self.history = self.history[~old].reset_index(drop=True)
-            self._code_columns = {name: codes[~old] for name, codes in self._code_columns.items()}
+        horizon = self._horizon()
+        self._prune_history(horizon)
         if len(self.pending_labels):
             self.pending_labels = self.pending_labels[self.pending_labels[TX_DATETIME] > horizon].reset_index(drop=True)
+
+    def _horizon(self, newest=None) -> pd.Timestamp:
+        latest = self.history[TX_DATETIME].max() if len(self.history) else None
+        if latest is None or pd.isna(latest) or (newest is not None and newest > latest):
+            latest = newest
+        return latest - pd.Timedelta(days=self.spec.history_days + PRUNE_SLACK_DAYS)
+
+    def _prune_history(self, horizon) -> None:
+        if not len(self.history) or pd.isna(horizon):
+            return
+        old = (self.history[TX_DATETIME] <= horizon).to_numpy()
+        if not old.any():
+            return
+        self._ids.difference_update(self.history.loc[old, TRANSACTION_ID])
+        first_kept = int(np.argmin(old)) if not old.all() else len(old)
+        if not old[first_kept:].any():
+            # The usual case: the oldest rows go, and they come first (the history is appended in time order,
+            # nearly). A slice keeps the rest without copying it.
+            self.history = self.history.iloc[first_kept:]
+            self.history.index = pd.RangeIndex(len(self.history))
+            self._code_columns = {name: codes[first_kept:] for name, codes in self._code_columns.items()}
+        else:
+            self.history = self.history[~old].reset_index(drop=True)
+            self._code_columns = {name: codes[~old] for name, codes in self._code_columns.items()}
 
     def _load(self) -> None:
         for entry in self.folder.glob(".*.partial"):

@@ -115,6 +115,29 @@ def test_a_batch_that_never_committed_leaves_no_trace(tmp_path):
     assert_frame_equal(run_batch(after_crash, 5, *BATCHES[5]), state.features(BATCHES[5][1]))
 
 
+def test_a_batch_staged_aside_counts_only_once_committed(tmp_path):
+    folder = tmp_path / "state"
+    state = FeatureState(folder, DEFAULT_SPEC)
+    for batch_id in range(3):
+        run_batch(state, batch_id, *BATCHES[batch_id])
+    batch_labels, batch_txs = BATCHES[3]
+    state.stage(3, batch_txs, batch_labels)  # the scorer writes these in a thread while the batch is scored
+    state.apply_labels(batch_labels)
+    state.features(batch_txs)
+    # The driver dies before the output is flushed: the staged files are no commit.
+    shutil.copytree(folder, tmp_path / "crashed")
+    crashed = FeatureState(tmp_path / "crashed", DEFAULT_SPEC)
+    assert crashed.last_batch_id == 2 and not crashed.is_committed(3)
+    assert not any(p.name.endswith(".partial") for p in (tmp_path / "crashed").iterdir())
+    # Committed, it is the same as a batch written at its commit.
+    state.commit(3, batch_txs)
+    plain = FeatureState(tmp_path / "plain", DEFAULT_SPEC)
+    for batch_id in range(4):
+        run_batch(plain, batch_id, *BATCHES[batch_id])
+    assert_same_state(state, plain)
+    assert_same_state(FeatureState(folder, DEFAULT_SPEC), plain)
+
+
 def test_snapshots_compact_the_log_and_reload_to_the_same_state(tmp_path):
     state = FeatureState(tmp_path, DEFAULT_SPEC, snapshot_every=2)
     for batch_id, batch in enumerate(BATCHES[:5]):
