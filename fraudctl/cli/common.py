@@ -59,6 +59,10 @@ OutputOption = Annotated[
     OutputFormat,
     typer.Option("--output", "-o", help="text for people, json for scripts (one JSON document on stdout)."),
 ]
+# The live views' pacing (`workers --follow`, `status --watch`).
+IntervalOption = Annotated[float, typer.Option("--interval", min=0.2, help="Seconds between live refreshes.")]
+CountOption = Annotated[Optional[int], typer.Option(
+    "--count", min=1, help="Stop the live view after this many refreshes (for scripts and tests).")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (for scripts and CI).")]
 
 

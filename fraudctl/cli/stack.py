@@ -12,7 +12,8 @@ from rich.markup import escape
 
 from fraudctl.choices import RUNTIME_KINDS
 from fraudctl.cli.common import (
-    OutputFormat, OutputOption, print_json, refresh_loop, state, stderr_console, stdout_console,
+    CountOption, IntervalOption, OutputFormat, OutputOption, print_json, refresh_loop, state, stderr_console,
+    stdout_console,
 )
 
 if TYPE_CHECKING:
@@ -95,17 +96,15 @@ def status(
     runtime: RuntimeOption = None,
     watch: Annotated[bool, typer.Option(
         "--watch", "-w", help="Refresh the view live until Ctrl-C (or --count).")] = False,
-    interval: Annotated[float, typer.Option(
-        "--interval", min=0.2, help="Seconds between refreshes with --watch.")] = 2.0,
-    count: Annotated[Optional[int], typer.Option(
-        "--count", min=1, help="With --watch: stop after this many refreshes.")] = None,
+    interval: IntervalOption = 2.0,
+    count: CountOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """The operator's view: each service's state, pid, endpoint, health and uptime; the scorer's rates,
     latency and lag; the champion and when it changed; the last retrain run; the Celery workers.
 
-    A part that does not answer within a few seconds (MLflow, Airflow or Flower down, the scorer stopped)
-    shows why instead of its values; the rest of the view goes on.
+    A part whose system does not answer within a few seconds (MLflow, Airflow or Flower down) shows why
+    instead of its values; the rest of the view goes on. A stopped scorer shows as stopped.
     --watch redraws every --interval seconds (-o json: one JSON document a line).
 
     Exit codes: 8 when any service is unhealthy (with --watch: at the last refresh; Ctrl-C exits 0).

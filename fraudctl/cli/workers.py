@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
-from fraudctl.cli.common import OutputFormat, OutputOption, print_json, refresh_loop, state, stdout_console
+from fraudctl.cli.common import (
+    CountOption, IntervalOption, OutputFormat, OutputOption, print_json, refresh_loop, state, stdout_console,
+)
 
 COLUMNS = ("worker", "online", "pid", "concurrency", "active", "processed", "failed", "load 1/5/15", "heartbeat")
 
@@ -19,10 +21,8 @@ def workers(
     ctx: typer.Context,
     follow: Annotated[bool, typer.Option(
         "--follow", "-f", help="Refresh the view live until Ctrl-C (or --count).")] = False,
-    interval: Annotated[float, typer.Option(
-        "--interval", min=0.2, help="Seconds between refreshes with --follow.")] = 2.0,
-    count: Annotated[Optional[int], typer.Option(
-        "--count", min=1, help="With --follow: stop after this many refreshes.")] = None,
+    interval: IntervalOption = 2.0,
+    count: CountOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Celery workers from Flower: online, pid, pool, active, processed, failed, load, heartbeat age.
