@@ -76,7 +76,7 @@ def latest_records(kafka: KafkaConfig, topic: str, count: int, timeout: float = 
         try:
             metadata = consumer.list_topics(topic, timeout=timeout)
         except Exception as exc:
-            raise UnavailableError(f"Kafka at {kafka.bootstrap_servers} did not answer: {exc}") from None
+            raise UnavailableError(f"Kafka at {kafka.bootstrap_servers} did not answer: {exc}", hint="fraudctl up") from None
         if metadata.topics[topic].error is not None:
             raise UnavailableError(f"topic {topic}: {metadata.topics[topic].error}", hint="fraudctl up")
         assignments, wanted = [], 0
