@@ -24,6 +24,11 @@ What it does, on ports default + 500 (or + $BENCH_PORT_OFFSET) with its state in
    confluent-kafka from the offsets taken before the run. The replay producer's linger (replay.linger_ms,
    50 ms by default) is inside that figure, as it would be for any producer. Labels are left out of paced runs
    (a short run's labels are due after its last transaction and would only arrive as a burst at the end).
+   Each run also prints where a batch's time went: the median ms of each phase over the sampled batches, the
+   scorer's own (status `counters.last_batch_phases_ms`: read = Spark's Kafka read and Arrow transfer, decode,
+   features, score, encode, publish, wait, commit; lake and stage run beside them in a thread) and Spark's
+   (status `spark_ms`: latestOffset, walCommit, queryPlanning, addBatch = the foreachBatch call, commitOffsets,
+   triggerExecution = the whole trigger).
    --variants also tries scorer.trigger_seconds 0.5 and scorer.linger_ms 20 (a scorer restart each).
 4. Promotion: during a paced replay, `fraudctl promote V2 --yes --force`; from the command's return to the
    Kafka timestamp of the first `scores` record with model_version V2 (scorer.model_refresh_seconds, 5 s by
