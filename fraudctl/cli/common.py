@@ -40,7 +40,7 @@ PresetOption = Annotated[Optional[PresetName], typer.Option(
     "--preset", case_sensitive=False,
     help="Column layout: generator (fraudctl generate), ulb (Time,V1..V28,Amount,Class), sparkov "
          "(trans_date_trans_time,cc_num,merchant,amt,is_fraud), or auto: recognised from the header. "
-         "[default: layout.preset, auto]", show_default=False)]
+         "(default: layout.preset, auto)", show_default=False)]
 MapOption = Annotated[Optional[list[str]], typer.Option(
     "--map", "-m", metavar="SOURCE=FIELD",
     help="Map a source column to a field (transaction_id, tx_datetime, customer_id, terminal_id, amount, "
@@ -49,11 +49,11 @@ MapOption = Annotated[Optional[list[str]], typer.Option(
 TimeFormatOption = Annotated[Optional[TimeFormat], typer.Option(
     "--time-format", case_sensitive=False,
     help="How tx_datetime is written: iso, epoch_s, epoch_ms, offset (seconds after --start), or auto. "
-         "[default: layout.time_format, else the preset's, else auto]", show_default=False)]
+         "(default: layout.time_format, else the preset's, else auto)", show_default=False)]
 StartOption = Annotated[Optional[str], typer.Option(
     "--start", metavar="DATETIME",
     help="Origin of offset times, ISO-8601 (UTC when no offset), e.g. 2013-09-01T00:00:00Z. "
-         "[default: layout.start, else the preset's]", show_default=False)]
+         "(default: layout.start, else the preset's)", show_default=False)]
 
 OutputOption = Annotated[
     OutputFormat,

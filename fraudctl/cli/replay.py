@@ -31,7 +31,7 @@ def replay(
     label_delay: Annotated[Optional[str], typer.Option(
         "--label-delay", metavar="DURATION",
         help="Event-time delay of each label after its transaction: 7d, 12h, 30m, 90s, or days. "
-             "[default: replay.label_delay, else model.label_delay_days]", show_default=False)] = None,
+             "(default: replay.label_delay, else model.label_delay_days)", show_default=False)] = None,
     rate: Annotated[Optional[float], typer.Option(
         "--rate", min=0.001, help="Pace at N transactions per second (default: as fast as possible).")] = None,
     speedup: Annotated[Optional[float], typer.Option(
@@ -40,12 +40,12 @@ def replay(
     skip: Annotated[int, typer.Option("--skip", min=0, help="Skip the first N data rows.")] = 0,
     max_errors: Annotated[Optional[int], typer.Option(
         "--max-errors", min=0,
-        help="Rejected rows allowed before the exit code is 11. [default: replay.max_errors, 0]",
+        help="Rejected rows allowed before the exit code is 11. (default: replay.max_errors, 0)",
         show_default=False)] = None,
     rejects: Annotated[Optional[Path], typer.Option(
         "--rejects", dir_okay=False,
-        help="Where rejected rows go (line, reason, content). [default: FILE.rejects.csv beside FILE, or in "
-             "replay.rejects_dir]", show_default=False)] = None,
+        help="Where rejected rows go (line, reason, content). (default: FILE.rejects.csv beside FILE, or in "
+             "replay.rejects_dir)", show_default=False)] = None,
     file_format: Annotated[Optional[FileFormat], typer.Option(
         "--format", case_sensitive=False, help="File format (default: from the extension).")] = None,
     output: OutputOption = OutputFormat.text,

@@ -25,9 +25,9 @@ def start(
     wait_for_model: Annotated[bool, typer.Option(
         "--wait-for-model", help="Start even without a @champion and wait for one (default: refuse, exit 9).")] = False,
     master: Annotated[Optional[str], typer.Option(
-        "--master", metavar="URL", help="Spark master: local[N], spark://host:port [config spark.master].")] = None,
+        "--master", metavar="URL", help="Spark master: local[N], spark://host:port (default: config spark.master).")] = None,
     timeout: Annotated[Optional[float], typer.Option(
-        help="Seconds to wait for the query to run [config scorer.start_timeout].")] = None,
+        help="Seconds to wait for the query to run (default: config scorer.start_timeout).")] = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Start the scorer under the stack's supervisor and wait until its query runs."""

@@ -35,20 +35,20 @@ def train(
     train_start: Annotated[Optional[dt.datetime], typer.Option(
         "--train-start", formats=["%Y-%m-%d"],
         help="First training day (UTC). Default: the latest window that ends with the data.")] = None,
-    train_days: Annotated[Optional[int], typer.Option(help="Training days [config model.train_days].")] = None,
+    train_days: Annotated[Optional[int], typer.Option(help="Training days (default: config model.train_days).")] = None,
     delay_days: Annotated[Optional[int], typer.Option(
         help="Label delay: gap between training and test, and the terminal features' delay "
-             "[config model.label_delay_days].")] = None,
-    test_days: Annotated[Optional[int], typer.Option(help="Test days [config model.test_days].")] = None,
+             "(default: config model.label_delay_days).")] = None,
+    test_days: Annotated[Optional[int], typer.Option(help="Test days (default: config model.test_days).")] = None,
     validation_days: Annotated[Optional[int], typer.Option(
         help="Days at the end of the training window that pick the threshold, scored by a model trained "
-             "before them; 0 picks it on training scores [config model.validation_days].")] = None,
-    estimator: Annotated[Optional[EstimatorChoice], typer.Option(help="[config model.estimator]")] = None,
+             "before them; 0 picks it on training scores (default: config model.validation_days).")] = None,
+    estimator: Annotated[Optional[EstimatorChoice], typer.Option(help="The estimator (default: config model.estimator).")] = None,
     alert_budget: Annotated[Optional[int], typer.Option(
-        help="Alerts per day the threshold allows [config model.alert_budget_per_day].")] = None,
+        help="Alerts per day the threshold allows (default: config model.alert_budget_per_day).")] = None,
     precision_target: Annotated[Optional[float], typer.Option(
         help="Pick the threshold reaching this precision instead of the alert budget "
-             "[config model.precision_target].")] = None,
+             "(default: config model.precision_target).")] = None,
     promote_if_better: Annotated[bool, typer.Option(
         "--promote-if-better", help="Make the new version @champion if it passes the promotion gate.")] = False,
     dry_run: Annotated[bool, typer.Option(

@@ -167,3 +167,24 @@ def test_estimator_choices_come_from_one_list():
     assert [choice.value for choice in EstimatorChoice] == list(ESTIMATORS)
     assert typing.get_args(ModelConfig.model_fields["estimator"].annotation) == ESTIMATORS
     assert set(HYPERPARAMETERS) == set(ESTIMATORS)
+
+
+def test_no_help_text_loses_words_to_rich_markup():
+    """`--help` renders help texts as rich markup, where "[config model.train_days]" is a style tag and
+    vanishes ("Training days ."): every command's and option's help must read the same once rendered."""
+    import click
+    import typer.main
+    from rich.markup import render
+
+    from fraudctl.cli import app
+
+    lost = []
+
+    def visit(command: click.Command, path: str) -> None:
+        texts = [command.help or ""] + [getattr(param, "help", None) or "" for param in command.params]
+        lost.extend(f"{path}: {text!r}" for text in texts if render(text).plain != text.replace("\\[", "["))
+        for name, sub in getattr(command, "commands", {}).items():
+            visit(sub, f"{path} {name}")
+
+    visit(typer.main.get_command(app), "fraudctl")
+    assert not lost, "\n".join(lost)
