@@ -24,9 +24,10 @@ What it does, on ports default + 500 (or + $BENCH_PORT_OFFSET) with its state in
    confluent-kafka from the offsets taken before the run. The replay producer's linger (replay.linger_ms,
    50 ms by default) is inside that figure, as it would be for any producer. Labels are left out of paced runs
    (a short run's labels are due after its last transaction and would only arrive as a burst at the end).
-   Each run also prints where a batch's time went: the median ms of each phase over the sampled batches, the
-   scorer's own (status `counters.last_batch_phases_ms`: read = Spark's Kafka read and Arrow transfer, decode,
-   features, score, encode, publish, wait, commit; lake and stage run beside them in a thread) and Spark's
+   Each run also prints where a batch's time went: the median and max ms of each phase over the sampled
+   batches, the scorer's own (status `counters.last_batch_phases_ms`: read = Spark's Kafka read and Arrow
+   transfer, decode, features, score, encode, publish, wait, commit; lake and stage run beside them in a
+   thread; gc = the garbage collector's pauses within the batch, status `counters.last_batch_gc_ms`) and Spark's
    (status `spark_ms`: latestOffset, walCommit, queryPlanning, addBatch = the foreachBatch call, commitOffsets,
    triggerExecution = the whole trigger).
    --variants also tries scorer.trigger_seconds 0.5 and scorer.linger_ms 20 (a scorer restart each).
@@ -340,7 +341,7 @@ class Bench:
                             f"max {_max_s(own)} / {_max_s(spark, 1000)}")
                 phases = _phases(seen)
                 if phases:
-                    self.figure("  where a batch's time went (p50 ms over the sampled batches)", phases)
+                    self.figure("  where a batch's time went (p50/max ms over the sampled batches)", phases)
 
     def replay_sampling(self, rate: int, limit: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """A paced replay of the next `limit` rows, the scorer's status sampled while it runs."""
@@ -580,7 +581,7 @@ def _trigger_ms(seen: list[dict[str, Any]]) -> list[float]:
 
 
 def _phases(seen: list[dict[str, Any]]) -> str:
-    """Median ms per phase of the sampled batches: the scorer's own (status counters.last_batch_phases_ms:
+    """Median/max ms per phase of the sampled batches: the scorer's own (status counters.last_batch_phases_ms:
     read = Spark's Kafka read and Arrow transfer, then decode ... commit; lake and stage run beside them) and
     Spark's trigger (status spark_ms: latestOffset, walCommit, queryPlanning, addBatch = foreachBatch,
     commitOffsets, triggerExecution = all)."""
@@ -589,14 +590,16 @@ def _phases(seen: list[dict[str, Any]]) -> str:
     for status in seen:
         counters = status.get("counters") or {}
         if counters.get("last_batch_id") is not None and counters.get("last_batch_phases_ms"):
-            own[counters["last_batch_id"]] = counters["last_batch_phases_ms"]
+            own[counters["last_batch_id"]] = counters["last_batch_phases_ms"] | (
+                {"gc": counters["last_batch_gc_ms"]} if "last_batch_gc_ms" in counters else {})
         if (status.get("spark_ms") or {}).get("batch_id") is not None:
             spark[status["spark_ms"]["batch_id"]] = {k: v for k, v in status["spark_ms"].items() if k != "batch_id"}
 
     def medians(by_batch: dict[int, dict[str, float]]) -> str:
+        # The max beside the median: p99 latency follows the slow batches, not the typical one.
         names = list(dict.fromkeys(name for phases in by_batch.values() for name in phases))
-        return ", ".join(f"{name} {statistics.median(p[name] for p in by_batch.values() if name in p):.0f}"
-                         for name in names)
+        return ", ".join(f"{name} {statistics.median(v := [p[name] for p in by_batch.values() if name in p]):.0f}"
+                         f"/{max(v):.0f}" for name in names)
 
     parts = [f"scorer ({len(own)} batches): {medians(own)}"] if own else []
     parts += [f"Spark ({len(spark)} batches): {medians(spark)}"] if spark else []

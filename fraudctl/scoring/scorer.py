@@ -3,7 +3,9 @@ the lake, commit the state. `Scorer.process` is what the Spark job's foreachBatc
 
 from __future__ import annotations
 
+import gc
 import logging
+import threading
 import time
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -50,6 +52,7 @@ class Counters:
     # (send and flush), wait (for the aside thread), commit (the state's rename and memory); beside them, in
     # the aside thread: lake and stage (the state's files).
     last_batch_phases_ms: dict[str, float] = field(default_factory=dict)
+    last_batch_gc_ms: float = 0.0  # the garbage collector's pauses within the last batch, any thread's
     phases_ms: dict[str, list[float]] = field(default_factory=dict)  # the last 100 batches', per phase
     # The last batch with transactions: from each transaction's Kafka timestamp to its score acknowledged by
     # Kafka (p50, p99, max ms; the producers' clocks, on one machine the same). The status shows it beside
@@ -90,6 +93,7 @@ class Scorer:
             raise StopRequested(f"stopping: batch {batch_id} is left for the next start")
         started = time.perf_counter()
         clock = _PhaseClock(started)
+        gc_before = _GC_PAUSES.total_ms
         if self.state.is_committed(batch_id):
             self.counters.skipped_batches += 1
             log.info("batch %d was committed before a restart: its output is out already, skipped", batch_id)
@@ -123,7 +127,15 @@ class Scorer:
             futures.wait([aside])  # a re-run of this batch must not race this run's writes
         clock.lap("wait")
         aside_ms = aside.result()  # e.g. the lake unreachable: the batch fails and Spark re-runs it
-        self.state.commit(batch_id, transactions)
+        self.state.commit(batch_id, transactions, defer_snapshot=True)
+        if self.state.snapshot_due:
+            # The snapshot (the whole history to Arrow files: 50-170 ms for 370 k rows) in the aside thread,
+            # while Spark commits this batch and reads the next one; the next batch's own files queue behind
+            # it. Taken here, between two batches; it covers only folders of batches up to this one.
+            # A failed snapshot loses nothing (the batch folders it would replace stay): logged, retried
+            # `snapshot_every` batches later.
+            self._aside.submit(self.state.write_snapshot, self.state.snapshot_parts()).add_done_callback(
+                lambda done: done.exception() and log.error("the state's snapshot failed: %r", done.exception()))
         clock.lap("commit")
 
         c = self.counters
@@ -139,6 +151,7 @@ class Scorer:
         c.last_batch_seconds = time.perf_counter() - started
         c.batch_seconds = (c.batch_seconds + [c.last_batch_seconds])[-100:]
         c.record_phases(({"read": read_seconds * 1000} if read_seconds is not None else {}) | clock.laps | aside_ms)
+        c.last_batch_gc_ms = round(_GC_PAUSES.total_ms - gc_before, 1)
         if latency is not None:
             c.latency_ms = latency
         if len(rejects):
@@ -175,6 +188,26 @@ class Scorer:
         self.state.stage(batch_id, transactions, labels)
         spent["stage"] = (time.perf_counter() - started) * 1000
         return spent
+
+
+class _GcPauses:
+    """The garbage collector's pauses, summed (ms): the batch's phases show those inside it (any thread's:
+    a collection stops every Python thread), to tell them apart from the batch's own work in a slow one."""
+
+    def __init__(self):
+        self.total_ms = 0.0
+        self._started: dict[int, float] = {}
+
+    def __call__(self, phase: str, _info: dict) -> None:
+        now, thread = time.perf_counter(), threading.get_ident()
+        if phase == "start":
+            self._started[thread] = now
+        elif thread in self._started:
+            self.total_ms += (now - self._started.pop(thread)) * 1000
+
+
+_GC_PAUSES = _GcPauses()
+gc.callbacks.append(_GC_PAUSES)
 
 
 class _PhaseClock:
