@@ -30,6 +30,15 @@ def summarize(config: Config, *, since: dt.datetime | None = None, timeout: floa
     scores = _scores_frame(config, topics.scores.name, timeout)
     say(f"reading {topics.labels.name}")
     labels = _frame(config, topics.labels.name, {TRANSACTION_ID: "string", IS_FRAUD: "int64"}, timeout)
+    transactions = sum(end_offsets(config.kafka, topics.transactions.name).values())
+    dead_letters = sum(end_offsets(config.kafka, topics.dlq.name).values())
+    return {"since": since.isoformat() if since else None, "transactions_in_kafka": transactions,
+            "dead_letters": dead_letters, **figures(scores, labels, since=since), "urls": ui_urls(config)}
+
+
+def figures(scores, labels, *, since: dt.datetime | None = None) -> dict[str, Any]:
+    """Scored, alerts, precision and recall (overall and per model version), duplicates and latency, from the
+    scores (with their Kafka timestamps, `kafka_ms`) and the labels as read from their topics."""
     published = len(scores)
     scores = scores.sort_values("kafka_ms", kind="stable").drop_duplicates(TRANSACTION_ID, keep="first")
     duplicates = published - len(scores)
@@ -37,19 +46,9 @@ def summarize(config: Config, *, since: dt.datetime | None = None, timeout: floa
         scores = scores[_times(scores[TX_DATETIME]) >= _utc(since)]
     labels = labels.drop_duplicates(TRANSACTION_ID, keep="last").set_index(TRANSACTION_ID)[IS_FRAUD]
     scores = scores.assign(is_fraud=scores[TRANSACTION_ID].map(labels))
-    transactions = sum(end_offsets(config.kafka, topics.transactions.name).values())
-    dead_letters = sum(end_offsets(config.kafka, topics.dlq.name).values())
     versions = {str(version): _quality(group) for version, group in scores.groupby(MODEL_VERSION, sort=True)}
-    return {
-        "since": since.isoformat() if since else None,
-        "transactions_in_kafka": transactions,
-        "dead_letters": dead_letters,
-        **_quality(scores),
-        "duplicate_scores": duplicates,
-        "latency_seconds": _latency(scores),
-        "model_versions": versions,
-        "urls": ui_urls(config),
-    }
+    return {**_quality(scores), "duplicate_scores": duplicates, "latency_seconds": _latency(scores),
+            "model_versions": versions}
 
 
 def wait_until_caught_up(config: Config, *, timeout: float,

@@ -1,0 +1,48 @@
+"""`fraudctl scores summary`'s arithmetic on frames shaped like what it reads from Kafka: the first
+publication of a transaction counts, labels join by id, precision and recall per model version, `--since`
+on event time, latency from the transaction's Kafka timestamp (ingest_time) to the score's."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from fraudctl.scoring.summary import figures
+
+
+def frames():
+    scores = pd.DataFrame({
+        "transaction_id": ["1", "2", "3", "4", "2"],  # "2" published twice: a re-run batch
+        "decision": ["fraud", "fraud", "legit", "legit", "fraud"],
+        "model_version": ["1", "1", "2", "2", "1"],
+        "tx_datetime": ["2018-04-01T00:00:00Z", "2018-04-02T00:00:00Z", "2018-04-03T00:00:00Z",
+                        "2018-04-04T00:00:00Z", "2018-04-02T00:00:00Z"],
+        "ingest_time": ["2026-12-01T10:00:00Z", "2026-12-01T10:00:01Z", "2026-12-01T10:00:02Z",
+                        "2026-12-01T10:00:03Z", "2026-12-01T10:00:01Z"],
+        "kafka_ms": [_ms("2026-12-01T10:00:00.5Z"), _ms("2026-12-01T10:00:02Z"), _ms("2026-12-01T10:00:02.25Z"),
+                     _ms("2026-12-01T10:00:03.5Z"), _ms("2026-12-01T10:00:09Z")],
+    })
+    labels = pd.DataFrame({"transaction_id": ["1", "2", "3"], "is_fraud": [0, 1, 1]})  # "4": not arrived yet
+    return scores, labels
+
+
+def _ms(text: str) -> int:
+    return int(pd.Timestamp(text).value // 1_000_000)
+
+
+def test_precision_recall_duplicates_and_latency():
+    result = figures(*frames())
+    assert result["scored"] == 4 and result["duplicate_scores"] == 1
+    assert (result["alerts"], result["labelled"], result["frauds"], result["true_alerts"]) == (2, 3, 2, 1)
+    assert result["precision"] == 0.5 and result["recall"] == 0.5
+    # the first publication of "2" (1 s after its transaction), not the re-run's (8 s)
+    assert result["latency_seconds"]["max"] == 1.0 and result["latency_seconds"]["p50"] == 0.5
+    assert result["model_versions"]["1"]["precision"] == 0.5 and result["model_versions"]["2"]["alerts"] == 0
+    assert result["model_versions"]["2"]["recall"] == 0.0
+
+
+def test_since_keeps_later_event_times_only_and_no_label_means_no_figure():
+    result = figures(*frames(), since=dt.datetime(2018, 4, 4))
+    assert result["scored"] == 1 and result["labelled"] == 0
+    assert result["precision"] is None and result["recall"] is None
