@@ -114,6 +114,7 @@ def status(config: Config) -> dict[str, Any]:
         "batch_duration_ms": current.get("batch_duration_ms"),
         "latency_ms": current.get("latency_ms"),  # p50/p99/max ms, Kafka timestamp -> score acknowledged
         "lag": current.get("lag") or {},
+        "offsets": current.get("offsets") or {},  # read up to, per topic and partition
         "dead_letters": counters.get("dead_letters", 0),
         "state_size": current.get("state_size"),
         "counters": counters,

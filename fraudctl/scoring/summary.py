@@ -61,8 +61,6 @@ def wait_until_caught_up(config: Config, *, timeout: float,
     from fraudctl.errors import UnavailableError, WaitTimeoutError
     from fraudctl.kafka import end_offsets
     from fraudctl.scoring import control
-    from fraudctl.scoring.status import read_status
-    from fraudctl.spark import scorer_dir
 
     topics = (config.kafka.topics.transactions.name, config.kafka.topics.labels.name)
     wanted = {topic: end_offsets(config.kafka, topic) for topic in topics}
@@ -71,7 +69,7 @@ def wait_until_caught_up(config: Config, *, timeout: float,
         status = control.status(config)
         if status["health"] in ("stopped", "failed"):
             raise UnavailableError(f"the scorer is {status['health']}", hint="fraudctl scorer start")
-        done = (read_status(scorer_dir(config)) or {}).get("offsets") or {}
+        done = status["offsets"]
         left = {topic: sum(max(0, end - int(done.get(topic, {}).get(str(p), 0))) for p, end in ends.items())
                 for topic, ends in wanted.items()}
         if on_progress:
@@ -140,8 +138,16 @@ def _frame(config: Config, topic: str, columns: dict[str, str], timeout: float, 
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     frames = []
     for batch in read_records(config.kafka, topic, timeout=timeout):
-        values = [message.value() for message in batch if message.value()]
-        table = pj.read_json(pa.py_buffer(b"\n".join(values)), parse_options=options)
+        values = [message.value() for message in batch if message.value()]  # tombstones carry no event
+        try:
+            table = pj.read_json(pa.py_buffer(b"\n".join(values)), parse_options=options)
+        except pa.ArrowInvalid as exc:
+            from fraudctl.errors import BadInputError
+
+            first, last = batch[0], batch[-1]
+            raise BadInputError(f"{topic}: a record between partition {first.partition()} offset {first.offset()} "
+                                f"and partition {last.partition()} offset {last.offset()} is not a JSON event with the "
+                                f"fields {', '.join(columns)} as expected: {exc}") from None
         frame = table.to_pandas()
         if with_timestamp:
             frame["kafka_ms"] = [message.timestamp()[1] for message in batch if message.value()]

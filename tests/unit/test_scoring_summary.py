@@ -46,3 +46,32 @@ def test_since_keeps_later_event_times_only_and_no_label_means_no_figure():
     result = figures(*frames(), since=dt.datetime(2018, 4, 4))
     assert result["scored"] == 1 and result["labelled"] == 0
     assert result["precision"] is None and result["recall"] is None
+
+
+def test_a_record_that_is_not_the_expected_json_is_named_not_skipped(monkeypatch):
+    import pytest
+
+    from fraudctl.config import Config
+    from fraudctl.errors import BadInputError
+    from fraudctl.scoring import summary
+
+    class Message:
+        def __init__(self, offset, value):
+            self._offset, self._value = offset, value
+
+        def value(self):
+            return self._value
+
+        def partition(self):
+            return 0
+
+        def offset(self):
+            return self._offset
+
+        def timestamp(self):
+            return (1, 0)
+
+    batch = [Message(0, b'{"transaction_id": "1", "is_fraud": 0}'), Message(1, b"not json")]
+    monkeypatch.setattr("fraudctl.kafka.read_records", lambda *args, **kwargs: iter([batch]))
+    with pytest.raises(BadInputError, match="labels: a record between partition 0 offset 0 and partition 0 offset 1"):
+        summary._frame(Config(), "labels", {"transaction_id": "string", "is_fraud": "int64"}, timeout=1)
