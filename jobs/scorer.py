@@ -35,7 +35,7 @@ log = logging.getLogger("fraudctl.scorer")
 STATUS_EVERY_SECONDS = 1.0
 STATE_SIZE_EVERY_SECONDS = 30.0
 STOP_GRACE_SECONDS = 20.0  # below runtime.stop_timeout (30), after which supervisord kills
-KAFKA_FETCH_MAX_WAIT_MS = 10
+KAFKA_FETCH_MAX_WAIT_MS = 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,8 +126,10 @@ def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
               .option("kafkaConsumer.pollTimeoutMs", str(sc.poll_timeout_ms))
               # A task's consumer (cached from the last batch) may still have a fetch in flight for an offset
               # it no longer wants; the broker holds that fetch up to fetch.max.wait.ms (500 ms by default)
-              # when no newer record arrives, and the task waits for it: whole batches took 0.5-1.6 s more.
-              # Records the batch asks for exist already, so a short wait costs nothing.
+              # when no newer record arrives, and the task waits for it: whole batches took 0.5-1.6 s more,
+              # and a 10 ms wait still cost 10-20 ms a batch. Records a batch asks for exist already (below
+              # the end offsets its trigger saw), so not waiting at all costs nothing; consumers fetch only
+              # inside a task's poll, so an idle scorer does not spin.
               .option("kafka.fetch.max.wait.ms", str(KAFKA_FETCH_MAX_WAIT_MS))
               .option("failOnDataLoss", "false")  # retention may drop unread records: score what is left
               .load()
