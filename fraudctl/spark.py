@@ -48,10 +48,10 @@ def session_conf(config: Config, *, master: str | None = None, app_name: str = S
         "spark.hadoop.fs.AbstractFileSystem.file.impl": "org.apache.hadoop.fs.local.RawLocalFs",
         # Without Hadoop's native library (pyspark ships none), Hadoop forks a process for a local file's
         # permission (`chmod`) and, through FileContext, for resolving links (`readlink`). Spark's default
-        # checkpoint writer (FileContext) forked three a file, two files a batch: walCommit and
-        # commitOffsets 18-26 ms each here, more on a loaded machine. The FileSystem-based writer forks
-        # only the chmod: 6-7 ms each. Its rename is atomic on a local file system, and the checkpoint is
-        # always the driver's local folder (`scorer_dir`).
+        # checkpoint writer (FileContext) forked five a file (strace: one chmod, four readlink), two files a
+        # batch: walCommit and commitOffsets 18-26 ms each here, more on a loaded machine. The
+        # FileSystem-based writer forks only the chmod: 6-8 ms each. Its rename is atomic on a local file
+        # system, and the checkpoint is always the driver's local folder (`scorer_dir`).
         "spark.sql.streaming.checkpointFileManagerClass":
             "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager",
     }

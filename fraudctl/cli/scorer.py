@@ -55,7 +55,7 @@ def stop(ctx: typer.Context, output: OutputOption = OutputFormat.text) -> None:
 
 @scorer_app.command("status")
 def status(ctx: typer.Context, output: OutputOption = OutputFormat.text) -> None:
-    """Rates, batch time, lag per partition, model version, dead letters, state size and health.
+    """Rates, batch time, latency, lag per partition, model version, dead letters, state size and health.
     Exits 8 unless the scorer is running (degraded counts as running)."""
     from fraudctl.errors import UnavailableError
     from fraudctl.scoring import control
@@ -235,6 +235,10 @@ def _render(report: dict[str, Any], output: OutputFormat) -> None:
     table.add_row("input rows/s", format_number(report.get("input_rows_per_second")))
     table.add_row("processed rows/s", format_number(report.get("processed_rows_per_second")))
     table.add_row("last batch", f"{format_number(report.get('batch_duration_ms'))} ms")
+    latency = report.get("latency_ms") or {}
+    table.add_row("latency", "-" if not latency else (
+        f"p50 {latency['p50']:,.0f} ms, p99 {latency['p99']:,.0f} ms, max {latency['max']:,.0f} ms "
+        "(last batch; Kafka timestamp to score)"))
     table.add_row("scored / alerts", f"{counters.get('scored', 0):,} / {counters.get('alerts', 0):,}")
     table.add_row("dead letters", f"{report.get('dead_letters', 0):,}")
     table.add_row("duplicates skipped", f"{counters.get('duplicates', 0):,}")

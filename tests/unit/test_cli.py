@@ -188,3 +188,18 @@ def test_no_help_text_loses_words_to_rich_markup():
 
     visit(typer.main.get_command(app), "fraudctl")
     assert not lost, "\n".join(lost)
+
+
+def test_scorer_status_text_shows_the_last_batch_latency(monkeypatch, capsys):
+    report = {"process": "RUNNING", "health": "healthy", "pid": 42, "master": "local[2]",
+              "model": {"name": "fraud-detector", "version": "3", "since": 1_700_000_000, "threshold": 0.5},
+              "batch_duration_ms": 240, "latency_ms": {"p50": 377.4, "p99": 722.0, "max": 842.2},
+              "counters": {"scored": 1500}, "lag": {}, "state_size": None, "ui": "http://127.0.0.1:4040"}
+    monkeypatch.setattr("fraudctl.scoring.control.status", lambda config: report)
+    assert run(["scorer", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "p50 377 ms, p99 722 ms, max 842 ms" in out and "v3" in out
+
+    monkeypatch.setattr("fraudctl.scoring.control.status", lambda config: {**report, "latency_ms": None})
+    assert run(["scorer", "status"]) == 0
+    assert re.search(r"^\s*latency\s+│\s+-\s*$", capsys.readouterr().out, re.M)
