@@ -342,12 +342,37 @@ def train(featured: pd.DataFrame, split: SplitSpec, *, estimator: str = "gradien
                             f"(exclusive)", hint="move the window (--train-start) or shorten it")
     scores = fraud_scores(model, test_rows, spec.feature_names)
     metrics = evaluate(test_rows, scores, choice.threshold)
+    if choice.policy == "alert_budget":
+        warning = alert_budget_drift(metrics["alerts_per_day"], alert_budget_per_day, choice.chosen_on, validation,
+                                     first_day=featured[TX_DATETIME].min().date(), history_days=spec.history_days)
+        if warning:
+            warnings.append(warning)
     test_rows = test_rows.assign(score=scores)
     return TrainingResult(
         model=model, estimator=estimator, params=hyperparameters(model), split=split, spec=spec,
         threshold=choice, metrics=metrics, validation_metrics=validation_metrics, train=train_rows,
         test=test_rows, fit_seconds=fit_seconds, total_seconds=time.perf_counter() - started, warnings=warnings,
     )
+
+
+BUDGET_DRIFT_FACTOR = 3.0  # test alerts a day beyond budget x3 or under budget / 3: the threshold did not carry
+
+
+def alert_budget_drift(alerts_per_day: float, budget: int, chosen_on: str, validation: SplitSpec | None, *,
+                       first_day: dt.date, history_days: int) -> str | None:
+    """A warning when the threshold picked for the alert budget gives a very different number of alerts on the
+    test days (None when within a factor of BUDGET_DRIFT_FACTOR): the scorer would alert at that rate too.
+    The usual cause is a validation model trained on the data's first days, whose features' windows
+    (`history_days` of history) were still filling, so its scores are scaled unlike the final model's."""
+    if budget / BUDGET_DRIFT_FACTOR <= alerts_per_day <= budget * BUDGET_DRIFT_FACTOR:
+        return None
+    message = (f"the threshold gives {alerts_per_day:,.0f} alerts a day on the test days against the budget of "
+               f"{budget:,} it was chosen for (on the {chosen_on} scores)")
+    if validation is not None and validation.train_start < first_day + dt.timedelta(days=history_days):
+        return (message + f": the validation model trained from {validation.train_start}, less than {history_days} "
+                f"days after the data's first day ({first_day}), while the features' windows were still filling; "
+                f"a later --train-start (from {first_day + dt.timedelta(days=history_days)} on) avoids that")
+    return message + ": the validation days behave unlike the test days; check the data or the window (--train-start)"
 
 
 def _check_coverage(featured: pd.DataFrame, split: SplitSpec) -> None:

@@ -357,3 +357,22 @@ def test_cli_train_dry_run_needs_no_mlflow(small_history, tmp_path, capsys, monk
     code = run(["train", "--data", str(path), "--train-start", "2018-05-15", "--dry-run"])
     assert code == 11  # BAD_INPUT: the amount column is not where the contract expects it
     assert "no column for field(s) amount" in capsys.readouterr().err
+
+
+def test_alert_budget_drift_warns_and_names_the_cause():
+    from fraudctl.training import alert_budget_drift
+
+    first = dt.date(2018, 4, 1)
+    early = SplitSpec(train_start=dt.date(2018, 4, 22), validation_days=7).validation_split()  # trains from 04-08
+    late = SplitSpec(train_start=dt.date(2018, 5, 22), validation_days=7).validation_split()
+    assert alert_budget_drift(100, 100, "validation", early, first_day=first, history_days=37) is None
+    assert alert_budget_drift(290, 100, "validation", early, first_day=first, history_days=37) is None
+    assert alert_budget_drift(34, 100, "validation", early, first_day=first, history_days=37) is None
+
+    warning = alert_budget_drift(3181, 100, "validation", early, first_day=first, history_days=37)
+    assert "3,181 alerts a day" in warning and "budget of 100" in warning
+    assert "trained from 2018-04-08" in warning and "--train-start (from 2018-05-08 on)" in warning
+
+    warning = alert_budget_drift(20, 100, "validation", late, first_day=first, history_days=37)
+    assert "20 alerts a day" in warning and "behave unlike the test days" in warning
+    assert "training scores" in alert_budget_drift(500, 100, "training", None, first_day=first, history_days=37)
