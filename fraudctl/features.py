@@ -144,10 +144,14 @@ def compute_features(transactions: pd.DataFrame, spec: FeatureSpec = DEFAULT_SPE
     return result
 
 
-def _feature_values(df: pd.DataFrame, spec: FeatureSpec, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def _feature_values(df: pd.DataFrame, spec: FeatureSpec, rows: np.ndarray | None = None,
+                    group_codes: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """The features of the rows at positions `rows` of a validated frame (every row when None), as float64
     arrays in that order. Every row of the frame is history the windows may read; only the asked rows'
-    windows are computed, so a micro-batch costs a sort of its history, not a featuring of it."""
+    windows are computed, so a micro-batch costs a sort of its history, not a featuring of it.
+    `group_codes`: integer codes of the frame's customer_id / terminal_id, one per row (equal ids, equal
+    codes), when the caller has them; else the ids are factorized here."""
+    group_codes = group_codes or {}
     n = len(df)
     every = rows is None
     rows = np.arange(n) if every else np.asarray(rows, dtype=np.int64)
@@ -163,7 +167,7 @@ def _feature_values(df: pd.DataFrame, spec: FeatureSpec, rows: np.ndarray | None
 
     # Customer windows: rows sorted by (customer, time, id); at sorted position p, every earlier position of
     # the same customer precedes the transaction in event order.
-    codes, order = _group_order(df[CUSTOMER_ID], times, ids)
+    codes, order = _group_order(df[CUSTOMER_ID], times, ids, group_codes.get(CUSTOMER_ID))
     c_codes, c_times, c_amounts = codes[order], times[order], amounts[order]
     # Where each asked row sits in the sorted order, visited in that order (searches over sorted keys run
     # several times faster); `back` returns the results to the order of `rows`.
@@ -184,7 +188,7 @@ def _feature_values(df: pd.DataFrame, spec: FeatureSpec, rows: np.ndarray | None
         out[f"customer_amount_ratio_{w}d"] = amount_ratio(out[AMOUNT], out[f"customer_mean_amount_{w}d"])
 
     # Terminal windows: (t - D - w, t - D], never reaching the current transaction or later ones.
-    codes, order = _group_order(df[TERMINAL_ID], times, ids)
+    codes, order = _group_order(df[TERMINAL_ID], times, ids, group_codes.get(TERMINAL_ID))
     t_codes, t_times, t_frauds = codes[order], times[order], frauds[order]
     at, back = _sorted_positions(order, None if every else rows)
     fraud_prefix = np.concatenate([[0.0], np.cumsum(t_frauds)])
@@ -286,13 +290,17 @@ def _as_utc_ns(series: pd.Series) -> np.ndarray:
     return series.astype("datetime64[ns]").to_numpy().view("int64")
 
 
-def _group_order(keys: pd.Series, times: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _group_order(keys: pd.Series, times: np.ndarray, ids: np.ndarray,
+                 codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Integer group codes and the permutation sorting rows by (group, time, transaction_id).
 
     Ids are ordered as text (the contract's ids are strings; an integer id 99 sorts as "99", after "100"),
     and only where a group has two rows at the same time: elsewhere (group, time) decides alone.
+    `codes` (one non-negative integer per key, equal keys equal codes) saves factorizing the keys: which
+    number a group gets orders the groups, never the rows within one, so no feature depends on it.
     """
-    codes, _ = pd.factorize(keys, sort=False)
+    if codes is None:
+        codes, _ = pd.factorize(keys, sort=False)
     order = np.lexsort((times, codes))
     if len(order) > 1:
         s_codes, s_times = codes[order], times[order]
@@ -351,7 +359,8 @@ def _count_le_merge(codes: np.ndarray, times: np.ndarray, q_codes: np.ndarray, q
 # ---------------------------------------------------------------------------------------------- online
 
 
-def compute_online_features(earlier: pd.DataFrame, batch: pd.DataFrame, spec: FeatureSpec = DEFAULT_SPEC) -> pd.DataFrame:
+def compute_online_features(earlier: pd.DataFrame, batch: pd.DataFrame, spec: FeatureSpec = DEFAULT_SPEC, *,
+                            group_codes: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
     """The features of a micro-batch of transactions, given the transactions the stream saw before it: the
     offline definitions above, run over the batch and the part of the history its windows can reach.
 
@@ -360,12 +369,13 @@ def compute_online_features(earlier: pd.DataFrame, batch: pd.DataFrame, spec: Fe
     within `spec.history_days`; the values are then those of the whole history, at a fraction of the cost.
     Both frames carry the transaction fields and `is_fraud` as known so far (NaN: no label yet), and no
     transaction_id of the batch may be in `earlier`. The result is the batch with the feature columns, in
-    its row order.
+    its row order. `group_codes`: integer codes of customer_id / terminal_id for the rows of `earlier` then
+    `batch` (the scorer's state keeps them), saving a factorization of the ids a batch.
     """
     columns = [TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, AMOUNT, IS_FRAUD]
     frame = pd.concat([earlier[columns], batch[columns]], ignore_index=True)
     # The batch was checked against the contract when decoded; the history when it was a batch.
-    values = _feature_values(frame, spec, rows=np.arange(len(earlier), len(frame)))
+    values = _feature_values(frame, spec, rows=np.arange(len(earlier), len(frame)), group_codes=group_codes)
     result = batch.copy()
     for name in spec.feature_names:
         result[name] = values[name]

@@ -84,21 +84,31 @@ class FeatureState:
         """Features of a batch of transactions new to the state (none of their ids is `seen`)."""
         batch = transactions.copy()
         batch[IS_FRAUD] = self._labels_for(batch)
-        return compute_online_features(self.history[self._reach(batch)], batch, self.spec)
+        reach, group_codes = self._reach(batch)
+        return compute_online_features(self.history[reach], batch, self.spec, group_codes=group_codes)
 
-    def _reach(self, batch: pd.DataFrame) -> np.ndarray:
+    def _reach(self, batch: pd.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The history rows of the batch's customers and terminals (by integer codes: hashing every
-        remembered id each batch would cost more than the features)."""
+        remembered id each batch would cost more than the features), and, per column, the integer codes of
+        those rows then of the batch's rows, for the features' grouping (ids new to the state get codes
+        past the known ones, for this batch only)."""
         reach = np.zeros(len(self.history), dtype=bool)
+        batch_codes: dict[str, np.ndarray] = {}
         for column, codes in ((CUSTOMER_ID, self._customer_codes), (TERMINAL_ID, self._terminal_codes)):
             if column not in self._code_columns:
                 self._code_columns[column] = self.history[column].map(codes).to_numpy(dtype="int64") \
                     if len(self.history) else np.zeros(0, dtype="int64")
+            keys = batch[column].to_numpy()
+            known = np.fromiter((codes.get(key, -1) for key in keys), dtype="int64", count=len(keys))
+            new = known < 0
+            if new.any():
+                known[new] = len(codes) + pd.factorize(keys[new], sort=False)[0]
             wanted = np.zeros(len(codes) + 1, dtype=bool)
-            batch_codes = [codes.get(key, -1) for key in batch[column].unique()]
-            wanted[[c for c in batch_codes if c >= 0]] = True
+            wanted[known[~new]] = True
             reach |= wanted[self._code_columns[column]]
-        return reach
+            batch_codes[column] = known
+        return reach, {column: np.concatenate([self._code_columns[column][reach], codes])
+                       for column, codes in batch_codes.items()}
 
     def stage(self, batch_id: int, transactions: pd.DataFrame, labels: pd.DataFrame) -> None:
         """Write the batch's files aside (`.<id>.partial`, ignored and deleted on load) before its output is
