@@ -309,3 +309,26 @@ def test_window_search_kernels_agree_with_brute_force(unit):
     brute = np.array([((codes < g) | ((codes == g) & (times <= x))).sum() for g, x in zip(q_codes, q_times)])
     np.testing.assert_array_equal(_count_le(codes, times, q_codes, q_times), brute)
     np.testing.assert_array_equal(_count_le_merge(codes, times, q_codes, q_times), brute)
+
+
+def test_given_group_codes_change_no_feature(monkeypatch):
+    """The scorer passes its own integer codes for customer and terminal ids: any numbering (here scrambled,
+    with gaps) that keeps equal ids equal gives exactly the values of factorizing the ids, and the ids are
+    then not factorized at all."""
+    from fraudctl.features import compute_online_features
+
+    history = random_history(4)
+    ordered = event_order(history).reset_index(drop=True)
+    cut = len(ordered) * 2 // 3
+    earlier, batch = ordered.iloc[:cut], ordered.iloc[cut:]
+    plain = compute_online_features(earlier, batch)
+    rng = np.random.default_rng(3)
+    codes = {}
+    for column in ("customer_id", "terminal_id"):
+        ids = pd.concat([earlier[column], batch[column]]).to_numpy()
+        unique = pd.unique(ids)
+        numbering = dict(zip(unique, rng.permutation(len(unique)) * 7 + 2))
+        codes[column] = np.array([numbering[key] for key in ids], dtype="int64")
+    monkeypatch.setattr(pd, "factorize", lambda *args, **kwargs: pytest.fail("the ids were factorized"))
+    given = compute_online_features(earlier, batch, group_codes=codes)
+    pd.testing.assert_frame_equal(given, plain, check_exact=True)
