@@ -107,8 +107,8 @@ class FeatureState:
             wanted[known[~new]] = True
             reach |= wanted[self._code_columns[column]]
             batch_codes[column] = known
-        return reach, {column: np.concatenate([self._code_columns[column][reach], codes])
-                       for column, codes in batch_codes.items()}
+        return reach, {column: np.concatenate([self._code_columns[column][reach], own])
+                       for column, own in batch_codes.items()}
 
     def stage(self, batch_id: int, transactions: pd.DataFrame, labels: pd.DataFrame) -> None:
         """Write the batch's files aside (`.<id>.partial`, ignored and deleted on load) before its output is
