@@ -324,7 +324,8 @@ class Bench:
                 seen = during + self.wait_counters(
                     lambda s: s.get("counters", {}).get("scored", 0) >= scored_before + sent, p.catch_up_timeout, name)
                 seen = [s for s in seen if (s.get("counters") or {}).get("last_batch_id") != before]
-                latencies, missing = self._latencies(start)
+                matched, missing = self._latencies(start)
+                latencies = [score_ms - sent_ms for sent_ms, score_ms, _ in matched]
                 achieved = sent / summary["wall_seconds"] if summary.get("wall_seconds") else math.nan
                 if latencies:
                     q = _quantiles(latencies)
@@ -342,6 +343,8 @@ class Bench:
                 phases = _phases(seen)
                 if phases:
                     self.figure("  where a batch's time went (p50/max ms over the sampled batches)", phases)
+                if matched:
+                    self.figure("  every output batch, from the records (p50/max ms)", _output_batches(matched))
 
     def replay_sampling(self, rate: int, limit: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """A paced replay of the next `limit` rows, the scorer's status sampled while it runs."""
@@ -379,19 +382,24 @@ class Bench:
         topics = self.config.kafka.topics
         return {t: self.end_offsets(t) for t in (topics.transactions.name, topics.scores.name)}
 
-    def _latencies(self, start: dict[str, dict[int, int]]) -> tuple[list[float], int]:
+    def _latencies(self, start: dict[str, dict[int, int]]) -> tuple[list[tuple[int, int, str]], int]:
+        """(the transaction's Kafka timestamp, its first score's, the score's `scored_time` = its micro-batch)
+        for each transaction sent since `start`, and how many have no score."""
+        from fraudctl.contracts import SCORED_TIME
+
         topics = self.config.kafka.topics
         tx_topic, scores_topic = topics.transactions.name, topics.scores.name
         sent: dict[str, int] = {}
         for _, value, ts in self._consume(tx_topic, start[tx_topic]):
             sent[json.loads(value)["transaction_id"]] = ts
-        scored: dict[str, int] = {}
-        for key, _, ts in self._consume(scores_topic, start[scores_topic]):
+        scored: dict[str, tuple[int, str]] = {}
+        for key, value, ts in self._consume(scores_topic, start[scores_topic]):
             tid = key.decode()
-            if tid in sent and (tid not in scored or ts < scored[tid]):
-                scored[tid] = ts  # the first score of a transaction (a re-run batch may send it twice)
-        latencies = [float(scored[t] - sent[t]) for t in sent if t in scored]
-        return latencies, len(sent) - len(latencies)
+            if tid in sent and (tid not in scored or ts < scored[tid][0]):
+                # the first score of a transaction (a re-run batch may send it twice)
+                scored[tid] = ts, json.loads(value)[SCORED_TIME]
+        matched = [(sent[t], *scored[t]) for t in sent if t in scored]
+        return matched, len(sent) - len(matched)
 
     def _consume(self, topic: str, start: dict[int, int], timeout: float = 120):
         """(key, value, timestamp ms) of every record from `start` to the current end offsets."""
@@ -578,6 +586,35 @@ def _trigger_ms(seen: list[dict[str, Any]]) -> list[float]:
         if batch is not None and ms:
             by_batch[batch] = max(by_batch.get(batch, 0.0), float(ms))
     return list(by_batch.values())
+
+
+def _output_batches(matched: list[tuple[int, int, str]]) -> str:
+    """Every micro-batch of a paced run, told apart by its scores' `scored_time`, seen from the records alone:
+    how long its transactions gathered (first to last Kafka timestamp: about the previous batch's time), how
+    long from its last transaction to its first score (about its own time), and the gap between two batches'
+    scores. A latency is about the sum of the first two; the worst batch shows whether the tail is one slow
+    batch or many."""
+    batches: dict[str, list[tuple[int, int]]] = {}
+    for sent_ms, score_ms, batch in matched:
+        batches.setdefault(batch, []).append((sent_ms, score_ms))
+    rows = []  # (first score, gathered, to the score, worst latency, transactions)
+    for pairs in batches.values():
+        sent, scores = [s for s, _ in pairs], [t for _, t in pairs]
+        rows.append((min(scores), max(sent) - min(sent), min(scores) - max(sent),
+                     max(t - s for s, t in pairs), len(pairs)))
+    rows.sort()
+    gaps = [later[0] - earlier[0] for earlier, later in zip(rows, rows[1:])]
+    gathered, to_score = [r[1] for r in rows], [r[2] for r in rows]
+    worst = max(rows, key=lambda r: r[3])
+    return (f"{len(rows)} batches: gathering {statistics.median(gathered):.0f}/{max(gathered):.0f}, "
+            f"last transaction to score {statistics.median(to_score):.0f}/{max(to_score):.0f}, "
+            f"between two batches' scores {_median_ms(gaps)}/{max(gaps, default=0):.0f}; "
+            f"the worst batch: {worst[4]:,} tx, gathered {worst[1]} + to score {worst[2]} = latency {worst[3]} ms, "
+            f"scored {(worst[0] - rows[0][0]) / 1000:.1f} s into the run")
+
+
+def _median_ms(values: list[float]) -> str:
+    return f"{statistics.median(values):.0f}" if values else "n/a"
 
 
 def _phases(seen: list[dict[str, Any]]) -> str:
