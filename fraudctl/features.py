@@ -49,7 +49,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -144,6 +144,22 @@ def compute_features(transactions: pd.DataFrame, spec: FeatureSpec = DEFAULT_SPE
     return result
 
 
+@dataclass(frozen=True)
+class GroupRows:
+    """Transactions as arrays for one grouping's windows (customers or terminals): each row's group code (equal
+    ids, equal codes; any non-negative numbering), event time (int64 ns, UTC), transaction id and the value
+    the windows sum (the amount for customers, is_fraud as 0/1 for terminals). The ids are read one at a
+    time, only to order two rows of a group at the same time: any sequence indexable by row will do."""
+
+    codes: np.ndarray
+    times: np.ndarray
+    ids: Sequence[Any] | np.ndarray
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
 def _feature_values(df: pd.DataFrame, spec: FeatureSpec, rows: np.ndarray | None = None,
                     group_codes: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """The features of the rows at positions `rows` of a validated frame (every row when None), as float64
@@ -152,26 +168,46 @@ def _feature_values(df: pd.DataFrame, spec: FeatureSpec, rows: np.ndarray | None
     `group_codes`: integer codes of the frame's customer_id / terminal_id, one per row (equal ids, equal
     codes), when the caller has them; else the ids are factorized here."""
     group_codes = group_codes or {}
-    n = len(df)
-    every = rows is None
-    rows = np.arange(n) if every else np.asarray(rows, dtype=np.int64)
     times = _as_utc_ns(df[TX_DATETIME])
-    amounts = df[AMOUNT].to_numpy(dtype="float64")
-    frauds = df[IS_FRAUD].fillna(0).to_numpy(dtype="float64")
     ids = df[TRANSACTION_ID].to_numpy()
 
-    out: dict[str, np.ndarray] = {AMOUNT: amounts[rows]}
-    dt = pd.DatetimeIndex(pd.to_datetime(times[rows], unit="ns"))
+    def codes_of(column: str) -> np.ndarray:
+        given = group_codes.get(column)
+        return given if given is not None else pd.factorize(df[column], sort=False)[0]
+
+    customers = GroupRows(codes_of(CUSTOMER_ID), times, ids, df[AMOUNT].to_numpy(dtype="float64"))
+    terminals = GroupRows(codes_of(TERMINAL_ID), times, ids, df[IS_FRAUD].fillna(0).to_numpy(dtype="float64"))
+    asked = None if rows is None else np.asarray(rows, dtype=np.int64)
+    return _grouped_values(customers, asked, terminals, asked, spec)
+
+
+def _grouped_values(customers: GroupRows, customers_asked: np.ndarray | None, terminals: GroupRows,
+                    terminals_asked: np.ndarray | None, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """Every feature of the asked transactions: rows `customers_asked` of `customers` and `terminals_asked` of
+    `terminals` (every row when None), the same transactions in the same order."""
+    asked = np.arange(len(customers)) if customers_asked is None else customers_asked
+    times, amounts = customers.times[asked], customers.values[asked]
+    out: dict[str, np.ndarray] = {AMOUNT: amounts}
+    dt = pd.DatetimeIndex(pd.to_datetime(times, unit="ns"))
     out["is_weekend"] = np.isin(dt.dayofweek, WEEKEND_DAYS).astype("float64")
     out["is_night"] = (dt.hour < spec.night_end_hour).astype("float64")
+    out.update(_customer_values(customers, customers_asked, spec))
+    for w in spec.customer_windows_days:
+        out[f"customer_amount_ratio_{w}d"] = amount_ratio(amounts, out[f"customer_mean_amount_{w}d"])
+    out.update(_terminal_values(terminals, terminals_asked, spec))
+    return out
 
-    # Customer windows: rows sorted by (customer, time, id); at sorted position p, every earlier position of
-    # the same customer precedes the transaction in event order.
-    codes, order = _group_order(df[CUSTOMER_ID], times, ids, group_codes.get(CUSTOMER_ID))
-    c_codes, c_times, c_amounts = codes[order], times[order], amounts[order]
+
+def _customer_values(rows: GroupRows, asked: np.ndarray | None, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """Customer windows: rows sorted by (customer, time, id); at sorted position p, every earlier position of
+    the same customer precedes the transaction in event order."""
+    out = {}
+    n = len(rows)
+    order = _group_order(rows.codes, rows.times, rows.ids)
+    c_codes, c_times, c_amounts = rows.codes[order], rows.times[order], rows.values[order]
     # Where each asked row sits in the sorted order, visited in that order (searches over sorted keys run
-    # several times faster); `back` returns the results to the order of `rows`.
-    at, back = _sorted_positions(order, None if every else rows)
+    # several times faster); `back` returns the results to the order of `asked`.
+    at, back = _sorted_positions(order, asked)
     position = np.arange(n)
     is_first = np.r_[True, c_codes[1:] != c_codes[:-1]] if n else np.zeros(0, dtype=bool)
     group_start = (np.maximum.accumulate(np.where(is_first, position, 0)) if n else position)[at]
@@ -184,13 +220,15 @@ def _feature_values(df: pd.DataFrame, spec: FeatureSpec, rows: np.ndarray | None
         total = running[at] - np.where(lower > group_start, running[lower - 1], 0.0)
         out[f"customer_tx_count_{w}d"] = count.astype("float64")[back]
         out[f"customer_mean_amount_{w}d"] = (total / count)[back]
-    for w in spec.customer_windows_days:
-        out[f"customer_amount_ratio_{w}d"] = amount_ratio(out[AMOUNT], out[f"customer_mean_amount_{w}d"])
+    return out
 
-    # Terminal windows: (t - D - w, t - D], never reaching the current transaction or later ones.
-    codes, order = _group_order(df[TERMINAL_ID], times, ids, group_codes.get(TERMINAL_ID))
-    t_codes, t_times, t_frauds = codes[order], times[order], frauds[order]
-    at, back = _sorted_positions(order, None if every else rows)
+
+def _terminal_values(rows: GroupRows, asked: np.ndarray | None, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """Terminal windows: (t - D - w, t - D], never reaching the current transaction or later ones."""
+    out = {}
+    order = _group_order(rows.codes, rows.times, rows.ids)
+    t_codes, t_times, t_frauds = rows.codes[order], rows.times[order], rows.values[order]
+    at, back = _sorted_positions(order, asked)
     fraud_prefix = np.concatenate([[0.0], np.cumsum(t_frauds)])
     delay = spec.delay_days * _NS_PER_DAY
     upper = np.minimum(_count_le(t_codes, t_times, t_codes[at], t_times[at] - delay), at)
@@ -290,18 +328,17 @@ def _as_utc_ns(series: pd.Series) -> np.ndarray:
     return series.astype("datetime64[ns]").to_numpy().view("int64")
 
 
-def _group_order(keys: pd.Series, times: np.ndarray, ids: np.ndarray,
-                 codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Integer group codes and the permutation sorting rows by (group, time, transaction_id).
+def _group_order(codes: np.ndarray, times: np.ndarray, ids: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """The permutation sorting rows by (group code, time, transaction_id).
 
     Ids are ordered as text (the contract's ids are strings; an integer id 99 sorts as "99", after "100"),
-    and only where a group has two rows at the same time: elsewhere (group, time) decides alone.
-    `codes` (one non-negative integer per key, equal keys equal codes) saves factorizing the keys: which
+    and only where a group has two rows at the same time: elsewhere (group, time) decides alone. Which
     number a group gets orders the groups, never the rows within one, so no feature depends on it.
     """
-    if codes is None:
-        codes, _ = pd.factorize(keys, sort=False)
-    order = np.lexsort((times, codes))
+    # A stable sort of 16-bit integers is a radix sort in numpy, seven times faster than one of int64 codes
+    # (0.8 against 5.7 ms for 100 k rows): the scorer numbers a batch's groups from 0 to fit.
+    small = len(codes) and codes.min() >= 0 and codes.max() < 2**16
+    order = np.lexsort((times, codes.astype(np.uint16) if small else codes))
     if len(order) > 1:
         s_codes, s_times = codes[order], times[order]
         tied = (s_codes[1:] == s_codes[:-1]) & (s_times[1:] == s_times[:-1])
@@ -311,7 +348,7 @@ def _group_order(keys: pd.Series, times: np.ndarray, ids: np.ndarray,
             for start, end in zip(starts[ends - starts > 1], ends[ends - starts > 1]):
                 run = order[start:end]
                 order[start:end] = run[sorted(range(len(run)), key=lambda k: str(ids[run[k]]))]
-    return codes, order
+    return order
 
 
 def _count_le(codes: np.ndarray, times: np.ndarray, q_codes: np.ndarray, q_times: np.ndarray) -> np.ndarray:
@@ -380,6 +417,17 @@ def compute_online_features(earlier: pd.DataFrame, batch: pd.DataFrame, spec: Fe
     for name in spec.feature_names:
         result[name] = values[name]
     return result
+
+
+def online_feature_values(customers: GroupRows, terminals: GroupRows, batch_size: int,
+                          spec: FeatureSpec = DEFAULT_SPEC) -> dict[str, np.ndarray]:
+    """`compute_online_features` over arrays, each grouping with its own history: the batch is the last
+    `batch_size` rows of both `customers` and `terminals`, in the same order; before it, `customers` holds
+    (at least) the remembered transactions of the batch's customers and `terminals` those of its
+    terminals. Sorting each grouping's history alone sorts about half the rows that one history of both
+    would (a batch's customers and terminals share few transactions). Float64 arrays in the batch's order."""
+    return _grouped_values(customers, np.arange(len(customers) - batch_size, len(customers)),
+                           terminals, np.arange(len(terminals) - batch_size, len(terminals)), spec)
 
 
 class OnlineFeatureState:

@@ -311,7 +311,8 @@ def test_window_search_kernels_agree_with_brute_force(unit):
     np.testing.assert_array_equal(_count_le_merge(codes, times, q_codes, q_times), brute)
 
 
-def test_given_group_codes_change_no_feature(monkeypatch):
+@pytest.mark.parametrize("spread", [7, 70_001])  # codes sorted as 16-bit integers, and past 2**16
+def test_given_group_codes_change_no_feature(monkeypatch, spread):
     """The scorer passes its own integer codes for customer and terminal ids: any numbering (here scrambled,
     with gaps) that keeps equal ids equal gives exactly the values of factorizing the ids, and the ids are
     then not factorized at all."""
@@ -327,7 +328,7 @@ def test_given_group_codes_change_no_feature(monkeypatch):
     for column in ("customer_id", "terminal_id"):
         ids = pd.concat([earlier[column], batch[column]]).to_numpy()
         unique = pd.unique(ids)
-        numbering = dict(zip(unique, rng.permutation(len(unique)) * 7 + 2))
+        numbering = dict(zip(unique, rng.permutation(len(unique)) * spread + 2))
         codes[column] = np.array([numbering[key] for key in ids], dtype="int64")
     monkeypatch.setattr(pd, "factorize", lambda *args, **kwargs: pytest.fail("the ids were factorized"))
     given = compute_online_features(earlier, batch, group_codes=codes)
