@@ -21,6 +21,9 @@ from fraudctl.replay.producer import Deliveries
 from fraudctl.replay.sequence import Outgoing
 
 SEND_SLICE = 8_192  # events handed to librdkafka between two polls of its delivery reports
+# librdkafka waits in whole milliseconds: a shorter poll timeout is no wait at all, and a paced replay
+# (an event due every millisecond or less) spun a core; on two cores that starved the scorer it measured.
+MIN_PACE_WAIT = 0.001
 
 class Sender:
     def __init__(self, producer, deliveries: Deliveries, tx_topic: str, label_topic: str | None,
@@ -52,7 +55,7 @@ class Sender:
                 now = time.monotonic() - self.started
                 ready = int(np.searchsorted(out.due, now, side="right"))
                 if ready <= i:
-                    poll(min(max(out.due[i] - now, 0.0), 0.1))
+                    poll(min(max(out.due[i] - now, MIN_PACE_WAIT), 0.1))
                     tick()
                     self._check()
                     continue

@@ -59,6 +59,7 @@ class FakeProducer:
         self.queue_limit = queue_limit
         self.only_errors = only_errors
         self.stuck_from = stuck_from
+        self.poll_timeouts: list[float] = []
 
     def produce(self, topic, value, key):
         if self.queue_limit is not None and len(self._queued) >= self.queue_limit:
@@ -68,6 +69,7 @@ class FakeProducer:
         self.times.append(time.monotonic())
 
     def poll(self, timeout=0):
+        self.poll_timeouts.append(timeout)
         stuck = self.stuck_from if self.stuck_from is not None else len(self.sent)
         queued = [index for index in self._queued if index < stuck]
         self._queued = [index for index in self._queued if index >= stuck]
@@ -557,6 +559,17 @@ def test_rate_paces_transactions(tmp_path):
     span = producer.times[-1] - producer.times[0]
     assert 0.35 <= span < 2.0  # 40 events at 100/s: the last is due after 0.39 s
     assert summary.transactions == 40
+
+
+def test_pacing_waits_whole_milliseconds(tmp_path):
+    # librdkafka's poll waits in whole milliseconds: a wait for less is none, and the pacing loop then spun
+    # a core until the next event was due (a replay at 1 000/s took 100 % of a CPU).
+    lines = "".join(f"{i},2018-04-01T00:00:{i % 60:02d}Z,1,2,3\n" for i in range(300))
+    path = write_csv(tmp_path / "t.csv", "transaction_id,tx_datetime,customer_id,terminal_id,amount\n" + lines)
+    summary, producer = run_replay(path, rate=3000)
+    waits = [t for t in producer.poll_timeouts if t > 0]
+    assert waits and min(waits) >= 0.001
+    assert summary.transactions == 300
 
 
 def test_speedup_paces_event_time_labels_included(tmp_path):
