@@ -56,7 +56,10 @@ class FeatureState:
         self.history = _empty(HISTORY_COLUMNS + [IS_FRAUD])
         self.pending_labels = _empty(LABEL_COLUMNS)  # labels whose transaction has not been seen (yet)
         self.last_batch_id = -1
-        self._ids: set = set()
+        # transaction id -> its sequence number (rows get increasing numbers as they are added), and the
+        # history's numbers, increasing down the rows: a label finds its row by a binary search
+        self._sequence_of: dict = {}
+        self._sequence = np.zeros(0, dtype="int64")
         # customer / terminal id -> integer code, and the history's codes (rebuilt when the history changes)
         self._customer_codes: dict = {}
         self._terminal_codes: dict = {}
@@ -73,7 +76,7 @@ class FeatureState:
 
     def seen(self, transaction_ids: pd.Series) -> np.ndarray:
         """Which of these transactions the state holds already."""
-        return _member(transaction_ids, self._ids)
+        return _member(transaction_ids, self._sequence_of)
 
     def apply_labels(self, labels: pd.DataFrame) -> None:
         """A batch's labels, before its transactions are featured (they are committed with the batch)."""
@@ -231,11 +234,14 @@ class FeatureState:
         if not len(labels):
             return
         labels = labels.drop_duplicates(TRANSACTION_ID, keep="last")
-        known = _member(labels[TRANSACTION_ID], self._ids)
+        known = _member(labels[TRANSACTION_ID], self._sequence_of)
         if known.any():
-            by_id = labels[known].set_index(TRANSACTION_ID)[IS_FRAUD]
-            rows = self.history[TRANSACTION_ID].isin(by_id.index).to_numpy()
-            self.history.loc[rows, IS_FRAUD] = self.history.loc[rows, TRANSACTION_ID].map(by_id).to_numpy(dtype="float64")
+            # By sequence number, not by matching ids: `isin` over every remembered id took 10-13 ms a batch.
+            ids = labels.loc[known, TRANSACTION_ID]
+            sequences = np.fromiter((self._sequence_of[i] for i in ids), dtype="int64", count=len(ids))
+            rows = np.searchsorted(self._sequence, sequences)
+            self.history.iloc[rows, self.history.columns.get_loc(IS_FRAUD)] = \
+                labels.loc[known, IS_FRAUD].to_numpy(dtype="float64")
         if (~known).any():
             self.pending_labels = pd.concat([self.pending_labels, labels[~known]], ignore_index=True)
 
@@ -246,7 +252,7 @@ class FeatureState:
             # the history (pruning after it copied the whole history a second time, every batch).
             self._prune_history(self._horizon(added[TX_DATETIME].max()))
             self.history = pd.concat([self.history, added], ignore_index=True)
-            self._ids.update(transactions[TRANSACTION_ID])
+            self._number(transactions[TRANSACTION_ID])
             for column, codes in ((CUSTOMER_ID, self._customer_codes), (TERMINAL_ID, self._terminal_codes)):
                 keys = transactions[column].to_numpy()
                 for key in keys:
@@ -283,7 +289,8 @@ class FeatureState:
         old = (self.history[TX_DATETIME] <= horizon).to_numpy()
         if not old.any():
             return
-        self._ids.difference_update(self.history.loc[old, TRANSACTION_ID])
+        for transaction_id in self.history[TRANSACTION_ID].to_numpy()[old]:
+            del self._sequence_of[transaction_id]
         first_kept = int(np.argmin(old)) if not old.all() else len(old)
         if not old[first_kept:].any():
             # The usual case: the oldest rows go, and they come first (the history is appended in time order,
@@ -291,9 +298,18 @@ class FeatureState:
             self.history = self.history.iloc[first_kept:]
             self.history.index = pd.RangeIndex(len(self.history))
             self._code_columns = {name: codes[first_kept:] for name, codes in self._code_columns.items()}
+            self._sequence = self._sequence[first_kept:]
         else:
             self.history = self.history[~old].reset_index(drop=True)
             self._code_columns = {name: codes[~old] for name, codes in self._code_columns.items()}
+            self._sequence = self._sequence[~old]
+
+    def _number(self, transaction_ids: pd.Series) -> None:
+        """Sequence numbers for rows just appended to the history."""
+        first = int(self._sequence[-1]) + 1 if len(self._sequence) else 0
+        numbers = np.arange(first, first + len(transaction_ids), dtype="int64")
+        self._sequence_of.update(zip(transaction_ids, numbers.tolist()))
+        self._sequence = np.concatenate([self._sequence, numbers])
 
     def _load(self) -> None:
         for entry in self.folder.glob(".*.partial"):
@@ -303,7 +319,7 @@ class FeatureState:
             latest = snapshots[-1]
             self.history = _read(latest / _TX_FILE, HISTORY_COLUMNS + [IS_FRAUD])
             self.pending_labels = _read(latest / _LABEL_FILE, LABEL_COLUMNS)
-            self._ids = set(self.history[TRANSACTION_ID])
+            self._number(self.history[TRANSACTION_ID])
             for column, codes in ((CUSTOMER_ID, self._customer_codes), (TERMINAL_ID, self._terminal_codes)):
                 for key in self.history[column].unique():
                     codes.setdefault(key, len(codes))

@@ -240,3 +240,19 @@ def test_a_transaction_a_little_behind_the_newest_keeps_its_whole_window(tmp_pat
     run_batch(state, 1, NO_LABELS, txs([("newest", 10 + reach + 2, 2, 2, 1.0)]))  # past the early row's reach
     late = state.features(txs([("late", 10 + reach - 1, 1, 1, 1.0)]))  # an hour behind: "early" is in its window
     assert late["terminal_tx_count_30d"].iloc[0] == 1.0
+
+
+def test_labels_find_their_rows_after_a_prune_from_the_middle(tmp_path):
+    # Rows are found by sequence number: a prune that removes rows between kept ones (a transaction that
+    # arrived late, behind newer ones) must not shift a later label onto its neighbour.
+    state = FeatureState(tmp_path, DEFAULT_SPEC)
+    horizon_hours = (DEFAULT_SPEC.history_days + PRUNE_SLACK_DAYS) * 24
+    run_batch(state, 0, NO_LABELS, txs([("a", 200, 1, 1, 1.0), ("b", 201, 2, 2, 1.0)]))
+    run_batch(state, 1, NO_LABELS, txs([("late", 10, 3, 3, 1.0), ("c", 202, 4, 4, 1.0)]))
+    run_batch(state, 2, NO_LABELS, txs([("d", horizon_hours + 100, 5, 5, 1.0)]))
+    assert state.history[TRANSACTION_ID].tolist() == ["a", "b", "c", "d"]  # "late" went, from the middle
+    run_batch(state, 3, labels([("c", 202, 1), ("a", 200, 0), ("late", 10, 1)]), txs([]))
+    assert state.history.set_index(TRANSACTION_ID)[IS_FRAUD].fillna(-1).to_dict() == \
+        {"a": 0.0, "b": -1.0, "c": 1.0, "d": -1.0}
+    assert state.pending_labels[TRANSACTION_ID].tolist() == []  # too old to matter: pruned with its row
+    assert_same_state(state, FeatureState(tmp_path, DEFAULT_SPEC))
