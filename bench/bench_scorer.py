@@ -29,7 +29,11 @@ What it does, on ports default + 500 (or + $BENCH_PORT_OFFSET) with its state in
    transfer, decode, features, score, encode, publish, wait, commit; lake and stage run beside them in a
    thread; gc = the garbage collector's pauses within the batch, status `counters.last_batch_gc_ms`) and Spark's
    (status `spark_ms`: latestOffset, walCommit, queryPlanning, addBatch = the foreachBatch call, commitOffsets,
-   triggerExecution = the whole trigger).
+   triggerExecution = the whole trigger). The status is sampled, so it misses batches; the records do not:
+   every output batch, told apart by its scores' `scored_time`, with how long its transactions gathered
+   (first to last Kafka timestamp: about the previous batch's time), how long from its last transaction to its
+   first score (about its own), the gap between two batches' scores, and the worst batch (a latency is about
+   gathering + to score; the worst shows whether the tail is one slow batch or many, and when in the run).
    --variants also tries scorer.trigger_seconds 0.5 and scorer.linger_ms 20 (a scorer restart each).
 4. Promotion: during a paced replay, `fraudctl promote V2 --yes --force`; from the command's return to the
    Kafka timestamp of the first `scores` record with model_version V2 (scorer.model_refresh_seconds, 5 s by
