@@ -25,6 +25,7 @@ SEND_SLICE = 8_192  # events handed to librdkafka between two polls of its deliv
 # (an event due every millisecond or less) spun a core; on two cores that starved the scorer it measured.
 MIN_PACE_WAIT = 0.001
 
+
 class Sender:
     def __init__(self, producer, deliveries: Deliveries, tx_topic: str, label_topic: str | None,
                  interrupt: threading.Event):
