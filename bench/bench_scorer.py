@@ -612,13 +612,9 @@ def _output_batches(matched: list[tuple[int, int, str]]) -> str:
     worst = max(rows, key=lambda r: r[3])
     return (f"{len(rows)} batches: gathering {statistics.median(gathered):.0f}/{max(gathered):.0f}, "
             f"last transaction to score {statistics.median(to_score):.0f}/{max(to_score):.0f}, "
-            f"between two batches' scores {_median_ms(gaps)}/{max(gaps, default=0):.0f}; "
+            f"between two batches' scores {statistics.median(gaps) if gaps else 0:.0f}/{max(gaps, default=0):.0f}; "
             f"the worst batch: {worst[4]:,} tx, gathered {worst[1]} + to score {worst[2]} = latency {worst[3]} ms, "
             f"scored {(worst[0] - rows[0][0]) / 1000:.1f} s into the run")
-
-
-def _median_ms(values: list[float]) -> str:
-    return f"{statistics.median(values):.0f}" if values else "n/a"
 
 
 def _phases(seen: list[dict[str, Any]]) -> str:

@@ -160,25 +160,20 @@ class GroupRows:
         return len(self.codes)
 
 
-def _feature_values(df: pd.DataFrame, spec: FeatureSpec, rows: np.ndarray | None = None,
-                    group_codes: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """The features of the rows at positions `rows` of a validated frame (every row when None), as float64
-    arrays in that order. Every row of the frame is history the windows may read; only the asked rows'
-    windows are computed, so a micro-batch costs a sort of its history, not a featuring of it.
-    `group_codes`: integer codes of the frame's customer_id / terminal_id, one per row (equal ids, equal
-    codes), when the caller has them; else the ids are factorized here."""
-    group_codes = group_codes or {}
+def _feature_values(df: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """The features of every row of a validated frame, as float64 arrays in its row order."""
+    customers, terminals = _group_rows(df)
+    return _grouped_values(customers, None, terminals, None, spec)
+
+
+def _group_rows(df: pd.DataFrame) -> tuple[GroupRows, GroupRows]:
+    """A frame's rows for the customer windows and for the terminal windows, the ids factorized."""
     times = _as_utc_ns(df[TX_DATETIME])
     ids = df[TRANSACTION_ID].to_numpy()
-
-    def codes_of(column: str) -> np.ndarray:
-        given = group_codes.get(column)
-        return given if given is not None else pd.factorize(df[column], sort=False)[0]
-
-    customers = GroupRows(codes_of(CUSTOMER_ID), times, ids, df[AMOUNT].to_numpy(dtype="float64"))
-    terminals = GroupRows(codes_of(TERMINAL_ID), times, ids, df[IS_FRAUD].fillna(0).to_numpy(dtype="float64"))
-    asked = None if rows is None else np.asarray(rows, dtype=np.int64)
-    return _grouped_values(customers, asked, terminals, asked, spec)
+    customers = pd.factorize(df[CUSTOMER_ID], sort=False)[0]
+    terminals = pd.factorize(df[TERMINAL_ID], sort=False)[0]
+    return (GroupRows(customers, times, ids, df[AMOUNT].to_numpy(dtype="float64")),
+            GroupRows(terminals, times, ids, df[IS_FRAUD].fillna(0).to_numpy(dtype="float64")))
 
 
 def _grouped_values(customers: GroupRows, customers_asked: np.ndarray | None, terminals: GroupRows,
@@ -396,8 +391,8 @@ def _count_le_merge(codes: np.ndarray, times: np.ndarray, q_codes: np.ndarray, q
 # ---------------------------------------------------------------------------------------------- online
 
 
-def compute_online_features(earlier: pd.DataFrame, batch: pd.DataFrame, spec: FeatureSpec = DEFAULT_SPEC, *,
-                            group_codes: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
+def compute_online_features(earlier: pd.DataFrame, batch: pd.DataFrame,
+                            spec: FeatureSpec = DEFAULT_SPEC) -> pd.DataFrame:
     """The features of a micro-batch of transactions, given the transactions the stream saw before it: the
     offline definitions above, run over the batch and the part of the history its windows can reach.
 
@@ -406,13 +401,12 @@ def compute_online_features(earlier: pd.DataFrame, batch: pd.DataFrame, spec: Fe
     within `spec.history_days`; the values are then those of the whole history, at a fraction of the cost.
     Both frames carry the transaction fields and `is_fraud` as known so far (NaN: no label yet), and no
     transaction_id of the batch may be in `earlier`. The result is the batch with the feature columns, in
-    its row order. `group_codes`: integer codes of customer_id / terminal_id for the rows of `earlier` then
-    `batch` (the scorer's state keeps them), saving a factorization of the ids a batch.
+    its row order. (The scorer's state calls `online_feature_values` with its own arrays and group codes.)
     """
     columns = [TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, AMOUNT, IS_FRAUD]
     frame = pd.concat([earlier[columns], batch[columns]], ignore_index=True)
     # The batch was checked against the contract when decoded; the history when it was a batch.
-    values = _feature_values(frame, spec, rows=np.arange(len(earlier), len(frame)), group_codes=group_codes)
+    values = online_feature_values(*_group_rows(frame), len(batch), spec)
     result = batch.copy()
     for name in spec.feature_names:
         result[name] = values[name]

@@ -91,19 +91,19 @@ class FeatureState:
         history = self.history
         times, batch_times = (_ns(frame[TX_DATETIME]) for frame in (history, batch))
         ids, batch_ids = history[TRANSACTION_ID].to_numpy(), batch[TRANSACTION_ID].to_numpy()
-        (customers, customer_codes), (terminals, terminal_codes) = self._reach(batch)
-        # Arrays of the reached rows only: taking them from the history frame copied every column of
-        # ~160 k rows, object ids included, and the features then copied them again.
-        values = online_feature_values(
-            GroupRows(customer_codes, np.concatenate([times[customers], batch_times]),
-                      _IdsOf(ids, customers, batch_ids),
-                      np.concatenate([history[AMOUNT].to_numpy(dtype="float64")[customers],
-                                      batch[AMOUNT].to_numpy(dtype="float64")])),
-            GroupRows(terminal_codes, np.concatenate([times[terminals], batch_times]),
-                      _IdsOf(ids, terminals, batch_ids),
-                      np.nan_to_num(np.concatenate([history[IS_FRAUD].to_numpy(dtype="float64")[terminals],
-                                                    batch[IS_FRAUD].to_numpy(dtype="float64")]), nan=0.0)),
-            len(batch), self.spec)
+
+        def rows_of(reached: tuple[np.ndarray, np.ndarray], column: str) -> GroupRows:
+            # Arrays of the reached rows only: taking them from the history frame copied every column of
+            # ~160 k rows, object ids included, and the features then copied them again.
+            rows, codes = reached
+            values = np.concatenate([history[column].to_numpy(dtype="float64")[rows],
+                                     batch[column].to_numpy(dtype="float64")])
+            return GroupRows(codes, np.concatenate([times[rows], batch_times]), _IdsOf(ids, rows, batch_ids),
+                             np.nan_to_num(values, nan=0.0))  # NaN only in is_fraud: no label, not fraud
+
+        customers, terminals = self._reach(batch)
+        values = online_feature_values(rows_of(customers, AMOUNT), rows_of(terminals, IS_FRAUD), len(batch),
+                                       self.spec)
         # The features beside the batch in one concat (setting 21 columns one by one took ~5 ms a batch);
         # `amount` is both a field and a feature.
         batch[AMOUNT] = values[AMOUNT]

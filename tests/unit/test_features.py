@@ -316,7 +316,7 @@ def test_given_group_codes_change_no_feature(monkeypatch, spread):
     """The scorer passes its own integer codes for customer and terminal ids: any numbering (here scrambled,
     with gaps) that keeps equal ids equal gives exactly the values of factorizing the ids, and the ids are
     then not factorized at all."""
-    from fraudctl.features import compute_online_features
+    from fraudctl.features import GroupRows, _as_utc_ns, compute_online_features, online_feature_values
 
     history = random_history(4)
     ordered = event_order(history).reset_index(drop=True)
@@ -330,6 +330,11 @@ def test_given_group_codes_change_no_feature(monkeypatch, spread):
         unique = pd.unique(ids)
         numbering = dict(zip(unique, rng.permutation(len(unique)) * spread + 2))
         codes[column] = np.array([numbering[key] for key in ids], dtype="int64")
+    frame = pd.concat([earlier, batch], ignore_index=True)
+    times, ids = _as_utc_ns(frame["tx_datetime"]), frame["transaction_id"].to_numpy()
     monkeypatch.setattr(pd, "factorize", lambda *args, **kwargs: pytest.fail("the ids were factorized"))
-    given = compute_online_features(earlier, batch, group_codes=codes)
-    pd.testing.assert_frame_equal(given, plain, check_exact=True)
+    given = online_feature_values(
+        GroupRows(codes["customer_id"], times, ids, frame["amount"].to_numpy(dtype="float64")),
+        GroupRows(codes["terminal_id"], times, ids, frame["is_fraud"].fillna(0).to_numpy(dtype="float64")),
+        len(batch))
+    pd.testing.assert_frame_equal(batch.assign(**given)[plain.columns], plain, check_exact=True)
