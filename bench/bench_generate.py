@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from fraudctl.generator import generate_transactions, summarize, write_transactions  # noqa: E402
+from fraudctl.data.generator import generate_transactions, summarize, write_transactions  # noqa: E402
 
 
 def main() -> None:

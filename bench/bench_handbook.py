@@ -35,9 +35,9 @@ TRAIN_START = dt.date(2018, 7, 25)
 
 
 def main() -> int:
-    from fraudctl.generator import generate_transactions
-    from fraudctl.estimators import ESTIMATORS
-    from fraudctl.training import SplitSpec, card_precision_at_k, prepare, train
+    from fraudctl.data.generator import generate_transactions
+    from fraudctl.model.estimators import ESTIMATORS
+    from fraudctl.model.training import SplitSpec, card_precision_at_k, prepare, train
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--estimators", nargs="+", default=list(ESTIMATORS), choices=ESTIMATORS)

@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fraudctl import objectstore  # noqa: E402
+from fraudctl.clients import objectstore  # noqa: E402
 from fraudctl.config import load_config  # noqa: E402
 from fraudctl.errors import UnavailableError  # noqa: E402
-from fraudctl.runtime.prereqs import check_native  # noqa: E402
-from fraudctl.runtime.services import NativeContext, build_services  # noqa: E402
-from fraudctl.secrets import load_secrets  # noqa: E402
+from fraudctl.stack.prereqs import check_native  # noqa: E402
+from fraudctl.stack.services import NativeContext, build_services  # noqa: E402
+from fraudctl.stack.secrets import load_secrets  # noqa: E402
 
 
 def free_port() -> int:

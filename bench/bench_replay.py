@@ -194,7 +194,7 @@ def _warm_up(kcat_cmd: list[str], lines: Path) -> None:
 
 
 def _generate(path: Path, rows: int) -> None:
-    from fraudctl.generator import generate_transactions, write_transactions
+    from fraudctl.data.generator import generate_transactions, write_transactions
 
     days = max(1, math.ceil(rows / 9_000))  # about 9 700 transactions a day at the default sizes
     frame = generate_transactions(n_days=days, seed=0)
@@ -216,7 +216,7 @@ def _pre_encode(data: Path, out: Path) -> int:
 
 def _events(data: Path, labels: bool):
     """(key, JSON value) of each event `fraudctl replay` sends, in order."""
-    from fraudctl.replay import ReplayOptions, encoded_events
+    from fraudctl.data.replay import ReplayOptions, encoded_events
 
     for outgoing in encoded_events(ReplayOptions(path=data, labels=labels)):
         yield from zip(outgoing.keys, outgoing.values)
@@ -252,7 +252,7 @@ def _stack_up(config_path: Path, keep_services: bool) -> None:
     if keep_services:
         return
     from fraudctl.config import load_config
-    from fraudctl.runtime.supervisor import Supervisor
+    from fraudctl.stack.supervisor import Supervisor
 
     supervisor = Supervisor(load_config(config_path, env={}).state_dir)
     for info in supervisor.rpc().supervisor.getAllProcessInfo():

@@ -104,7 +104,7 @@ def main() -> None:
               f"{seconds - tasks:.1f}s of the run outside any task (queueing, scheduling)")
 
         if not args.skip_lake:
-            import fraudctl.lake as lakes
+            import fraudctl.data.lake as lakes
             from fraudctl.config import load_config
             from tests.lake_seed import seed_lake
 

@@ -152,12 +152,12 @@ class Bench:
         self.config_path.write_text(yaml.safe_dump(data))
 
     def scorer_folder(self) -> Path:
-        from fraudctl.spark import scorer_dir
+        from fraudctl.clients.spark import scorer_dir
 
         return scorer_dir(self.config)
 
     def status(self) -> dict[str, Any]:
-        from fraudctl.scoring.status import read_status
+        from fraudctl.stream.status import read_status
 
         return read_status(self.scorer_folder()) or {}
 
@@ -174,7 +174,7 @@ class Bench:
         self.run("up", "-o", "json", timeout=900)
         self.figure("stack up", f"{time.perf_counter() - started:.0f} s")
         if self.lean:
-            from fraudctl.runtime.supervisor import Supervisor
+            from fraudctl.stack.supervisor import Supervisor
 
             supervisor = Supervisor(self.config.state_dir)
             for info in supervisor.rpc().supervisor.getAllProcessInfo():
@@ -409,7 +409,7 @@ class Bench:
         """(key, value, timestamp ms) of every record from `start` to the current end offsets."""
         from confluent_kafka import Consumer, TopicPartition
 
-        from fraudctl.kafka import client_config
+        from fraudctl.clients.kafka import client_config
 
         end = self.end_offsets(topic)
         wanted = {p: end[p] for p in end if end[p] > start.get(p, 0)}
@@ -439,7 +439,7 @@ class Bench:
         self.scorer_start(max_offsets_per_trigger=100_000, trigger_seconds=0.0, linger_ms=5)
         self.wait_caught_up(p.catch_up_timeout)
         self.warm_up()
-        import fraudctl.registry  # noqa: F401 - MLflow's import, before the measured part
+        import fraudctl.model.registry  # noqa: F401 - MLflow's import, before the measured part
 
         refresh = self.config.scorer.model_refresh_seconds
         scores_topic = self.config.kafka.topics.scores.name
@@ -556,7 +556,7 @@ class AliasWatch:
     def __init__(self, config, version: str):
         import threading
 
-        from fraudctl.registry import CHAMPION, Registry
+        from fraudctl.model.registry import CHAMPION, Registry
 
         self.registry, self.alias, self.version = Registry(config), CHAMPION, version
         self.seen_ms: float | None = None

@@ -89,9 +89,9 @@ def main() -> None:
     count, rss, pss = stack_memory(state_dir)
     figures[f"idle memory after {args.idle_seconds:.0f} s ({count} processes)"] = f"RSS {rss:.0f} MiB, PSS {pss:.0f} MiB"
 
-    from fraudctl.airflow import AirflowClient
+    from fraudctl.clients.airflow import AirflowClient
     from fraudctl.config import load_config
-    from fraudctl.secrets import load_secrets
+    from fraudctl.stack.secrets import load_secrets
 
     cfg = load_config(config, env={})
     client = AirflowClient(cfg.airflow, load_secrets(cfg, create=False).airflow_admin_password)

@@ -5,7 +5,7 @@ rate, freshness) -> train (as `fraudctl train`: log to MLflow, register as @chal
 candidate and the champion on the same holdout, the promotion gate) -> promote or keep_champion (a branch)
 -> report (versions, metrics, decision).
 
-Each task is one call into `fraudctl.retrain_steps`, which calls the functions `fraudctl train` and
+Each task is one call into `fraudctl.retraining.steps`, which calls the functions `fraudctl train` and
 `fraudctl promote` use. Tasks pass paths (under <state_dir>/retrain/<run id>/), never data. The schedule,
 the queue, the retries and the parameters' defaults come from the fraudctl config ($FRAUDCTL_CONFIG, which
 the native stack sets for every Airflow process). Nothing heavy is imported at module level: the
@@ -20,7 +20,7 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 
 from fraudctl.config import load_config
-from fraudctl.estimators import ESTIMATORS
+from fraudctl.model.estimators import ESTIMATORS
 
 CONFIG = load_config()
 RC = CONFIG.retrain
@@ -52,7 +52,7 @@ def _setup():
 
     from airflow.sdk.exceptions import AirflowFailException
 
-    from fraudctl import retrain_steps as steps
+    from fraudctl.retraining import steps
     from fraudctl.errors import BadInputError
 
     context = get_current_context()
@@ -83,7 +83,7 @@ def _fail_fast(call, *args, **kwargs):
 def fraud_retrain():
     @task
     def extract() -> dict:
-        from fraudctl.retrain_steps import extract as run
+        from fraudctl.retraining.steps import extract as run
 
         context, config, params, folder, log = _setup()
         dag_run = context["dag_run"]
@@ -94,14 +94,14 @@ def fraud_retrain():
 
     @task
     def validate(extracted: dict) -> dict:
-        from fraudctl.retrain_steps import validate as run
+        from fraudctl.retraining.steps import validate as run
 
         _, config, _, folder, log = _setup()
         return _fail_fast(run, config, extracted, folder, log)
 
     @task
     def train(extracted: dict, validated: dict) -> dict:
-        from fraudctl.retrain_steps import train as run
+        from fraudctl.retraining.steps import train as run
 
         context, config, params, folder, log = _setup()
         return _fail_fast(run, config, params, extracted, folder, dag_id=context["dag"].dag_id,
@@ -109,7 +109,7 @@ def fraud_retrain():
 
     @task
     def evaluate(trained: dict) -> dict:
-        from fraudctl.retrain_steps import evaluate as run
+        from fraudctl.retraining.steps import evaluate as run
 
         _, config, params, folder, log = _setup()
         return run(config, params, trained, folder, log)
@@ -122,7 +122,7 @@ def fraud_retrain():
 
     @task
     def promote(evaluated: dict) -> dict:
-        from fraudctl.retrain_steps import promote as run
+        from fraudctl.retraining.steps import promote as run
 
         _, config, params, folder, log = _setup()
         return run(config, params, evaluated, folder, log)
@@ -136,7 +136,7 @@ def fraud_retrain():
     @task(trigger_rule="none_failed_min_one_success")
     def report(extracted: dict, trained: dict, evaluated: dict, promoted: dict | None,
                kept: dict | None) -> dict:
-        from fraudctl.retrain_steps import report as run
+        from fraudctl.retraining.steps import report as run
 
         context, config, params, folder, log = _setup()
         return run(config, params, folder, dag_id=context["dag"].dag_id, run_id=context["run_id"],

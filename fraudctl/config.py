@@ -14,22 +14,20 @@ from typing import Annotated, Any, Literal, Mapping
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from fraudctl.choices import RuntimeKind
+from fraudctl.choices import DEFAULT_ESTIMATOR, EstimatorName, PresetName, RuntimeKind, TimeFormatName
 from fraudctl.errors import ConfigError
-from fraudctl.estimators import DEFAULT_ESTIMATOR, EstimatorName
-from fraudctl.layout import PresetName, TimeFormatName
 
 ENV_PREFIX = "FRAUDCTL_"
 ENV_NESTING = "__"
 ENV_CONFIG_PATH = "FRAUDCTL_CONFIG"  # path of the config file, when --config is not given
 DEFAULT_CONFIG_NAME = "fraudctl.yaml"
 # Variables with the prefix that are not config fields.
-# FRAUDCTL_CACHE_DIR is fraudctl.runtime.jvm's jar cache (the Spark image sets it), not a config key.
+# FRAUDCTL_CACHE_DIR is fraudctl.clients.jvm's jar cache (the Spark image sets it), not a config key.
 ENV_NOT_FIELDS = {ENV_CONFIG_PATH, "FRAUDCTL_DEBUG", "FRAUDCTL_CACHE_DIR"}
 
 Port = Annotated[int, Field(ge=1, le=65535, description="a TCP port, 1-65535")]
 Seconds = Annotated[float, Field(gt=0)]
-# A duration: a number and a unit d, h, m or s (none: days), e.g. 7d, 12h, 1.5h. fraudctl.replay.options parses it.
+# A duration: a number and a unit d, h, m or s (none: days), e.g. 7d, 12h, 1.5h. fraudctl.data.replay.options parses it.
 DURATION_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*$"
 
 
@@ -259,7 +257,7 @@ class ModelConfig(Section):
     """The model: estimator, training split, decision threshold, promotion gate."""
 
     name: str = Field("fraud-detector", description="The registered model's name.")
-    estimator: EstimatorName = Field(DEFAULT_ESTIMATOR, description="The scikit-learn estimator (fraudctl.estimators).")
+    estimator: EstimatorName = Field(DEFAULT_ESTIMATOR, description="The scikit-learn estimator (fraudctl.model.estimators).")
     promotion_margin: float = Field(default=0.0, ge=0, description=(
         "Average-precision gain a challenger must show over the champion."))
     label_delay_days: int = Field(default=7, ge=0, description="Labels are known this many days after the transaction.")
@@ -281,7 +279,7 @@ class ModelConfig(Section):
 
 
 class LayoutConfig(Section):
-    """How an input file's columns become transactions (fraudctl.layout), for `replay` and `train --data`
+    """How an input file's columns become transactions (fraudctl.data.layout), for `replay` and `train --data`
     alike; --preset, --map, --time-format and --start override these."""
 
     preset: PresetName = Field("auto", description=(

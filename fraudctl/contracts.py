@@ -57,7 +57,7 @@ SCORE_FIELDS = (
 # - amount is a JSON number; is_fraud is 0 or 1; `extra` (only present when the source has extra numeric
 #   columns) maps each column name to a number, or null where the source cell was empty;
 # - every event carries "schema_version": SCHEMA_VERSION first. Consumers must not depend on key order.
-# Encoders here are the reference for one event at a time; `fraudctl.replay` builds the same JSON in bulk.
+# Encoders here are the reference for one event at a time; `fraudctl.data.replay` builds the same JSON in bulk.
 
 ID_FIELDS = (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID)
 

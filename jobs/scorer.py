@@ -4,7 +4,7 @@
 Started by `fraudctl scorer start` (under the native runtime's supervisord, or a container under compose)
 as `python jobs/scorer.py --launch <state_dir>/scorer/launch.json`; the launch file holds the effective
 configuration and the start options. Spark reads the two topics with its Kafka source and tracks offsets
-in a checkpoint; each micro-batch reaches `fraudctl.scoring.scorer.Scorer.process` on the driver as one
+in a checkpoint; each micro-batch reaches `fraudctl.stream.scorer.Scorer.process` on the driver as one
 Arrow table (`foreachBatch`): features are vectorised pandas over the online state, which Python stateful
 operators could not match on a small machine (README, "The streaming scorer").
 
@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     launch = json.loads(args.launch.read_text())
     config = Config.model_validate(launch["config"])
-    from fraudctl.scoring.status import write_status
-    from fraudctl.spark import scorer_dir
+    from fraudctl.stream.status import write_status
+    from fraudctl.clients.spark import scorer_dir
 
     try:
         return run(config, master=launch.get("master"), wait_for_model=bool(launch.get("wait_for_model")))
@@ -66,14 +66,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
     from fraudctl.features import FeatureSpec
-    from fraudctl.lake import lake_for
-    from fraudctl.runtime.services import storage_environment
-    from fraudctl.scoring.model import ModelHolder, RegistrySource
-    from fraudctl.scoring.publish import Publisher
-    from fraudctl.scoring.scorer import Scorer
-    from fraudctl.scoring.state import FeatureState
-    from fraudctl.scoring.status import lag_per_partition, processed_offsets, write_status
-    from fraudctl.spark import build_session, scorer_dir
+    from fraudctl.data.lake import lake_for
+    from fraudctl.stack.services import storage_environment
+    from fraudctl.stream.model import ModelHolder, RegistrySource
+    from fraudctl.stream.publish import Publisher
+    from fraudctl.stream.scorer import Scorer
+    from fraudctl.stream.state import FeatureState
+    from fraudctl.stream.status import lag_per_partition, processed_offsets, write_status
+    from fraudctl.clients.spark import build_session, scorer_dir
 
     os.environ.update(storage_environment(config))
     folder = scorer_dir(config)

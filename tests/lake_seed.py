@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from fraudctl.lake import LABELS, TRANSACTIONS, Lake
+from fraudctl.data.lake import LABELS, TRANSACTIONS, Lake
 
 
 def seed_lake(lake: Lake, generated: pd.DataFrame, *, label_delay_days: int = 7, batch_rows: int = 5000,

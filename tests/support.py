@@ -42,7 +42,7 @@ def write_shifted_config(folder: Path, offset: int, **sections: Mapping[str, Any
 
 def end_offsets(kafka: KafkaConfig, topic: str, timeout: float = 10.0) -> dict[int, int]:
     """Partition -> end offset (the next offset to be written) of `topic`."""
-    from fraudctl.kafka import end_offsets as kafka_end_offsets
+    from fraudctl.clients.kafka import end_offsets as kafka_end_offsets
 
     return kafka_end_offsets(kafka, topic, timeout=timeout)
 
@@ -53,7 +53,7 @@ def read_topic(kafka: KafkaConfig, topic: str, start: dict[int, int] | None = No
     decoded JSON value (or raw bytes under `raw`), key, partition, offset, Kafka timestamp (ms)."""
     import json
 
-    from fraudctl.kafka import read_records
+    from fraudctl.clients.kafka import read_records
 
     records: list[dict[str, Any]] = []
     for batch in read_records(kafka, topic, start, timeout=timeout):
@@ -76,7 +76,7 @@ def module_config(stack_config_path: Path, folder: Path, suffix: str, **sections
     created here), so a module's events never mix with the ones other modules replay, and `sections`
     merged over it (e.g. scorer={...})."""
     from fraudctl.config import load_config
-    from fraudctl.kafka import ensure_topics
+    from fraudctl.clients.kafka import ensure_topics
 
     data = yaml.safe_load(stack_config_path.read_text())
     data["kafka"]["topics"] = {kind: {"name": f"{name}{suffix}", "partitions": partitions}

@@ -55,7 +55,7 @@ def root(
     if debug:
         import logging
 
-        from fraudctl.kafka import show_client_logs
+        from fraudctl.clients.kafka import show_client_logs
 
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
         show_client_logs()

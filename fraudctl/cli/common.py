@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 import typer
 from rich.console import Console
 
-from fraudctl.layout import FILE_FORMATS, PRESET_NAMES, TIME_FORMATS
+from fraudctl.choices import FILE_FORMATS, PRESET_NAMES, TIME_FORMATS
 
 if TYPE_CHECKING:
     from fraudctl.config import Config
-    from fraudctl.layout import InputLayout
+    from fraudctl.data.layout import InputLayout
 
 
 class OutputFormat(str, enum.Enum):
@@ -28,7 +28,7 @@ class OutputFormat(str, enum.Enum):
     json = "json"
 
 
-# Input layouts (fraudctl.layout), shared by `replay` and `train`: the same tuples type the config.
+# Input layouts (fraudctl.data.layout), shared by `replay` and `train`: the same tuples type the config.
 FileFormat = enum.Enum("FileFormat", [(name, name) for name in FILE_FORMATS], type=str)
 PresetName = enum.Enum("PresetName", [(name, name) for name in PRESET_NAMES], type=str)
 TimeFormat = enum.Enum("TimeFormat", [(name, name) for name in TIME_FORMATS], type=str)
@@ -159,7 +159,7 @@ def input_layout(config: "Config", column_map: list[str] | None) -> "InputLayout
     """The layout of an input file: the config's layout section, --map items over its columns. A malformed
     --map item is a usage mistake (exit 2), not bad data."""
     from fraudctl.errors import BadInputError
-    from fraudctl.layout import InputLayout
+    from fraudctl.data.layout import InputLayout
 
     try:
         return InputLayout.from_settings(config.layout, column_map)

@@ -46,7 +46,7 @@ def generate(
     fraud_scenario 1: amount over 220; 2: compromised terminal (28 days); 3: compromised customer (14 days).
     """
     from fraudctl.errors import BadInputError
-    from fraudctl.generator import generate_transactions, resolve_format, summarize, write_transactions
+    from fraudctl.data.generator import generate_transactions, resolve_format, summarize, write_transactions
 
     fmt = file_format.value if file_format else None
     path = out if out is not None else DEFAULT_OUT_DIR / f"{DEFAULT_OUT_STEM}.{fmt or FileFormat.csv.value}"

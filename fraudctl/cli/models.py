@@ -1,6 +1,6 @@
 """`fraudctl models list|show`, `fraudctl promote V`, `fraudctl rollback`: the MLflow model registry.
 
-Each command parses, calls one function of `fraudctl.workflows`, and renders.
+Each command parses, calls one function of `fraudctl.model.workflows`, and renders.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from fraudctl.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from fraudctl.registry import Comparison
+    from fraudctl.model.registry import Comparison
 
 app = typer.Typer(help="The model registry: versions, aliases (@champion, @challenger), metrics.",
                   no_args_is_help=True)
@@ -30,7 +30,7 @@ def register(root: typer.Typer) -> None:
 @app.command("list")
 def list_versions(ctx: typer.Context, output: OutputOption = OutputFormat.text) -> None:
     """Every version, newest first: aliases, test metrics, windows, creation time, link to the MLflow UI."""
-    from fraudctl.workflows import list_models
+    from fraudctl.model.workflows import list_models
 
     listed = list_models(state(ctx).config())
     name, uri, versions = listed["name"], listed["uri"], listed["versions"]
@@ -58,7 +58,7 @@ def list_versions(ctx: typer.Context, output: OutputOption = OutputFormat.text) 
 def show(ctx: typer.Context, version: Annotated[str, typer.Argument(help="Version number.")],
          output: OutputOption = OutputFormat.text) -> None:
     """One version in full: aliases, metrics, parameters, artifacts, feature-contract check, links."""
-    from fraudctl.workflows import show_model
+    from fraudctl.model.workflows import show_model
 
     details = show_model(state(ctx).config(), version)
     if output is OutputFormat.json:
@@ -91,7 +91,7 @@ def promote(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Compare VERSION with the @champion on VERSION's holdout, apply the gate, move @champion."""
-    from fraudctl.workflows import promote_version
+    from fraudctl.model.workflows import promote_version
 
     config = state(ctx).config()
     status = stderr_console().status(f"scoring version {version} and the champion on the same holdout")
@@ -122,7 +122,7 @@ def promote(
 
 def rollback(ctx: typer.Context, yes: YesOption = False, output: OutputOption = OutputFormat.text) -> None:
     """Give @champion back to the version it had before the last promotion."""
-    from fraudctl.workflows import rollback_champion
+    from fraudctl.model.workflows import rollback_champion
 
     if not yes:
         ensure_can_confirm(output)  # before any network: CI without --yes learns it at once

@@ -60,7 +60,7 @@ def replay(
     """
     import datetime as dt
 
-    from fraudctl.replay.options import ReplayOptions, parse_duration  # light: no numpy, no pyarrow
+    from fraudctl.data.replay.options import ReplayOptions, parse_duration  # light: no numpy, no pyarrow
 
     if rate is not None and speedup is not None:
         raise typer.BadParameter("give --rate or --speedup, not both", param_hint="'--rate' / '--speedup'")
@@ -84,11 +84,11 @@ def replay(
     )
 
     # The broker handshake runs while the heavy part of replay (numpy, pyarrow) is imported.
-    from fraudctl.replay.producer import Connecting, Deliveries
+    from fraudctl.data.replay.producer import Connecting, Deliveries
 
     deliveries = Deliveries()
     connecting = Connecting(config, deliveries)
-    from fraudctl.replay import ReplayInterrupted, raise_for_outcome, replay as run_replay
+    from fraudctl.data.replay import ReplayInterrupted, raise_for_outcome, replay as run_replay
 
     interrupt = threading.Event()
     started = time.monotonic()

@@ -37,7 +37,7 @@ def retrain(
     if ctx.invoked_subcommand is not None:
         return
     from fraudctl.errors import RunFailedError
-    from fraudctl.retraining import parse_conf, retrain as run
+    from fraudctl.retraining.trigger import parse_conf, retrain as run
 
     config = state(ctx).config()
     err = stderr_console()
@@ -73,7 +73,7 @@ def list_runs(
     """The latest runs of the retraining DAG."""
     from rich.table import Table
 
-    from fraudctl.retraining import list_runs as runs
+    from fraudctl.retraining.trigger import list_runs as runs
 
     rows = runs(state(ctx).config(), limit=limit)
     if output is OutputFormat.json:
@@ -94,7 +94,7 @@ def status(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """One run: its state, its tasks and, when it finished, the outcome."""
-    from fraudctl.retraining import status as run_status
+    from fraudctl.retraining.trigger import status as run_status
 
     result = run_status(state(ctx).config(), run_id, logs=logs)
     if output is OutputFormat.json:

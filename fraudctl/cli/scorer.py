@@ -31,7 +31,7 @@ def start(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Start the scorer under the stack's supervisor and wait until its query runs."""
-    from fraudctl.scoring import control
+    from fraudctl.operate import scorer_service as control
 
     config = state(ctx).config()
     with stderr_console().status("starting the scorer…") as progress:
@@ -44,7 +44,7 @@ def start(
 def stop(ctx: typer.Context, output: OutputOption = OutputFormat.text) -> None:
     """Stop the scorer gracefully: the running micro-batch finishes, the query stops (SIGKILL after
     runtime.stop_timeout)."""
-    from fraudctl.scoring import control
+    from fraudctl.operate import scorer_service as control
 
     report = control.stop(state(ctx).config())
     if output is OutputFormat.json:
@@ -58,7 +58,7 @@ def status(ctx: typer.Context, output: OutputOption = OutputFormat.text) -> None
     """Rates, batch time, latency, lag per partition, model version, dead letters, state size and health.
     Exits 8 unless the scorer is running (degraded counts as running)."""
     from fraudctl.errors import UnavailableError
-    from fraudctl.scoring import control
+    from fraudctl.operate import scorer_service as control
 
     report = control.status(state(ctx).config())
     _render(report, output)
@@ -74,7 +74,7 @@ def wait(
 ) -> None:
     """Wait until the running scorer has read every transaction and label that is in Kafka now.
     Exits 8 if the scorer is not running, 7 on timeout."""
-    from fraudctl.scoring.summary import wait_until_caught_up
+    from fraudctl.operate.summary import wait_until_caught_up
 
     config = state(ctx).config()
     with stderr_console().status("waiting for the scorer to catch up…") as progress:
@@ -93,7 +93,7 @@ def logs(
     lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="How many past lines to show.")] = 50,
 ) -> None:
     """Print the scorer's log (the Spark driver's output)."""
-    from fraudctl.runtime import get_runtime
+    from fraudctl.stack import get_runtime
 
     for line in get_runtime(state(ctx).config()).logs("scorer", lines=lines, follow=follow):
         sys.stdout.write(line + "\n")
@@ -109,7 +109,7 @@ def tail(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """The latest scores (or alerts), newest last; with --follow, new ones as they are published."""
-    from fraudctl.kafka import follow_records, latest_records
+    from fraudctl.clients.kafka import follow_records, latest_records
 
     config = state(ctx).config()
     topics = config.kafka.topics
@@ -143,7 +143,7 @@ def summary(
     """What was scored, read back from Kafka: events scored, alerts, the alerts' precision and recall against
     the labels that have arrived, latency (transaction -> score, Kafka timestamps), the model versions that
     scored, and the UIs' URLs."""
-    from fraudctl.scoring.summary import summarize
+    from fraudctl.operate.summary import summarize
 
     config = state(ctx).config()
     with stderr_console().status("reading the scores…") as progress:

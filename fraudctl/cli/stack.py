@@ -17,7 +17,7 @@ from fraudctl.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from fraudctl.runtime.base import ServiceStatus
+    from fraudctl.stack.base import ServiceStatus
 
 # The choices are fraudctl.choices.RUNTIME_KINDS, the values config key runtime.kind accepts.
 RuntimeChoice = enum.Enum("RuntimeChoice", [(kind, kind) for kind in RUNTIME_KINDS], type=str)
@@ -45,7 +45,7 @@ def up(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Start the stack and wait until every service passes its health probe."""
-    from fraudctl.runtime import get_runtime
+    from fraudctl.stack import get_runtime
 
     config = state(ctx).config(**{"runtime.kind": runtime, "runtime.start_timeout": timeout})
     rt = get_runtime(config)
@@ -78,7 +78,7 @@ def down(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Stop every service (gracefully, then forcibly after runtime.stop_timeout)."""
-    from fraudctl.runtime import get_runtime
+    from fraudctl.stack import get_runtime
 
     config = state(ctx).config(**{"runtime.kind": runtime})
     rt = get_runtime(config)
@@ -109,7 +109,7 @@ def status(
 
     Exit codes: 8 when any service is unhealthy (with --watch: at the last refresh; Ctrl-C exits 0).
     """
-    from fraudctl.overview import overview
+    from fraudctl.operate.overview import overview
 
     config = state(ctx).config(**{"runtime.kind": runtime})
     view = overview(config)
@@ -157,7 +157,7 @@ def logs(
     runtime: RuntimeOption = None,
 ) -> None:
     """Print a service's log."""
-    from fraudctl.runtime import get_runtime
+    from fraudctl.stack import get_runtime
 
     rt = get_runtime(state(ctx).config(**{"runtime.kind": runtime}))
     for line in rt.logs(service, lines=lines, follow=follow):
@@ -211,7 +211,7 @@ def _overview(report: dict, title: str | None = None):
 
 
 def _service(data: dict) -> "ServiceStatus":
-    from fraudctl.runtime.base import ServiceStatus
+    from fraudctl.stack.base import ServiceStatus
 
     return ServiceStatus(**data)
 

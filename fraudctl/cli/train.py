@@ -12,10 +12,10 @@ from fraudctl.cli.common import (
     MapOption, OutputFormat, OutputOption, PresetOption, StartOption, TimeFormatOption, format_number, input_layout,
     layout_overrides, print_json, print_warnings, state, stderr_console, stdout_console,
 )
-from fraudctl.estimators import ESTIMATORS
+from fraudctl.model.estimators import ESTIMATORS
 
 
-# The choices are fraudctl.estimators.ESTIMATORS, the list the config and training also use.
+# The choices are fraudctl.model.estimators.ESTIMATORS, the list the config and training also use.
 EstimatorChoice = enum.Enum("EstimatorChoice", [(name, name) for name in ESTIMATORS], type=str)
 
 
@@ -62,7 +62,7 @@ def train(
         "model.alert_budget_per_day": alert_budget, "model.precision_target": precision_target,
     })
     layout = input_layout(config, column_map)
-    from fraudctl.workflows import train_and_register
+    from fraudctl.model.workflows import train_and_register
 
     with stderr_console().status("training…") as status:
         summary = train_and_register(config, data, layout=layout, dry_run=dry_run, progress=status.update,

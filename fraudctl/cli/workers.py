@@ -34,8 +34,8 @@ def workers(
     Exit codes: 8 no worker online (with --follow: at the last refresh),
     Flower unreachable, or no stack.
     """
-    from fraudctl.flower import FlowerClient
-    from fraudctl.secrets import require_secrets
+    from fraudctl.clients.flower import FlowerClient
+    from fraudctl.stack.secrets import require_secrets
 
     config = state(ctx).config()
     client = FlowerClient(config.flower, require_secrets(config).flower_password)
@@ -52,7 +52,7 @@ def workers(
 
 
 def _rows(client, refresh: bool) -> list[dict[str, Any]]:
-    from fraudctl.flower import worker_rows
+    from fraudctl.clients.flower import worker_rows
 
     return worker_rows(client.events(), client.workers(refresh=refresh))
 

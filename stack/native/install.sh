@@ -49,7 +49,7 @@ fi
 
 echo "install: resolving JVM jars with Maven"
 .venv/bin/python - <<'PY'
-from fraudctl.runtime import jvm
+from fraudctl.clients import jvm
 for pom in (jvm.KAFKA_POM, jvm.SPARK_POM, jvm.S3PROXY_POM):
     print("  ", jvm.resolve(pom))
 PY

@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from fraudctl.errors import UnavailableError
-from fraudctl.airflow import AirflowClient, health
-from fraudctl.flower import FlowerClient
-from fraudctl.runtime.services import CELERY_WORKER_NAME
-from fraudctl.secrets import load_secrets
+from fraudctl.clients.airflow import AirflowClient, health
+from fraudctl.clients.flower import FlowerClient
+from fraudctl.stack.services import CELERY_WORKER_NAME
+from fraudctl.stack.secrets import load_secrets
 
 DAG_ID = "fraudctl_smoke"
 

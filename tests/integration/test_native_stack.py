@@ -16,7 +16,7 @@ from tests.integration.conftest import alive, processes_naming, stack_pids, writ
 def test_kafka_round_trip(stack_config):
     from confluent_kafka import Consumer, Producer
 
-    from fraudctl.kafka import client_config
+    from fraudctl.clients.kafka import client_config
 
     topic = stack_config.kafka.topics.transactions.name
     marker = str(uuid.uuid4())
@@ -48,7 +48,7 @@ def test_kafka_round_trip(stack_config):
 def test_topics_exist_with_configured_partitions(stack_config):
     from confluent_kafka.admin import AdminClient
 
-    from fraudctl.kafka import client_config
+    from fraudctl.clients.kafka import client_config
 
     topics = AdminClient(client_config(stack_config.kafka)).list_topics(timeout=10).topics
     for topic in stack_config.kafka.topics.all():
@@ -76,7 +76,7 @@ def test_mlflow_experiment_and_artifact(stack_config, tmp_path):
     assert open(downloaded).read() == "artifact body"
     # proxied artifacts: the file landed in the server's destination (the objectstore's bucket), not in this
     # client's folder
-    from fraudctl.objectstore import client, effective_storage
+    from fraudctl.clients.objectstore import client, effective_storage
 
     storage = effective_storage(stack_config)
     keys = [o["Key"] for o in client(storage).list_objects_v2(Bucket=storage.bucket, Prefix="mlflow/")["Contents"]]
@@ -86,7 +86,7 @@ def test_mlflow_experiment_and_artifact(stack_config, tmp_path):
 def test_postgres_databases_owned_by_app_role(stack_config):
     import psycopg2
 
-    from fraudctl.secrets import load_secrets
+    from fraudctl.stack.secrets import load_secrets
 
     secrets = load_secrets(stack_config, create=False)
     pg = stack_config.postgres

@@ -23,7 +23,7 @@ TRAIN_START = dt.date(2018, 5, 15)
 
 @pytest.fixture(scope="module")
 def history():
-    from fraudctl.generator import generate_transactions
+    from fraudctl.data.generator import generate_transactions
 
     return generate_transactions(n_customers=400, n_terminals=800, n_days=70, seed=5)
 
@@ -34,13 +34,13 @@ def model_name():
 
 
 def storage_of(config):
-    from fraudctl.objectstore import effective_storage
+    from fraudctl.clients.objectstore import effective_storage
 
     return effective_storage(config)
 
 
 def bucket_keys(config, prefix: str) -> list[str]:
-    from fraudctl.objectstore import client
+    from fraudctl.clients.objectstore import client
 
     storage = storage_of(config)
     s3, keys, token = client(storage), [], None
@@ -60,7 +60,7 @@ def train(config_path, data, model_name, timeout=600):
 
 
 def test_storage_defaults_to_the_native_objectstore(stack_config):
-    from fraudctl.objectstore import probe, uses_objectstore
+    from fraudctl.clients.objectstore import probe, uses_objectstore
 
     assert stack_config.storage.kind == "s3" and uses_objectstore(stack_config)
     storage = storage_of(stack_config)
@@ -76,7 +76,7 @@ def test_storage_defaults_to_the_native_objectstore(stack_config):
 
 def test_train_puts_the_model_in_the_bucket_and_it_loads_back(stack_config_path, stack_config, history,
                                                               tmp_path, model_name):
-    from fraudctl.registry import Registry
+    from fraudctl.model.registry import Registry
 
     data = tmp_path / "history.parquet"
     history.to_parquet(data)
@@ -100,11 +100,11 @@ def test_train_puts_the_model_in_the_bucket_and_it_loads_back(stack_config_path,
 
 def test_objectstore_stopped_commands_fail_unavailable_and_nothing_half_written(
         stack_config_path, stack_config, history, tmp_path, model_name):
-    from fraudctl.lake import lake_for, read_training_frame
-    from fraudctl.objectstore import SERVICE, probe
-    from fraudctl.registry import Registry, log_training
-    from fraudctl.runtime.supervisor import Supervisor
-    from fraudctl.training import SplitSpec, prepare, train as fit
+    from fraudctl.data.lake import lake_for, read_training_frame
+    from fraudctl.clients.objectstore import SERVICE, probe
+    from fraudctl.model.registry import Registry, log_training
+    from fraudctl.stack.supervisor import Supervisor
+    from fraudctl.model.training import SplitSpec, prepare, train as fit
 
     supervisor = Supervisor(stack_config.state_dir)
     config = stack_config.model_copy(deep=True)

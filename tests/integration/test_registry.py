@@ -15,7 +15,7 @@ import pytest
 
 from fraudctl.errors import ExitCode, NotFoundError, RefusedError, UnavailableError
 from fraudctl.features import FEATURE_NAMES
-from fraudctl.registry import compare, log_training, promote, rollback
+from fraudctl.model.registry import compare, log_training, promote, rollback
 
 from tests.conftest import FRAUDCTL
 
@@ -26,14 +26,14 @@ TRAIN_START = dt.date(2018, 5, 15)
 
 @pytest.fixture(scope="module")
 def history():
-    from fraudctl.generator import generate_transactions
+    from fraudctl.data.generator import generate_transactions
 
     return generate_transactions(n_customers=600, n_terminals=1200, n_days=70, seed=11)
 
 
 @pytest.fixture(scope="module")
 def good_result(history):
-    from fraudctl.training import SplitSpec, prepare, train
+    from fraudctl.model.training import SplitSpec, prepare, train
 
     return train(prepare(history), SplitSpec(TRAIN_START), estimator="gradient_boosting", alert_budget_per_day=20)
 
@@ -41,7 +41,7 @@ def good_result(history):
 @pytest.fixture(scope="module")
 def bad_result(good_result):
     """The same windows and holdout, but a model fitted on shuffled labels: clearly worse."""
-    from fraudctl.training import evaluate, make_estimator
+    from fraudctl.model.training import evaluate, make_estimator
 
     train = good_result.train
     shuffled = np.random.default_rng(0).permutation(train["is_fraud"].to_numpy())
@@ -62,13 +62,13 @@ def config(stack_config):
 
 @pytest.fixture
 def registry(config):
-    from fraudctl.registry import Registry
+    from fraudctl.model.registry import Registry
 
     return Registry(config)
 
 
 def test_training_run_is_registered_as_challenger_with_its_plots(registry, good_result, history):
-    from fraudctl.training import LoadedData
+    from fraudctl.model.training import LoadedData
 
     data = LoadedData(history, "/data/generated.parquet", "parquet", "f" * 64, 1)
     logged = log_training(registry, good_result, data)
@@ -161,8 +161,8 @@ def test_a_model_off_the_feature_contract_is_refused(registry, config, good_resu
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    from fraudctl.registry import ContractMismatchError
-    from fraudctl.training import make_estimator
+    from fraudctl.model.registry import ContractMismatchError
+    from fraudctl.model.training import make_estimator
 
     log_training(registry, good_result)  # version 1, fine
     # Version 2: trained on only part of the features, as an older or foreign pipeline would be.
@@ -185,7 +185,7 @@ def test_a_model_off_the_feature_contract_is_refused(registry, config, good_resu
 
 
 def test_unreachable_mlflow_fails_fast(config):
-    from fraudctl.registry import Registry
+    from fraudctl.model.registry import Registry
 
     dead = config.model_copy(deep=True)
     dead.mlflow.port = 1  # nothing listens there
@@ -237,7 +237,7 @@ def test_cli_train_models_promote_rollback(capsys, cli_env, history, tmp_path, b
     code, out, _ = run_cli(capsys, cli_env, "promote", "1", "--yes", "-o", "json")
     assert code == 0 and json.loads(out)["champion"] == "1"
 
-    from fraudctl.registry import Registry
+    from fraudctl.model.registry import Registry
     from fraudctl.config import load_config
 
     log_training(Registry(load_config(cli_env)), bad_result)  # version 2, worse

@@ -21,7 +21,7 @@ import pytest
 
 from fraudctl import contracts as c
 from fraudctl.errors import ExitCode
-from fraudctl.generator import generate_transactions, write_transactions
+from fraudctl.data.generator import generate_transactions, write_transactions
 from tests.conftest import FRAUDCTL, REPO, run_fraudctl
 from tests.integration.conftest import write_config
 from tests.support import end_offsets
@@ -41,7 +41,7 @@ def consume(config, topic: str, start: dict[int, int], timeout: float = 60) -> l
     """Every record of `topic` from `start` up to the current end offsets."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from fraudctl.kafka import client_config
+    from fraudctl.clients.kafka import client_config
 
     end = end_offsets(config.kafka, topic)
     wanted = {p: end[p] - start.get(p, 0) for p in end}
@@ -300,7 +300,7 @@ def test_bad_rows_land_in_the_rejects_file_and_the_counts_add_up(stack_config, s
 # --- failure and recovery --------------------------------------------------------------------------------
 def wait_for_kafka(config, timeout: float = 120) -> None:
     from fraudctl.errors import UnavailableError
-    from fraudctl.kafka import probe
+    from fraudctl.clients.kafka import probe
 
     deadline = time.monotonic() + timeout
     while True:
@@ -314,7 +314,7 @@ def wait_for_kafka(config, timeout: float = 120) -> None:
 
 
 def test_broker_restart_mid_replay_still_delivers_every_row_once(stack_config, stack_config_path, generated):
-    from fraudctl.runtime.supervisor import Supervisor
+    from fraudctl.stack.supervisor import Supervisor
 
     frame, path = generated
     rows = min(len(frame), 40_000)
@@ -391,7 +391,7 @@ def test_deliveries_the_broker_refuses_are_counted_as_failed(stack_config, stack
     modes count each refusal, with its reason, and deliver nothing."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from fraudctl.kafka import client_config
+    from fraudctl.clients.kafka import client_config
 
     topic = f"test-replay-refused-{reports}"
     admin = AdminClient(client_config(stack_config.kafka))

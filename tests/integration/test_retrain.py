@@ -19,8 +19,8 @@ WINDOW = ["--conf", "window_days=45", "--conf", "cutoff=2018-05-16"]  # the gene
 
 @pytest.fixture(scope="module")
 def seeded(stack_config):
-    from fraudctl.generator import generate_transactions
-    from fraudctl.lake import lake_for
+    from fraudctl.data.generator import generate_transactions
+    from fraudctl.data.lake import lake_for
     from tests.lake_seed import seed_lake
 
     lake = lake_for(stack_config)
@@ -36,7 +36,7 @@ def retrain(config_path, *args, env=None, timeout=600):
 
 
 def registry(config):
-    from fraudctl.registry import Registry
+    from fraudctl.model.registry import Registry
 
     return Registry(config)
 

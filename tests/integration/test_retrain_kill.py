@@ -26,7 +26,7 @@ def worker_pid(config_path) -> int | None:
 
 def flower_row(config_path) -> tuple[int, dict | None]:
     """`fraudctl workers -o json`: its exit code and the airflow worker's row."""
-    from fraudctl.runtime.services import CELERY_WORKER_NAME
+    from fraudctl.stack.services import CELERY_WORKER_NAME
 
     result = run_fraudctl("-c", str(config_path), "workers", "-o", "json", timeout=60)
     rows = json.loads(result.stdout)["workers"] if result.stdout.strip() else []
@@ -47,9 +47,9 @@ def wait_until(what: str, check, timeout: float, every: float = 0.5):
 def test_train_is_retried_after_the_worker_is_killed(stack_config_path, stack_config):
     import airflow_client.client as ac
 
-    from fraudctl import retraining
-    from fraudctl.generator import generate_transactions
-    from fraudctl.lake import lake_for
+    from fraudctl.retraining import trigger as retraining
+    from fraudctl.data.generator import generate_transactions
+    from fraudctl.data.lake import lake_for
     from tests.lake_seed import seed_lake
 
     seed_lake(lake_for(stack_config),

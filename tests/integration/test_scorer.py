@@ -23,7 +23,7 @@ from pathlib import Path
 from fraudctl import contracts as c
 from fraudctl.config import load_config
 from fraudctl.features import FEATURE_NAMES, compute_features
-from fraudctl.generator import generate_transactions, write_transactions
+from fraudctl.data.generator import generate_transactions, write_transactions
 from tests.conftest import fraudctl_ok, run_fraudctl, wait_for
 from tests.support import end_offsets, module_config, read_topic
 
@@ -93,7 +93,7 @@ LATE_LABEL_SHARE = 0.005
 def assert_parity(env, records: list[dict], *, live: bool = False) -> None:
     """Every published feature equals the offline value (rtol 1e-9; live: but for a few late labels), and
     every score the model's offline score for the published features."""
-    from fraudctl.registry import Registry
+    from fraudctl.model.registry import Registry
 
     expected = offline(env)
     published = pd.DataFrame([{c.TRANSACTION_ID: r["value"][c.TRANSACTION_ID], c.MODEL_VERSION: r["value"][c.MODEL_VERSION],
@@ -123,7 +123,7 @@ def send_and_await_scores(config, prefix: str, count: int, before: dict[int, int
     until each has its score."""
     from confluent_kafka import Producer
 
-    from fraudctl.kafka import client_config
+    from fraudctl.clients.kafka import client_config
 
     producer = Producer(client_config(config.kafka))
     for i in range(count):
@@ -160,7 +160,7 @@ def test_backlog_scores_equal_the_offline_computation(env):
     assert {a["value"][c.TRANSACTION_ID] for a in alerts} == \
         {r["value"][c.TRANSACTION_ID] for r in records if r["value"][c.DECISION] == "fraud"}
 
-    from fraudctl.lake import read_training_frame
+    from fraudctl.data.lake import read_training_frame
 
     lake_rows, _ = read_training_frame(env["config"])  # on the configured storage (the objectstore by default)
     assert set(lake_rows[c.TRANSACTION_ID]) == ids  # every transaction once, however many files
@@ -187,7 +187,7 @@ def test_operator_views_of_the_running_scorer(env):
 def test_bad_events_go_to_the_dead_letter_topic_and_the_query_goes_on(env):
     from confluent_kafka import Producer
 
-    from fraudctl.kafka import client_config
+    from fraudctl.clients.kafka import client_config
 
     config = env["config"]
     topic = config.kafka.topics.transactions.name
@@ -295,7 +295,7 @@ def test_kill_minus_nine_loses_nothing(env):
 
 
 def test_mlflow_down_degrades_but_scoring_goes_on(env):
-    from fraudctl.runtime.supervisor import Supervisor
+    from fraudctl.stack.supervisor import Supervisor
 
     config = env["config"]
     supervisor = Supervisor(config.state_dir)

@@ -15,7 +15,7 @@ import pytest
 
 from fraudctl.config import load_config
 from fraudctl.errors import ExitCode
-from fraudctl.runtime.services import CELERY_WORKER_NAME
+from fraudctl.stack.services import CELERY_WORKER_NAME
 from tests.conftest import fraudctl_ok, run_fraudctl, wait_for
 from tests.support import module_config
 
@@ -29,8 +29,8 @@ PANELS = ("scorer", "champion", "retrain", "workers")
 def env(stack_config_path, stack_config, tmp_path_factory):
     """The session lake seeded, a real fraud_retrain run (the first version it registers is promoted when
     there is no champion yet), and a config with this module's own topics and lake for the scorer."""
-    from fraudctl.generator import generate_transactions, write_transactions
-    from fraudctl.lake import lake_for
+    from fraudctl.data.generator import generate_transactions, write_transactions
+    from fraudctl.data.lake import lake_for
     from tests.lake_seed import seed_lake
 
     frame = generate_transactions(n_customers=300, n_terminals=600, n_days=45)
@@ -59,7 +59,7 @@ def assert_worker_online(view: dict) -> None:
 
 
 def test_every_panel_carries_real_values(env, stack_config_path, stack_config):
-    from fraudctl.registry import Registry
+    from fraudctl.model.registry import Registry
 
     code, view = status_json(stack_config_path)
     assert code == 0 and view["healthy"] is True and view["runtime"] == "native"
@@ -152,7 +152,7 @@ def test_watch_refreshes_count_times(env, stack_config_path):
 
 
 def test_mlflow_and_airflow_down_cost_their_panels_only(env, stack_config_path, stack_config):
-    from fraudctl.runtime.supervisor import Supervisor
+    from fraudctl.stack.supervisor import Supervisor
 
     supervisor = Supervisor(stack_config.state_dir)
     stopped = ("mlflow", "airflow-apiserver")

@@ -31,7 +31,7 @@ def env(stack_config_path, tmp_path_factory):
     """A config on the session stack with this module's own topics; the data (2019), a champion trained and
     promoted from the file, and the scorer stopped with its state cleared."""
     from fraudctl.config import load_config
-    from fraudctl.generator import generate_transactions, write_transactions
+    from fraudctl.data.generator import generate_transactions, write_transactions
 
     folder = tmp_path_factory.mktemp("stream-retrain")
     cfg = module_config(stack_config_path, folder, TOPIC_SUFFIX, scorer={"max_offsets_per_trigger": 10000})
@@ -53,7 +53,7 @@ def lake_window(config):
     (labels whenever they arrived) and the lineage (the files)."""
     import datetime as dt
 
-    from fraudctl.lake import read_training_frame
+    from fraudctl.data.lake import read_training_frame
 
     return read_training_frame(config, since=dt.date.fromisoformat(START), until=dt.date.fromisoformat(CUTOFF))
 
@@ -66,7 +66,7 @@ def lake_filled(config, wanted: set[str], seen: dict) -> bool:
 
 
 def test_replayed_stream_fills_the_lake_and_retrain_registers_from_it(env):
-    from fraudctl.registry import Registry
+    from fraudctl.model.registry import Registry
 
     cfg, config, frame = env["cfg"], env["config"], env["frame"]
     started = time.monotonic()

@@ -24,7 +24,7 @@ def free_port() -> int:
 @pytest.fixture
 def storage(stack_config):
     """The session stack's objectstore (S3Proxy), with its generated keys."""
-    from fraudctl.objectstore import effective_storage
+    from fraudctl.clients.objectstore import effective_storage
 
     return effective_storage(stack_config)
 
@@ -38,8 +38,8 @@ def test_load_a_day_partitioned_lake_from_s3(storage, prefix):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from fraudctl.objectstore import client
-    from fraudctl.training import load_transactions
+    from fraudctl.clients.objectstore import client
+    from fraudctl.model.training import load_transactions
 
     s3 = client(storage)
     bucket = storage.bucket
@@ -68,7 +68,7 @@ def test_load_a_day_partitioned_lake_from_s3(storage, prefix):
 
 def test_unreachable_s3_is_unavailable():
     from fraudctl.config import StorageConfig
-    from fraudctl.training import load_transactions
+    from fraudctl.model.training import load_transactions
 
     dead = StorageConfig(kind="s3", endpoint_url=f"http://127.0.0.1:{free_port()}", access_key_id="x",
                          secret_access_key="y")

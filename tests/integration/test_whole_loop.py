@@ -34,7 +34,7 @@ SUMMARY_SINCE = "2020-02-12"  # day 43: after the first model's split (stack/loo
 def loop(stack_config_path, tmp_path_factory):
     """The loop run once on this module's config: its exit code and output, the summary it wrote."""
     from fraudctl.config import load_config
-    from fraudctl.registry import CHAMPION, Registry
+    from fraudctl.model.registry import CHAMPION, Registry
 
     folder = tmp_path_factory.mktemp("loop")
     # An alert budget sized to 600 customers (~1 200 transactions a day), as 100 is to the default 5 000.
@@ -86,7 +86,7 @@ def test_a_retrain_registered_a_version_from_its_airflow_run(loop):
 
 
 def test_the_champion_scores_and_its_alerts_beat_chance(loop):
-    from fraudctl.registry import CHAMPION
+    from fraudctl.model.registry import CHAMPION
 
     summary = loop["summary"]
     champion = loop["registry"].alias_version(CHAMPION)

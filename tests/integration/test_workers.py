@@ -8,7 +8,7 @@ import json
 import time
 
 from fraudctl.errors import ExitCode
-from fraudctl.runtime.services import CELERY_WORKER_NAME
+from fraudctl.stack.services import CELERY_WORKER_NAME
 from tests.conftest import run_fraudctl
 
 
@@ -46,7 +46,7 @@ def test_follow_refreshes_then_stops_at_the_count(stack_config_path):
 
 
 def test_flower_down_exits_8(stack_config_path, stack_config):
-    from fraudctl.runtime.supervisor import Supervisor
+    from fraudctl.stack.supervisor import Supervisor
 
     supervisor = Supervisor(stack_config.state_dir)
     supervisor.stop("flower")

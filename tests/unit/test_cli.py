@@ -31,7 +31,7 @@ def test_exit_codes_are_distinct():
 
 def test_the_registry_raises_no_bare_fraudctl_error():
     """A bare FraudctlError exits 1, which the README calls a bug: every known failure has its class."""
-    from fraudctl import registry
+    from fraudctl.model import registry
 
     for path in Path(registry.__file__).parent.glob("*.py"):
         assert not re.search(r"raise FraudctlError\(", path.read_text()), path
@@ -162,7 +162,7 @@ def test_estimator_choices_come_from_one_list():
 
     from fraudctl.cli.train import EstimatorChoice
     from fraudctl.config import ModelConfig
-    from fraudctl.estimators import ESTIMATORS, HYPERPARAMETERS
+    from fraudctl.model.estimators import ESTIMATORS, HYPERPARAMETERS
 
     assert [choice.value for choice in EstimatorChoice] == list(ESTIMATORS)
     assert typing.get_args(ModelConfig.model_fields["estimator"].annotation) == ESTIMATORS
@@ -195,11 +195,11 @@ def test_scorer_status_text_shows_the_last_batch_latency(monkeypatch, capsys):
               "model": {"name": "fraud-detector", "version": "3", "since": 1_700_000_000, "threshold": 0.5},
               "batch_duration_ms": 240, "latency_ms": {"p50": 377.4, "p99": 722.0, "max": 842.2},
               "counters": {"scored": 1500}, "lag": {}, "state_size": None, "ui": "http://127.0.0.1:4040"}
-    monkeypatch.setattr("fraudctl.scoring.control.status", lambda config: report)
+    monkeypatch.setattr("fraudctl.operate.scorer_service.status", lambda config: report)
     assert run(["scorer", "status"]) == 0
     out = capsys.readouterr().out
     assert "p50 377 ms, p99 722 ms, max 842 ms" in out and "v3" in out
 
-    monkeypatch.setattr("fraudctl.scoring.control.status", lambda config: {**report, "latency_ms": None})
+    monkeypatch.setattr("fraudctl.operate.scorer_service.status", lambda config: {**report, "latency_ms": None})
     assert run(["scorer", "status"]) == 0
     assert re.search(r"^\s*latency\s+│\s+-\s*$", capsys.readouterr().out, re.M)

@@ -26,8 +26,9 @@ import yaml
 
 from fraudctl.config import Config, env_name
 from fraudctl.errors import ConfigError, ExitCode, PrerequisiteError
-from fraudctl.runtime import compose, jvm
-from fraudctl.runtime.compose import (
+from fraudctl.stack import compose
+from fraudctl.clients import jvm
+from fraudctl.stack.compose import (
     SECRETS,
     SETTINGS,
     STACK_VARIABLES,
@@ -765,7 +766,7 @@ def test_the_spark_image_runs_the_projects_python_dependencies_and_connector():
     assert runtime_stage.startswith(f"python:3.{minor}.") and sys.version_info[:2] == (3, int(minor))
     assert "openjdk-17-jre-headless" in runtime_stage
     assert "pip install --no-cache-dir -e /opt/fraudctl" in runtime_stage  # every dependency, pinned as in pyproject
-    # The connector jars from the native runtime's pom, where fraudctl.runtime.jvm looks for them.
+    # The connector jars from the native runtime's pom, where fraudctl.clients.jvm looks for them.
     pom = jvm.SPARK_POM.relative_to(REPO).as_posix()
     assert f"COPY {pom} /build/pom.xml" in dockerfile and f"COPY {pom} ./{pom}" in dockerfile
     assert "jvm.jar_dir(jvm.SPARK_POM)" in dockerfile and ".complete" in dockerfile

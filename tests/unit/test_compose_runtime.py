@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fraudctl import kafka, objectstore
+from fraudctl.clients import kafka, objectstore
 from fraudctl.config import Config, load_config
 from fraudctl.errors import ConfigError, PrerequisiteError, ServiceFailedError, UnavailableError, WaitTimeoutError
-from fraudctl.runtime import compose, provision
-from fraudctl.runtime.compose import SECRETS, ComposeRuntime, ensure_env_file, read_env_file
+from fraudctl.stack import compose, provision
+from fraudctl.stack.compose import SECRETS, ComposeRuntime, ensure_env_file, read_env_file
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "stack" / "compose.yaml"
@@ -93,9 +93,9 @@ def stack(tmp_path, monkeypatch):
     config = Config.model_validate({"runtime": {"kind": "compose", "state_dir": str(tmp_path / "state")}})
     runtime = ComposeRuntime(config, stack_dir=stack_dir)
     runtime._command = [sys.executable, str(script)]
-    import fraudctl.runtime
+    import fraudctl.stack
 
-    monkeypatch.setattr(fraudctl.runtime, "get_runtime", lambda cfg: runtime)
+    monkeypatch.setattr(fraudctl.stack, "get_runtime", lambda cfg: runtime)
 
     class Stack:
         pass
@@ -192,9 +192,9 @@ def test_down_purge_removes_volumes_and_the_host_side_state(stack):
 
 
 def test_both_runtimes_share_the_post_up_steps(tmp_path, monkeypatch):
-    from fraudctl.runtime.native import NativeRuntime
-    from fraudctl.runtime.services import NativeContext, build_services
-    from fraudctl.secrets import load_secrets
+    from fraudctl.stack.native import NativeRuntime
+    from fraudctl.stack.services import NativeContext, build_services
+    from fraudctl.stack.secrets import load_secrets
 
     native = Config.model_validate({"runtime": {"kind": "native", "state_dir": str(tmp_path / "native")}})
     secrets = load_secrets(native, create=True)
@@ -214,7 +214,7 @@ def test_both_runtimes_share_the_post_up_steps(tmp_path, monkeypatch):
 
 
 def test_scorer_start_runs_the_service_inside_the_network(stack):
-    from fraudctl.scoring import control
+    from fraudctl.operate import scorer_service as control
 
     runtime, config = stack.runtime, stack.config
     runtime.up(timeout=30)
@@ -246,7 +246,7 @@ def test_scorer_start_runs_the_service_inside_the_network(stack):
 
 
 def test_scorer_start_refuses_while_its_dependencies_are_not_healthy(stack):
-    from fraudctl.scoring import control
+    from fraudctl.operate import scorer_service as control
 
     stack.runtime.up(timeout=30)
     rows = json.loads(stack.states.read_text())
@@ -258,7 +258,7 @@ def test_scorer_start_refuses_while_its_dependencies_are_not_healthy(stack):
 
 
 def test_a_scorer_that_fails_at_start_is_stopped_and_its_log_shown(stack, monkeypatch):
-    from fraudctl.scoring import control
+    from fraudctl.operate import scorer_service as control
 
     stack.runtime.up(timeout=30)
     monkeypatch.setenv("FAKE_SCORER_STATE", "failed")
@@ -272,8 +272,8 @@ def test_a_scorer_that_fails_at_start_is_stopped_and_its_log_shown(stack, monkey
 
 
 def test_host_commands_under_compose_read_the_compose_secrets(stack, monkeypatch):
-    from fraudctl import retraining
-    from fraudctl.secrets import load_secrets, require_secrets, secrets_path
+    from fraudctl.retraining import trigger as retraining
+    from fraudctl.stack.secrets import load_secrets, require_secrets, secrets_path
 
     config = stack.config
     # A native stack ran from the same state dir once: its secrets must not be used (Airflow would say 401).
@@ -299,7 +299,7 @@ def test_host_commands_under_compose_read_the_compose_secrets(stack, monkeypatch
 
 
 def test_fraudctl_workers_under_compose_uses_flowers_compose_password(stack, monkeypatch, capsys):
-    from fraudctl import flower
+    from fraudctl.clients import flower
     from fraudctl.cli import run
     from fraudctl.errors import ExitCode
 
@@ -322,7 +322,7 @@ def test_fraudctl_workers_under_compose_uses_flowers_compose_password(stack, mon
 def test_airflow_tasks_read_the_lake_on_minio(stack, monkeypatch):
     """What fraudctl code in an Airflow container loads: the generated file plus the keys compose.yaml puts
     in its environment (FRAUDCTL_CONFIG and FRAUDCTL_STORAGE__*)."""
-    from fraudctl.lake import lake_uri
+    from fraudctl.data.lake import lake_uri
 
     stack.runtime.up(timeout=30)
     env = read_env_file(stack.runtime.env_file)
@@ -393,7 +393,7 @@ def test_the_generated_container_config_is_a_valid_config_without_secrets(tmp_pa
 
 
 def test_the_env_file_and_the_native_secrets_share_one_table(tmp_path):
-    from fraudctl.secrets import SOURCES, Secrets
+    from fraudctl.stack.secrets import SOURCES, Secrets
 
     assert set(SOURCES) == set(Secrets.__dataclass_fields__)
     assert set(SECRETS) == {env for env, _ in SOURCES.values()}

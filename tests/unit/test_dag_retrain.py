@@ -13,8 +13,8 @@ import json, os, sys, tempfile
 os.environ.update(AIRFLOW_HOME=tempfile.mkdtemp(), AIRFLOW__CORE__LOAD_EXAMPLES="False",
                   AIRFLOW__CORE__UNIT_TEST_MODE="True")
 os.environ.pop("FRAUDCTL_CONFIG", None)
-HEAVY = ("pandas", "numpy", "sklearn", "mlflow", "pyarrow", "airflow_client", "pyspark", "fraudctl.training",
-         "fraudctl.registry", "fraudctl.lake")
+HEAVY = ("pandas", "numpy", "sklearn", "mlflow", "pyarrow", "airflow_client", "pyspark", "fraudctl.model.training",
+         "fraudctl.model.registry", "fraudctl.data.lake")
 from airflow.dag_processing.dagbag import DagBag
 before = sorted(m for m in HEAVY if m in sys.modules)
 bag = DagBag(dag_folder=sys.argv[1])

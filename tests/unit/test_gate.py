@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from fraudctl.registry.gate import Comparison, gate, headline, overlap_warning
+from fraudctl.model.registry.gate import Comparison, gate, headline, overlap_warning
 
 
 def metrics(ap: float) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""The handbook simulator (fraudctl.generator) and `fraudctl generate`.
+"""The handbook simulator (fraudctl.data.generator) and `fraudctl generate`.
 
 Expected rates are derived from the simulator's mechanics (Fraud Detection Handbook, chapter 3), not read off
 its output, and the bands are several standard deviations wide for the reduced size used here.
@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from fraudctl import contracts as c
-from fraudctl import generator as g
+from fraudctl.data import generator as g
 from fraudctl.errors import BadInputError
 
 # Small enough for a few seconds, large enough that ~180 customer and ~120 terminal compromises average out.

@@ -1,4 +1,4 @@
-"""fraudctl.lake.read_training_frame: the window of a lake written by `Lake.write`, deduplicated, with the
+"""fraudctl.data.lake.read_training_frame: the window of a lake written by `Lake.write`, deduplicated, with the
 labels that had arrived by the cutoff."""
 
 import datetime as dt
@@ -6,7 +6,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from fraudctl.lake import Lake, read_training_frame
+from fraudctl.data.lake import Lake, read_training_frame
 
 
 def transactions(ids, times):

@@ -1,4 +1,4 @@
-"""fraudctl.layout: presets, column mapping, time formats and starts, and the one list of choices that the
+"""fraudctl.data.layout: presets, column mapping, time formats and starts, and the one list of choices that the
 CLI and the config both use."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from fraudctl import contracts as c
 from fraudctl.errors import BadInputError
-from fraudctl.layout import (
+from fraudctl.data.layout import (
     PRESET_NAMES, PRESETS, REQUIRED_FIELDS, TIME_FORMATS, InputLayout, auto_time_format, parse_map_items,
     parse_start, resolve_mapping,
 )
@@ -140,14 +140,14 @@ def test_both_commands_read_the_layout_section_with_flags_over_it(command, tmp_p
             seen.append(options.layout)
             raise BadInputError("stop here")
 
-        # the name the command imports (`from fraudctl.replay import replay`; the package loads it lazily)
-        monkeypatch.setattr("fraudctl.replay.replay", fake_replay, raising=False)
+        # the name the command imports (`from fraudctl.data.replay import replay`; the package loads it lazily)
+        monkeypatch.setattr("fraudctl.data.replay.replay", fake_replay, raising=False)
     else:
         def fake_train(config, source, *, layout, **kwargs):
             seen.append(layout)
             raise BadInputError("stop here")
 
-        monkeypatch.setattr("fraudctl.workflows.train_and_register", fake_train)
+        monkeypatch.setattr("fraudctl.model.workflows.train_and_register", fake_train)
     config = tmp_path / "fraudctl.yaml"
     config.write_text(f"runtime: {{state_dir: {tmp_path / 'state'}}}\nkafka: {{port: 1}}\n"
                       "layout: {preset: ulb, columns: {amt: amount, zip: ''}, time_format: offset, start: '2020-01-01'}\n")

@@ -7,7 +7,7 @@ import pytest
 
 from fraudctl.errors import ExitCode
 from fraudctl.features import FEATURE_NAMES, FeatureSpec
-from fraudctl.registry.contract import (
+from fraudctl.model.registry.contract import (
     ContractMismatchError, check_model_contract, contract_problems, recorded_feature_spec,
 )
 
@@ -59,7 +59,7 @@ def saved_model(tmp_path_factory):
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    from fraudctl.estimators import make_estimator
+    from fraudctl.model.estimators import make_estimator
 
     rng = np.random.default_rng(0)
     x = pd.DataFrame(rng.random((200, len(FEATURE_NAMES))), columns=FEATURE_NAMES)
@@ -90,7 +90,7 @@ def test_load_gives_the_scorer_model_threshold_spec_and_contract(saved_model, mo
     import mlflow.artifacts
 
     from fraudctl.config import Config
-    from fraudctl.registry import LoadedModel, Registry
+    from fraudctl.model.registry import LoadedModel, Registry
 
     def download(artifact_uri, dst_path, tracking_uri):
         assert artifact_uri == "models:/fraud-detector/3"

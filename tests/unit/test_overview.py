@@ -1,4 +1,4 @@
-"""`fraudctl status`'s overview (fraudctl/overview.py): the assembly with fake panels (a failing, a crashing
+"""`fraudctl status`'s overview (fraudctl/operate/overview.py): the assembly with fake panels (a failing, a crashing
 and a hanging one degrade to "unavailable" without holding the view), each panel's reading of what its
 system answers, and the command's JSON, text, --watch loop and exit codes in-process. The real stack is in
 tests/integration/test_status_view.py."""
@@ -13,11 +13,11 @@ import time
 import pytest
 from rich.console import Console
 
-from fraudctl import overview as ov
+from fraudctl.operate import overview as ov
 from fraudctl.cli import run
 from fraudctl.cli import stack as cli
 from fraudctl.errors import ExitCode, PrerequisiteError, UnavailableError
-from fraudctl.runtime.base import ServiceStatus
+from fraudctl.stack.base import ServiceStatus
 
 HEALTHY = [ServiceStatus("kafka", "RUNNING", pid=10, endpoint="127.0.0.1:9092", healthy=True, detail="ok",
                          uptime_seconds=5.0),
@@ -74,7 +74,7 @@ def test_services_errors_propagate_once_and_are_shown_while_watching():
 
 
 def test_scorer_panel_condenses_the_scorer_status(monkeypatch):
-    from fraudctl.scoring import control
+    from fraudctl.operate import scorer_service as control
 
     monkeypatch.setattr(control, "status", lambda config: {
         "process": "RUNNING", "health": "healthy", "degraded": None, "model": {"version": "3", "since": 0.0},
@@ -171,7 +171,7 @@ def test_an_mlflow_error_or_silence_is_unavailable(monkeypatch):
 
 
 def test_retrain_panel_reads_the_latest_run_and_asks_a_finished_one_once(monkeypatch):
-    from fraudctl import retraining
+    from fraudctl.retraining import trigger as retraining
 
     runs = []
     asked = []
@@ -199,7 +199,7 @@ def test_retrain_panel_reads_the_latest_run_and_asks_a_finished_one_once(monkeyp
 
 
 def test_retrain_panel_takes_a_new_client_after_an_error(monkeypatch):
-    from fraudctl import retraining
+    from fraudctl.retraining import trigger as retraining
 
     clients = []
     monkeypatch.setattr(retraining, "client", lambda config: clients.append(object()) or clients[-1])

@@ -1,7 +1,7 @@
 """A port taken by another program: `up`'s hint names the setting that moves it and its variable."""
 
 from fraudctl.config import Config
-from fraudctl.runtime.native import _port_setting
+from fraudctl.stack.native import _port_setting
 
 
 def test_the_hint_names_the_setting_and_its_variable():

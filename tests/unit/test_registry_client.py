@@ -7,7 +7,7 @@ import pytest
 
 from fraudctl.config import Config
 from fraudctl.errors import NotFoundError, ServiceError, UnavailableError
-from fraudctl.registry import Registry
+from fraudctl.model.registry import Registry
 
 
 class FakeClient:

@@ -18,9 +18,9 @@ from fraudctl import contracts as c
 from fraudctl.cli import run
 from fraudctl.config import Config
 from fraudctl.errors import BadInputError, ExitCode, NotFoundError, UnavailableError
-from fraudctl.generator import generate_transactions, write_transactions
-from fraudctl.layout import InputLayout
-from fraudctl.replay import ReplayOptions, parse_duration, raise_for_outcome, replay
+from fraudctl.data.generator import generate_transactions, write_transactions
+from fraudctl.data.layout import InputLayout
+from fraudctl.data.replay import ReplayOptions, parse_duration, raise_for_outcome, replay
 
 UTC = dt.timezone.utc
 TX, LABELS = "transactions", "labels"
@@ -414,9 +414,9 @@ def test_rejects_respect_skip_and_limit_and_stale_files_go(tmp_path):
 @pytest.mark.parametrize("cuts", [(1,), (2, 3, 5), (1, 2, 3, 4, 5, 6, 7, 8)])
 def test_the_first_chunk_in_pieces_changes_nothing(tmp_path, monkeypatch, cuts):
     """The first chunk goes out in pieces (sending starts early): same events, rejects, lines and counts."""
-    import fraudctl.replay.core as replay_module  # iter_outgoing reads FIRST_PIECES there
+    import fraudctl.data.replay.core as replay_module  # iter_outgoing reads FIRST_PIECES there
 
-    from fraudctl.replay import encoded_events
+    from fraudctl.data.replay import encoded_events
 
     path = write_csv(tmp_path / "bad.csv", BAD_FILE)
     monkeypatch.setattr(replay_module, "FIRST_PIECES", ())
@@ -433,7 +433,7 @@ def test_the_first_chunk_in_pieces_changes_nothing(tmp_path, monkeypatch, cuts):
 
 
 def test_the_first_chunk_in_pieces_keeps_labels_interleaved(generated, monkeypatch):
-    import fraudctl.replay.core as replay_module  # iter_outgoing reads FIRST_PIECES there
+    import fraudctl.data.replay.core as replay_module  # iter_outgoing reads FIRST_PIECES there
 
     _, path = generated
     monkeypatch.setattr(replay_module, "FIRST_PIECES", ())
@@ -446,7 +446,7 @@ def test_the_first_chunk_in_pieces_keeps_labels_interleaved(generated, monkeypat
 
 
 def test_pass_through_columns_are_judged_on_the_whole_first_chunk(tmp_path, monkeypatch):
-    import fraudctl.replay.core as replay_module  # iter_outgoing reads FIRST_PIECES there
+    import fraudctl.data.replay.core as replay_module  # iter_outgoing reads FIRST_PIECES there
 
     monkeypatch.setattr(replay_module, "FIRST_PIECES", (1,))
     path = write_csv(tmp_path / "t.csv", "transaction_id,tx_datetime,customer_id,terminal_id,amount,note\n"
@@ -460,7 +460,7 @@ def test_pass_through_columns_are_judged_on_the_whole_first_chunk(tmp_path, monk
 def test_byte_scans_find_bytes_at_either_end_of_the_range():
     import pyarrow as pa
 
-    from fraudctl.replay.arrow import JSON_ESCAPE, MAY_NEED_TRIM, NEWLINE, bytes_any
+    from fraudctl.data.replay.arrow import JSON_ESCAPE, MAY_NEED_TRIM, NEWLINE, bytes_any
 
     assert not bytes_any(pa.array(["123", "456"]), MAY_NEED_TRIM)
     assert bytes_any(pa.array(["123", "45 6"]), MAY_NEED_TRIM)
@@ -533,7 +533,7 @@ def test_failed_deliveries_are_counted_and_fail_the_run(generated, reports):
 
 @pytest.mark.parametrize("reports", ["errors", "all"])
 def test_events_without_a_report_are_unconfirmed_not_delivered(generated, reports, monkeypatch):
-    monkeypatch.setattr("fraudctl.replay.core.DRAIN_GRACE_SECONDS", 0.1)  # read by replay()
+    monkeypatch.setattr("fraudctl.data.replay.core.DRAIN_GRACE_SECONDS", 0.1)  # read by replay()
     frame, path = generated
     config = Config(replay={"delivery_reports": reports, "delivery_timeout": 0.1})
     summary, _ = run_replay(path, config, labels=False,
@@ -623,7 +623,7 @@ def cli_config(tmp_path, monkeypatch):
     path.write_text(f"runtime: {{state_dir: {tmp_path / 'state'}}}\nkafka: {{port: 1}}\n")
     holder = {}
     # Connecting (begun by the command line, in a thread) opens the producer through this name.
-    monkeypatch.setattr("fraudctl.replay.producer.open_producer",
+    monkeypatch.setattr("fraudctl.data.replay.producer.open_producer",
                         lambda config, d: (_make(d, [TX, LABELS], {}, holder), {TX, LABELS}))
     return path, holder
 

@@ -1,4 +1,4 @@
-"""fraudctl.replay.arrow: the pandas-free conversions between numpy, Python and Arrow agree with pyarrow's own,
+"""fraudctl.data.replay.arrow: the pandas-free conversions between numpy, Python and Arrow agree with pyarrow's own,
 on sliced arrays and with nulls too."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fraudctl.replay.arrow import (
+from fraudctl.data.replay.arrow import (
     bools, fixed_width_strings, from_numpy, join, numbers, scalar, strings, valid, with_nulls,
 )
 

@@ -44,7 +44,7 @@ from pathlib import Path
 import fraudctl.cli  # the command line, as `fraudctl replay` loads it
 from fraudctl.cli import replay as replay_command  # noqa: F401
 from fraudctl.config import Config
-from fraudctl.replay import ReplayOptions, replay
+from fraudctl.data.replay import ReplayOptions, replay
 
 
 class Producer:  # accepts everything: the point is what replay imports, not what it sends
@@ -77,7 +77,7 @@ print(sorted(name for name in ("pandas", "sklearn", "mlflow", "pyspark") if name
 
 def test_replay_does_not_import_pandas(tmp_path):
     """pyarrow imports pandas (0.2-0.3 s) on its first numpy or Python conversion; replay must avoid them all
-    (fraudctl.replay.arrow), through every path a small file takes: CSV and parquet, labels, extras, rejects
+    (fraudctl.data.replay.arrow), through every path a small file takes: CSV and parquet, labels, extras, rejects
     of every kind, fractions of seconds, text to escape, quoted newlines."""
     import subprocess
     import sys

@@ -1,4 +1,4 @@
-"""fraudctl.retrain_steps without Airflow or MLflow: the parameters, extract from a seeded lake (or a
+"""fraudctl.retraining.steps without Airflow or MLflow: the parameters, extract from a seeded lake (or a
 file), and validate's checks naming the numbers."""
 
 import datetime as dt
@@ -7,11 +7,11 @@ import json
 import pandas as pd
 import pytest
 
-from fraudctl import retrain_steps as steps
+from fraudctl.retraining import steps
 from fraudctl.config import load_config
 from fraudctl.errors import BadInputError
-from fraudctl.generator import generate_transactions
-from fraudctl.lake import Lake, lake_uri
+from fraudctl.data.generator import generate_transactions
+from fraudctl.data.lake import Lake, lake_uri
 from tests.lake_seed import seed_lake
 
 

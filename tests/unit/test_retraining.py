@@ -4,7 +4,7 @@ import pytest
 
 from fraudctl.cli import run
 from fraudctl.errors import BadInputError, ExitCode
-from fraudctl.retraining import parse_conf
+from fraudctl.retraining.trigger import parse_conf
 
 
 def test_conf_values_parse_as_json_else_text():

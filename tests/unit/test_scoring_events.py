@@ -16,7 +16,7 @@ from fraudctl.contracts import (
     AMOUNT, CUSTOMER_ID, IS_FRAUD, LABELLED_AT, TERMINAL_ID, TRANSACTION_ID, TX_DATETIME, format_time,
     transaction_event,
 )
-from fraudctl.scoring.events import (
+from fraudctl.stream.events import (
     KAFKA_TIMESTAMP, KEY, OFFSET, PARTITION, REASON, REJECT_COLUMNS, TOPIC, VALUE, decode_labels,
     decode_transactions,
 )

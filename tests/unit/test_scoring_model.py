@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 
 from fraudctl.errors import ContractError, NotFoundError, ServiceError, UnavailableError, WaitTimeoutError
 from fraudctl.features import FEATURE_NAMES
-from fraudctl.scoring.model import LoadedModel, ModelHolder
+from fraudctl.stream.model import LoadedModel, ModelHolder
 
 NAME = "fraud-detector"
 

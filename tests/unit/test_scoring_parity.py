@@ -12,8 +12,8 @@ import pytest
 
 from fraudctl.contracts import AMOUNT, CUSTOMER_ID, IS_FRAUD, TERMINAL_ID, TRANSACTION_ID, TX_DATETIME
 from fraudctl.features import DEFAULT_SPEC, FEATURE_NAMES, OnlineFeatureState, compute_features
-from fraudctl.generator import generate_transactions
-from fraudctl.scoring.state import PRUNE_SLACK_DAYS, FeatureState
+from fraudctl.data.generator import generate_transactions
+from fraudctl.stream.state import PRUNE_SLACK_DAYS, FeatureState
 
 DELAY = pd.Timedelta(days=DEFAULT_SPEC.delay_days)
 # Sizes in events of the merged stream (labels and transactions), cycled: single events, small batches,
@@ -205,7 +205,7 @@ class _RecordingPublisher:
 
 class _OneModel:
     def for_batch(self):
-        from fraudctl.scoring.model import LoadedModel
+        from fraudctl.stream.model import LoadedModel
 
         class Constant:
             def predict_proba(self, x):
@@ -238,9 +238,9 @@ def test_replayed_events_scored_by_the_scorer_publish_the_offline_features(gener
     # features, publishing): every published feature equals the offline one.
     import json
 
-    from fraudctl.generator import write_transactions
-    from fraudctl.replay import ReplayOptions, encoded_events
-    from fraudctl.scoring.scorer import Scorer
+    from fraudctl.data.generator import write_transactions
+    from fraudctl.data.replay import ReplayOptions, encoded_events
+    from fraudctl.stream.scorer import Scorer
 
     path = tmp_path / "transactions.csv"
     # In event order with ties by id as text (see test_ties_straddling_a_batch_boundary for why).

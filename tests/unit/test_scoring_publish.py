@@ -15,8 +15,8 @@ from fraudctl.contracts import (
     SCORE_FIELDS, SCORED_TIME, THRESHOLD, TRANSACTION_ID, TX_DATETIME, format_time, format_times, parse_time,
 )
 from fraudctl.features import FEATURE_NAMES
-from fraudctl.scoring.events import KAFKA_TIMESTAMP
-from fraudctl.scoring.publish import FRAUD, LEGIT, score_events
+from fraudctl.stream.events import KAFKA_TIMESTAMP
+from fraudctl.stream.publish import FRAUD, LEGIT, score_events
 
 
 def featured_batch(n: int, seed: int = 0) -> pd.DataFrame:

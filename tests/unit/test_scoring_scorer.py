@@ -19,11 +19,11 @@ from fraudctl.contracts import (
 )
 from fraudctl.errors import UnavailableError
 from fraudctl.features import DEFAULT_SPEC
-from fraudctl.lake import LABELS, TRANSACTIONS, Lake
-from fraudctl.scoring.events import KAFKA_TIMESTAMP, KEY, OFFSET, PARTITION, REASON, TOPIC, VALUE
-from fraudctl.scoring.model import LoadedModel
-from fraudctl.scoring.scorer import Scorer
-from fraudctl.scoring.state import FeatureState
+from fraudctl.data.lake import LABELS, TRANSACTIONS, Lake
+from fraudctl.stream.events import KAFKA_TIMESTAMP, KEY, OFFSET, PARTITION, REASON, TOPIC, VALUE
+from fraudctl.stream.model import LoadedModel
+from fraudctl.stream.scorer import Scorer
+from fraudctl.stream.state import FeatureState
 
 KAFKA_TIME = dt.datetime(2018, 5, 1, tzinfo=dt.timezone.utc)
 

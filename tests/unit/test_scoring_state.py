@@ -11,7 +11,7 @@ from pandas.testing import assert_frame_equal
 
 from fraudctl.contracts import AMOUNT, CUSTOMER_ID, IS_FRAUD, TERMINAL_ID, TRANSACTION_ID, TX_DATETIME
 from fraudctl.features import DEFAULT_SPEC, FEATURE_NAMES
-from fraudctl.scoring.state import PRUNE_SLACK_DAYS, FeatureState, Intent
+from fraudctl.stream.state import PRUNE_SLACK_DAYS, FeatureState, Intent
 
 T0 = pd.Timestamp("2018-04-01 00:00:00")
 

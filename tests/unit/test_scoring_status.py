@@ -8,7 +8,7 @@ import time
 import pytest
 
 from fraudctl.errors import UnavailableError
-from fraudctl.scoring.status import describe_health, lag_per_partition, read_status, write_status
+from fraudctl.stream.status import describe_health, lag_per_partition, read_status, write_status
 
 
 def progress(latest, end) -> dict:

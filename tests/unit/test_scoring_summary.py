@@ -8,7 +8,7 @@ import datetime as dt
 
 import pandas as pd
 
-from fraudctl.scoring.summary import figures
+from fraudctl.operate.summary import figures
 
 
 def frames():
@@ -53,7 +53,7 @@ def test_a_record_that_is_not_the_expected_json_is_named_not_skipped(monkeypatch
 
     from fraudctl.config import Config
     from fraudctl.errors import BadInputError
-    from fraudctl.scoring import summary
+    from fraudctl.operate import summary
 
     class Message:
         def __init__(self, offset, value):
@@ -72,6 +72,6 @@ def test_a_record_that_is_not_the_expected_json_is_named_not_skipped(monkeypatch
             return (1, 0)
 
     batch = [Message(0, b'{"transaction_id": "1", "is_fraud": 0}'), Message(1, b"not json")]
-    monkeypatch.setattr("fraudctl.kafka.read_records", lambda *args, **kwargs: iter([batch]))
+    monkeypatch.setattr("fraudctl.clients.kafka.read_records", lambda *args, **kwargs: iter([batch]))
     with pytest.raises(BadInputError, match="labels: a record between partition 0 offset 0 and partition 0 offset 1"):
         summary._frame(Config(), "labels", {"transaction_id": "string", "is_fraud": "int64"}, timeout=1)

@@ -10,7 +10,7 @@ import pytest
 
 from fraudctl.errors import BadInputError, NotFoundError
 from fraudctl.features import FEATURE_NAMES
-from fraudctl.training import (
+from fraudctl.model.training import (
     ESTIMATORS,
     SplitSpec,
     card_precision_at_k,
@@ -188,7 +188,7 @@ def test_unknown_estimator_is_bad_input():
 
 @pytest.fixture(scope="module")
 def small_history() -> pd.DataFrame:
-    from fraudctl.generator import generate_transactions
+    from fraudctl.data.generator import generate_transactions
 
     return generate_transactions(n_customers=600, n_terminals=1200, n_days=70, seed=3)
 
@@ -360,7 +360,7 @@ def test_cli_train_dry_run_needs_no_mlflow(small_history, tmp_path, capsys, monk
 
 
 def test_alert_budget_drift_warns_and_names_the_cause():
-    from fraudctl.training import alert_budget_drift
+    from fraudctl.model.training import alert_budget_drift
 
     first = dt.date(2018, 4, 1)
     early = SplitSpec(train_start=dt.date(2018, 4, 22), validation_days=7).validation_split()  # trains from 04-08

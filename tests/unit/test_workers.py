@@ -13,7 +13,7 @@ from rich.console import Console
 from fraudctl.cli import workers as cli
 from fraudctl.cli.common import OutputFormat
 from fraudctl.errors import UnavailableError
-from fraudctl.flower import worker_rows
+from fraudctl.clients.flower import worker_rows
 
 NOW = 1_796_125_920.0
 

@@ -8,7 +8,7 @@ import pytest
 
 from fraudctl.config import Config
 from fraudctl.errors import UnavailableError
-from fraudctl.workflows import train_and_register
+from fraudctl.model.workflows import train_and_register
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def config() -> Config:
 
 
 def test_train_and_register_dry_run_needs_no_mlflow(config, tmp_path):
-    from fraudctl.generator import generate_transactions
+    from fraudctl.data.generator import generate_transactions
 
     path = tmp_path / "history.parquet"
     generate_transactions(n_customers=300, n_terminals=600, n_days=60, seed=5).to_parquet(path)

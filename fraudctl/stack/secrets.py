@@ -1,0 +1,154 @@
+"""The stack's secrets, read through the active runtime.
+
+The native runtime keeps them in the state directory (secrets.json, mode 0600); the compose runtime in the
+untracked `stack/.env` (mode 0600) that compose interpolates. Both are generated on the first `up` and hold
+the same secrets under the names below, so a host command (`workers`, `retrain`, the lake, ...) asks
+`load_secrets` and works against either stack. A value set in the configuration (file or FRAUDCTL_*
+variable) wins over the generated one, so an operator can bring their own; nothing has a default password.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets as _random
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from fraudctl.config import Config
+
+SECRETS_FILE = "secrets.json"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    postgres_superuser_password: str
+    postgres_password: str
+    redis_password: str
+    airflow_admin_password: str
+    airflow_jwt_secret: str
+    airflow_api_secret_key: str
+    airflow_fernet_key: str
+    flower_password: str
+    objectstore_access_key: str  # the stack's S3 keys: the native objectstore's, or MinIO's root user
+    objectstore_secret_key: str
+
+
+# Each secret's name in stack/.env (compose) and the config field that wins when set (None: generated only).
+# One table, so the two runtimes cannot disagree on what a secret is called or where it may come from.
+SOURCES: dict[str, tuple[str, str | None]] = {
+    "postgres_superuser_password": ("POSTGRES_SUPERUSER_PASSWORD", None),  # only creates the app role
+    "postgres_password": ("POSTGRES_PASSWORD", "postgres.password"),  # the app role, owner of both databases
+    "redis_password": ("REDIS_PASSWORD", "redis.password"),
+    "airflow_admin_password": ("AIRFLOW_ADMIN_PASSWORD", "airflow.admin_password"),
+    "airflow_jwt_secret": ("AIRFLOW_JWT_SECRET", None),  # [api_auth] jwt_secret, shared by every component
+    "airflow_api_secret_key": ("AIRFLOW_API_SECRET_KEY", None),  # [api] secret_key, shared likewise
+    "airflow_fernet_key": ("AIRFLOW_FERNET_KEY", None),
+    "flower_password": ("FLOWER_PASSWORD", "flower.password"),
+    "objectstore_access_key": ("MINIO_ROOT_USER", "storage.access_key_id"),
+    "objectstore_secret_key": ("MINIO_ROOT_PASSWORD", "storage.secret_access_key"),
+}
+
+
+def fernet_key() -> str:
+    """What cryptography's Fernet.generate_key() returns, without importing it."""
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+def generate(name: str) -> str:
+    """A new value for the secret `name` (a Secrets field): URL-safe, so it fits in connection URLs."""
+    if name == "airflow_fernet_key":
+        return fernet_key()
+    if name == "objectstore_access_key":
+        return "fraudctl" + _random.token_hex(8)
+    if name in ("airflow_jwt_secret", "airflow_api_secret_key"):
+        return _random.token_urlsafe(32)
+    return _random.token_urlsafe(24)  # 32 characters; MinIO caps secret keys at 40
+
+
+def config_value(config: Config, dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def configured(config: Config) -> dict[str, str]:
+    """The secrets the configuration sets, by Secrets field."""
+    found = {}
+    for name, (_, dotted) in SOURCES.items():
+        value = config_value(config, dotted) if dotted else None
+        if value is not None:
+            found[name] = value.get_secret_value()
+    return found
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file that holds secrets: created owner-only (0600), never readable by others in between."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def secrets_path(config: Config) -> Path:
+    """Where the active runtime keeps the secrets: <state_dir>/secrets.json, or stack/.env under compose."""
+    from fraudctl.stack import active_kind
+
+    if active_kind(config) == "compose":
+        from fraudctl.stack.compose import env_file_path
+
+        return env_file_path()
+    return config.state_dir / SECRETS_FILE
+
+
+def load_secrets(config: Config, *, create: bool = True) -> Secrets | None:
+    """The active stack's secrets; generated and saved (0600) on first use when `create`, else None when
+    no stack was ever started."""
+    from fraudctl.stack import active_kind
+
+    if active_kind(config) == "compose":
+        from fraudctl.stack.compose import compose_secrets
+
+        return compose_secrets(config, create=create)
+    path = secrets_path(config)
+    stored: dict[str, str] = {}
+    if path.exists():
+        stored = json.loads(path.read_text())
+    elif not create:
+        return None
+    missing = [f.name for f in fields(Secrets) if f.name not in stored]
+    if missing:
+        for name in missing:
+            stored[name] = generate(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_private(path, json.dumps(stored, indent=2))
+    stored.update(configured(config))
+    return Secrets(**{f.name: stored[f.name] for f in fields(Secrets)})
+
+
+def require_secrets(config: Config) -> Secrets:
+    """The active stack's secrets, or UnavailableError naming where they were looked for."""
+    from fraudctl.errors import UnavailableError
+
+    found = load_secrets(config, create=False)
+    if found is None:
+        raise UnavailableError(f"no stack has been started here ({secrets_path(config)} does not exist)",
+                               hint="fraudctl up")
+    return found
+
+
+def config_with_secrets(config: Config) -> dict[str, Any]:
+    """The config as plain JSON data with the real secret values (model_dump masks SecretStr): what a job
+    started by fraudctl (the scorer) reads from its launch file."""
+    from pydantic import SecretStr
+
+    data = config.model_dump(mode="json")
+    for section_name in type(config).model_fields:
+        section = getattr(config, section_name)
+        for key in getattr(type(section), "model_fields", {}):
+            value = getattr(section, key)
+            if isinstance(value, SecretStr):
+                data[section_name][key] = value.get_secret_value()
+    return data

@@ -1,0 +1,192 @@
+"""The model a running scorer uses: `@champion` pinned by version, re-resolved in the background every
+`scorer.model_refresh_seconds`, swapped between micro-batches after a contract check and a warm-up
+prediction. The registry unreachable: the loaded model keeps scoring and the holder reports degraded."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import pandas as pd
+
+from fraudctl.errors import ContractError, FraudctlError, NotFoundError, UnavailableError, WaitTimeoutError
+from fraudctl.features import FEATURE_NAMES
+
+log = logging.getLogger("fraudctl.scorer")
+CHAMPION = "champion"
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    version: str
+    estimator: Any
+    threshold: float
+    since: float = field(default_factory=time.time)  # when this scorer started using it
+
+    def score(self, featured: pd.DataFrame) -> np.ndarray:
+        if not len(featured):
+            return np.zeros(0)
+        return self.estimator.predict_proba(featured[FEATURE_NAMES])[:, 1]
+
+    def warm_up(self) -> None:
+        """One prediction before the swap, so a model that cannot score never reaches a batch."""
+        row = pd.DataFrame([[0.0] * len(FEATURE_NAMES)], columns=FEATURE_NAMES)
+        try:
+            score = self.score(row)
+        except Exception as exc:  # e.g. an estimator fitted on other columns: refused like a contract mismatch
+            raise ContractError(f"model {self.name} version {self.version} cannot score a warm-up row: "
+                                f"{type(exc).__name__}: {exc}") from exc
+        if score.shape != (1,) or not np.isfinite(score).all():
+            raise ContractError(f"model {self.name} version {self.version} gave {score!r} for a warm-up row")
+
+
+class ModelSource(Protocol):
+    def resolve(self, alias: str) -> str | None: ...
+    def load(self, version: str) -> LoadedModel: ...
+
+
+class RegistrySource:
+    """The MLflow registry, through fraudctl's registry client."""
+
+    def __init__(self, config, threshold_override: float | None = None):
+        from fraudctl.model.registry import Registry
+
+        self.registry = Registry(config)
+        self.name = config.model.name
+        self.threshold_override = threshold_override
+
+    def resolve(self, alias: str) -> str | None:
+        return self.registry.alias_version(alias)
+
+    def load(self, version: str) -> LoadedModel:
+        self.registry.check_contract(version)
+        threshold = self.threshold_override
+        if threshold is None:
+            threshold = self.registry.threshold(version)
+            if threshold is None:
+                raise ContractError(f"model {self.name} version {version} records no threshold "
+                                    f"and scorer.threshold is not set")
+        return LoadedModel(self.name, version, self.registry.load_model(version), float(threshold))
+
+
+class ModelHolder:
+    def __init__(self, source: ModelSource, *, refresh_seconds: float, alias: str = CHAMPION,
+                 clock: Callable[[], float] = time.monotonic):
+        self.source = source
+        self.alias = alias
+        self.refresh_seconds = refresh_seconds
+        self.clock = clock
+        self.current: LoadedModel | None = None
+        self.degraded: str | None = None  # why, when the registry could not be asked
+        self.refused: dict[str, str] = {}  # version -> why it was not swapped in
+        self.last_check: float | None = None
+        self._pending: LoadedModel | None = None
+        self._pinned: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, *, wait_for_model: bool, timeout: float | None = None, poll: float = 2.0) -> LoadedModel:
+        """Load the champion (or wait for one), then keep re-resolving it in a background thread."""
+        deadline = None if timeout is None else self.clock() + timeout
+        while True:
+            try:
+                version = self.source.resolve(self.alias)
+            except UnavailableError:
+                if not wait_for_model:
+                    raise
+                version = None
+            if version is not None:
+                self.current = self.source.load(version)
+                self.current.warm_up()
+                break
+            if not wait_for_model:
+                raise NotFoundError(f"no model has the alias @{self.alias}",
+                                    hint="promote one (`fraudctl promote VERSION`), or start with --wait-for-model")
+            if deadline is not None and self.clock() > deadline:
+                raise WaitTimeoutError(f"no @{self.alias} model after {timeout:.0f}s")
+            log.info("waiting for a model with the alias @%s", self.alias)
+            if self._stop.wait(poll):
+                raise WaitTimeoutError("stopped while waiting for a model")
+        self._thread = threading.Thread(target=self._refresh_loop, name="model-refresh", daemon=True)
+        self._thread.start()
+        return self.current
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def for_batch(self) -> LoadedModel:
+        """The model for the next batch: a staged swap happens here, between batches."""
+        with self._lock:
+            if self._pending is not None:
+                previous, self.current, self._pending = self.current, self._pending, None
+                self.current.since = time.time()
+                log.info("swapped model %s version %s -> %s", self.current.name,
+                         previous.version if previous else None, self.current.version)
+            return self.current
+
+    def pinned(self, version: str) -> LoadedModel:
+        """A given version (a re-run batch must score with what its first run used)."""
+        if self.current is not None and self.current.version == version:
+            return self.current
+        if version not in self._pinned:
+            self._pinned = {version: self.source.load(version)}
+        return self._pinned[version]
+
+    def check_now(self) -> None:
+        """Re-resolve the alias once; stage a new version after its contract check and warm-up."""
+        self.last_check = time.time()
+        try:
+            version = self.source.resolve(self.alias)
+        except UnavailableError as exc:
+            self._set_degraded(f"model registry unreachable: {exc.message}")
+            return
+        self._set_degraded(None)
+        staged = self._pending.version if self._pending else None
+        if version is None or version in (self.current.version, staged) or version in self.refused:
+            return
+        try:
+            candidate = self.source.load(version)
+            candidate.warm_up()
+        except ContractError as exc:
+            self.refused[version] = exc.message
+            log.warning("refusing model version %s, keeping %s: %s", version, self.current.version, exc.message)
+            return
+        except UnavailableError as exc:
+            self._set_degraded(f"model registry unreachable: {exc.message}")
+            return
+        except FraudctlError as exc:
+            log.warning("could not load model version %s, keeping %s: %s", version, self.current.version, exc.message)
+            return
+        with self._lock:
+            self._pending = candidate
+
+    def _set_degraded(self, reason: str | None) -> None:
+        if reason != self.degraded:
+            (log.warning if reason else log.info)("%s", reason or "model registry reachable again")
+        self.degraded = reason
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(self.refresh_seconds):
+            try:
+                self.check_now()
+            except Exception:  # never let the refresher die: the next round tries again
+                log.exception("model refresh failed")
+
+    def describe(self) -> dict[str, Any]:
+        current = self.current
+        return {
+            "name": current.name if current else None,
+            "version": current.version if current else None,
+            "threshold": current.threshold if current else None,
+            "since": current.since if current else None,
+            "alias": self.alias,
+            "last_check": self.last_check,
+            "degraded": self.degraded,
+            "refused": dict(self.refused),
+        }
