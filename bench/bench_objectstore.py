@@ -25,7 +25,7 @@ from fraudctl.config import load_config  # noqa: E402
 from fraudctl.errors import UnavailableError  # noqa: E402
 from fraudctl.stack.prereqs import check_native  # noqa: E402
 from fraudctl.stack.services import NativeContext, build_services  # noqa: E402
-from fraudctl.stack.secrets import load_secrets  # noqa: E402
+from fraudctl.stack.native import NativeRuntime  # noqa: E402
 
 
 def free_port() -> int:
@@ -40,11 +40,12 @@ def one_round(idle: float) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as folder:
         config = load_config(None, env={}, overrides={"runtime.kind": "native", "runtime.state_dir": folder,
                                                       "storage.port": free_port()}, cwd=Path(folder))
-        secrets = load_secrets(config, create=True)
+        runtime = NativeRuntime(config)
+        secrets = runtime.secrets(create=True)
         ctx = NativeContext(config, secrets, check_native())
         service = next(s for s in build_services(ctx) if s.name == objectstore.SERVICE)
         service.prepare()
-        storage = objectstore.effective_storage(config, secrets)
+        storage = runtime.storage()
         log = open(Path(folder) / "objectstore.log", "w")
         started = time.monotonic()
         proc = subprocess.Popen(service.program.command, stdout=log, stderr=subprocess.STDOUT)

@@ -109,9 +109,10 @@ def main() -> None:
             from tests.lake_seed import seed_lake
 
             loaded = load_config(config, env={})
-            # the configured lake on the effective storage (lake_for fills in the native objectstore's)
-            lake = (lakes.lake_for(loaded) if hasattr(lakes, "lake_for")
-                    else lakes.Lake(lakes.lake_uri(loaded), loaded.storage))
+            from fraudctl.stack import get_runtime
+
+            # the configured lake on the storage the runtime serves (the native objectstore's keys filled in)
+            lake = lakes.lake_for(loaded, get_runtime(loaded).storage())
             started = time.perf_counter()
             batches = seed_lake(lake, frame, batch_rows=100_000, duplicate_batch=False)
             print(f"\nlake seeded: {batches} batches in {time.perf_counter() - started:.1f}s")

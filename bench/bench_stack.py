@@ -91,10 +91,10 @@ def main() -> None:
 
     from fraudctl.clients.airflow import AirflowClient
     from fraudctl.config import load_config
-    from fraudctl.stack.secrets import load_secrets
+    from fraudctl.stack import get_runtime
 
     cfg = load_config(config, env={})
-    client = AirflowClient(cfg.airflow, load_secrets(cfg, create=False).airflow_admin_password)
+    client = AirflowClient(cfg.airflow, get_runtime(cfg).require_secrets().airflow_admin_password)
     client.wait_for_dag("fraudctl_smoke", timeout=180)
     client.unpause("fraudctl_smoke")
     durations = []

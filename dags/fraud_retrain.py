@@ -65,6 +65,13 @@ def _setup():
     return context, config, params, steps.run_dir(config, context["run_id"]), log
 
 
+def _storage(config):
+    """The object store as this worker reaches it: the runtime's answer (the stack's own store, or S3)."""
+    from fraudctl.stack import get_runtime
+
+    return get_runtime(config).storage_in_network()
+
+
 def _fail_fast(call, *args, **kwargs):
     """Bad input (a failed validation, no data) fails the task without retries, with the reason."""
     from airflow.sdk.exceptions import AirflowFailException
@@ -90,7 +97,7 @@ def fraud_retrain():
         run_time = context.get("data_interval_end") or getattr(dag_run, "run_after", None) \
             or dt.datetime.now(dt.timezone.utc)
         run_time = run_time.astimezone(dt.timezone.utc)
-        return _fail_fast(run, config, params, folder, run_time, log)
+        return _fail_fast(run, config, params, folder, run_time, storage=_storage(config), log=log)
 
     @task
     def validate(extracted: dict) -> dict:
@@ -104,7 +111,7 @@ def fraud_retrain():
         from fraudctl.retraining.steps import train as run
 
         context, config, params, folder, log = _setup()
-        return _fail_fast(run, config, params, extracted, folder, dag_id=context["dag"].dag_id,
+        return _fail_fast(run, config, params, extracted, folder, storage=_storage(config), dag_id=context["dag"].dag_id,
                           run_id=context["run_id"], log=log)
 
     @task

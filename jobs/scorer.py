@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
     from fraudctl.features import FeatureSpec
+    from fraudctl.clients.objectstore import environment
     from fraudctl.data.lake import lake_for
-    from fraudctl.stack.services import storage_environment
     from fraudctl.stream.model import ModelHolder, RegistrySource
     from fraudctl.stream.publish import Publisher
     from fraudctl.stream.scorer import Scorer
@@ -75,7 +75,7 @@ def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
     from fraudctl.stream.status import lag_per_partition, processed_offsets, write_status
     from fraudctl.clients.spark import build_session, scorer_dir
 
-    os.environ.update(storage_environment(config))
+    os.environ.update(environment(config.storage))  # the launch file's storage: the runtime filled it in
     folder = scorer_dir(config)
     folder.mkdir(parents=True, exist_ok=True)
     stopping = threading.Event()
@@ -112,7 +112,7 @@ def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
         publisher=Publisher(config.kafka, scores_topic=topics.scores.name, alerts_topic=topics.alerts.name,
                             dlq_topic=topics.dlq.name, linger_ms=config.scorer.linger_ms,
                             flush_timeout=config.scorer.flush_timeout),
-        lake=lake_for(config) if config.scorer.lake else None,
+        lake=lake_for(config, config.storage) if config.scorer.lake else None,
     )
 
     write_status(folder, {**base, "state": "starting Spark", "model": holder.describe()})

@@ -37,6 +37,7 @@ def retrain(
     if ctx.invoked_subcommand is not None:
         return
     from fraudctl.errors import RunFailedError
+    from fraudctl.operate.connect import airflow_client
     from fraudctl.retraining.trigger import parse_conf, retrain as run
 
     config = state(ctx).config()
@@ -52,7 +53,7 @@ def retrain(
             err.print(f"run {run_state}: " + "  ".join(f"{t}={s}" for t, s in changed.items()), highlight=False)
 
     try:
-        result = run(config, parse_conf(conf), wait_for_end=wait, timeout=timeout or config.retrain.timeout,
+        result = run(config, parse_conf(conf), connect=lambda: airflow_client(config), wait_for_end=wait, timeout=timeout or config.retrain.timeout,
                      logs=logs, on_change=on_change)
     except RunFailedError as exc:
         if output is OutputFormat.json and getattr(exc, "result", None):
@@ -73,9 +74,11 @@ def list_runs(
     """The latest runs of the retraining DAG."""
     from rich.table import Table
 
+    from fraudctl.operate.connect import airflow_client
     from fraudctl.retraining.trigger import list_runs as runs
 
-    rows = runs(state(ctx).config(), limit=limit)
+    config = state(ctx).config()
+    rows = runs(config, limit=limit, af=airflow_client(config))
     if output is OutputFormat.json:
         print_json({"runs": rows})
         return
@@ -94,9 +97,11 @@ def status(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """One run: its state, its tasks and, when it finished, the outcome."""
+    from fraudctl.operate.connect import airflow_client
     from fraudctl.retraining.trigger import status as run_status
 
-    result = run_status(state(ctx).config(), run_id, logs=logs)
+    config = state(ctx).config()
+    result = run_status(config, run_id, logs=logs, af=airflow_client(config))
     if output is OutputFormat.json:
         print_json(result)
         return

@@ -47,12 +47,9 @@ def up(
     """Start the stack and wait until every service passes its health probe."""
     from fraudctl.stack import get_runtime
 
-    config = state(ctx).config(**{"runtime.kind": runtime, "runtime.start_timeout": timeout})
-    rt = get_runtime(config)
-    limit = config.runtime.start_timeout
-    if rt.name == "compose":
-        rt.build = build
-        limit = timeout if timeout is not None else config.runtime.compose_start_timeout
+    config = state(ctx).config(**{"runtime.kind": runtime})
+    rt = get_runtime(config, build=build)
+    limit = timeout if timeout is not None else rt.start_timeout
     started = time.monotonic()
     if output is OutputFormat.text and sys.stderr.isatty():
         from rich.live import Live

@@ -63,9 +63,12 @@ def train(
     })
     layout = input_layout(config, column_map)
     from fraudctl.model.workflows import train_and_register
+    from fraudctl.stack import get_runtime
 
+    rt = get_runtime(config)
     with stderr_console().status("training…") as status:
-        summary = train_and_register(config, data, layout=layout, dry_run=dry_run, progress=status.update,
+        summary = train_and_register(config, data, storage=rt.storage(), check_storage=rt.check_storage,
+                                     layout=layout, dry_run=dry_run, progress=status.update,
                                      train_start=train_start.date() if train_start else None,
                                      promote_if_better=promote_if_better)
     if output is OutputFormat.json:

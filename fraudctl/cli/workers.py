@@ -34,11 +34,10 @@ def workers(
     Exit codes: 8 no worker online (with --follow: at the last refresh),
     Flower unreachable, or no stack.
     """
-    from fraudctl.clients.flower import FlowerClient
-    from fraudctl.stack.secrets import require_secrets
+    from fraudctl.operate.connect import flower_client
 
     config = state(ctx).config()
-    client = FlowerClient(config.flower, require_secrets(config).flower_password)
+    client = flower_client(config)
     if not follow:
         rows = _rows(client, refresh=True)
         if output is OutputFormat.json:

@@ -1,13 +1,6 @@
-"""The object store: which S3 endpoint and keys fraudctl's storage uses, and a real probe of it.
-
-With `storage.kind: s3` and `storage.endpoint_url: null`, the native runtime runs its own S3 server (S3Proxy,
-the `objectstore` service, on storage.host:storage.port) and everything that stores objects uses it, with the
-keys generated into the state dir's secrets.json on first `up` (or storage.access_key_id/secret_access_key
-when set). `storage.objectstore: false` turns that off: a null endpoint then means AWS and its default
-credential chain. A set `endpoint_url` (MinIO, a managed S3, AWS) is always used as given.
-
-Every S3 client fraudctl builds takes its settings from `effective_storage(config)`, never from
-`config.storage` directly.
+"""An S3 object store, given its settings: clients, a real probe, the bucket, the environment boto3 and
+MLflow read. Which endpoint and keys those settings hold (the stack's own S3 server and its generated keys, or
+any S3 the config names) is the runtime's answer (`Runtime.storage()`), never this module's.
 """
 
 from __future__ import annotations
@@ -18,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 from fraudctl.errors import UnavailableError
 
 if TYPE_CHECKING:
-    from fraudctl.config import Config, StorageConfig
-    from fraudctl.stack.secrets import Secrets
+    from fraudctl.config import StorageConfig
 
 SERVICE = "objectstore"
 PROBE_TIMEOUT = 3.0
@@ -30,45 +22,20 @@ CHECKSUM_ENV = {"AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
                 "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required"}
 
 
-def stack_store(config: "Config") -> bool:
-    """Whether the storage is the stack's own S3 server: the native objectstore (S3Proxy) or, under compose,
-    MinIO, both published on storage.host:storage.port with keys generated on the first `up`."""
-    from fraudctl.stack import active_kind
-
-    storage = config.storage
-    if storage.kind != "s3" or storage.endpoint_url is not None:
-        return False
-    return storage.objectstore or active_kind(config) == "compose"
-
-
-def uses_objectstore(config: "Config") -> bool:
-    """Whether the storage is the native runtime's own S3 server (the `objectstore` service)."""
-    from fraudctl.stack import active_kind
-
-    return stack_store(config) and config.storage.objectstore and active_kind(config) == "native"
-
-
-def endpoint_url(config: "Config") -> str:
-    return f"http://{config.storage.host}:{config.storage.port}"
-
-
-def effective_storage(config: "Config", secrets: "Secrets | None" = None) -> "StorageConfig":
-    """config.storage with the endpoint and keys filled in when they are the stack's own store's (read
-    through the active runtime: the native objectstore's, or MinIO's under compose)."""
-    storage = config.storage
-    if not stack_store(config):
-        return storage
-    if secrets is None:
-        from fraudctl.stack.secrets import load_secrets
-
-        secrets = load_secrets(config, create=False)
-    update: dict[str, Any] = {"endpoint_url": endpoint_url(config)}
-    if secrets is not None:
-        from pydantic import SecretStr
-
-        update["access_key_id"] = SecretStr(secrets.objectstore_access_key)
-        update["secret_access_key"] = SecretStr(secrets.objectstore_secret_key)
-    return storage.model_copy(update=update)
+def environment(storage: "StorageConfig") -> dict[str, str]:
+    """What boto3 (and MLflow's S3 artifact store) read to reach `storage`: endpoint, region, keys, checksums.
+    Empty for local storage."""
+    if storage.kind != "s3":
+        return {}
+    env = {"AWS_DEFAULT_REGION": storage.region, **CHECKSUM_ENV}
+    if storage.endpoint_url:
+        env["MLFLOW_S3_ENDPOINT_URL"] = storage.endpoint_url
+        env["AWS_ENDPOINT_URL_S3"] = storage.endpoint_url
+    if storage.access_key_id:
+        env["AWS_ACCESS_KEY_ID"] = storage.access_key_id.get_secret_value()
+    if storage.secret_access_key:
+        env["AWS_SECRET_ACCESS_KEY"] = storage.secret_access_key.get_secret_value()
+    return env
 
 
 def describe(storage: "StorageConfig") -> str:
@@ -137,10 +104,3 @@ def ensure_bucket(storage: "StorageConfig") -> None:
         if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
             raise
     s3.create_bucket(Bucket=storage.bucket)
-
-
-def ping(config: "Config") -> None:
-    """Before work that stores objects in the native objectstore: fail in seconds, naming it, when it is
-    not there (an external S3 is left to its own errors: its keys may not allow head-bucket)."""
-    if uses_objectstore(config):
-        probe(effective_storage(config))

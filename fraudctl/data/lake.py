@@ -25,8 +25,8 @@ PARTITION_FIELD = "event_date"
 
 
 def s3_filesystem(storage: "StorageConfig | None"):
-    """A pyarrow S3 filesystem for the configured endpoint and keys (none: the default AWS chain). Pass
-    `fraudctl.clients.objectstore.effective_storage(config)`, which fills in the native objectstore's."""
+    """A pyarrow S3 filesystem for the storage's endpoint and keys (none: the default AWS chain). Pass the
+    runtime's `storage()`, which fills in the stack's own store."""
     from pyarrow import fs
 
     from fraudctl.clients.objectstore import relax_checksums
@@ -95,11 +95,10 @@ class Lake:
         return written
 
 
-def lake_for(config: "Config") -> Lake:
-    """The configured lake, on the effective storage (the native objectstore's endpoint and keys included)."""
-    from fraudctl.clients.objectstore import effective_storage
-
-    return Lake(lake_uri(config), effective_storage(config))
+def lake_for(config: "Config", storage: "StorageConfig") -> Lake:
+    """The configured lake on `storage`: the runtime's answer (`Runtime.storage()`), with the stack's own
+    store's endpoint and keys filled in."""
+    return Lake(lake_uri(config), storage)
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -166,8 +165,8 @@ def read_training_frame(lake: "Lake | Config | str", storage: "StorageConfig | N
     if not isinstance(lake, Lake):
         if isinstance(lake, str):
             lake = Lake(lake, storage)
-        else:  # a Config
-            lake = lake_for(lake)
+        else:  # a Config: the storage is the runtime's answer
+            lake = lake_for(lake, storage)
     tx_files = _partition_files(lake.filesystem, f"{lake.root}/{TRANSACTIONS}", since, until, lake.where)
     label_files = _partition_files(lake.filesystem, f"{lake.root}/{LABELS}", since, until, lake.where)
     transactions = _read_files(lake.filesystem, tx_files, lake.where)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
-    from fraudctl.config import Config
+    from fraudctl.config import Config, StorageConfig
     from fraudctl.model.registry import Comparison
     from fraudctl.data.layout import InputLayout
 
@@ -25,17 +25,18 @@ def _registry(config: "Config"):
     return Registry(config)
 
 
-def train_and_register(config: "Config", source: str | Path, *, layout: "InputLayout | None" = None,
+def train_and_register(config: "Config", source: str | Path, *, storage: "StorageConfig",
+                       check_storage: Callable[[], None] = lambda: None, layout: "InputLayout | None" = None,
                        train_start: dt.date | None = None, promote_if_better: bool = False, dry_run: bool = False,
                        progress: Progress | None = None) -> dict[str, Any]:
     """Train on `source`, log the run and register the model as @challenger (unless `dry_run`), and with
-    `promote_if_better` make it @champion when it passes the promotion gate.
+    `promote_if_better` make it @champion when it passes the promotion gate. `storage` is where an s3://
+    source is read (the runtime's answer, `Runtime.storage()`); `check_storage` runs before training on a
+    real run (`Runtime.check_storage()`: the stack's own store, where MLflow puts the artifacts).
 
     Returns the training summary with `data` (lineage), `registered` (name, version, links; None on a dry
     run) and `promotion` (None unless asked; `changed` False when the gate keeps the champion, no error).
     """
-    from fraudctl.clients import objectstore
-    from fraudctl.clients.objectstore import effective_storage
     from fraudctl.model.registry import compare, log_training, promote
     from fraudctl.model.training import train_from_source
 
@@ -44,8 +45,8 @@ def train_and_register(config: "Config", source: str | Path, *, layout: "InputLa
     if not dry_run:
         registry = _registry(config)
         registry.ping()  # before minutes of training, not after
-        objectstore.ping(config)  # where MLflow puts the artifacts (the native objectstore by default)
-    data, result = train_from_source(source, config.model, layout=layout, storage=effective_storage(config),
+        check_storage()
+    data, result = train_from_source(source, config.model, layout=layout, storage=storage,
                                      train_start=train_start, progress=say)
     logged: dict[str, Any] | None = None
     promotion: dict[str, Any] | None = None

@@ -154,7 +154,9 @@ class RetrainPanel:
         from fraudctl.retraining import trigger as retraining
 
         if self._af is None:
-            self._af = retraining.client(self.config)
+            from fraudctl.operate.connect import airflow_client
+
+            self._af = airflow_client(self.config)
         try:
             runs = retraining.list_runs(self.config, limit=1, af=self._af)
             if not runs:
@@ -201,12 +203,11 @@ class WorkersPanel:
         self._asked = False
 
     def __call__(self) -> dict[str, Any]:
-        from fraudctl.clients.flower import FlowerClient, worker_rows
-        from fraudctl.stack.secrets import require_secrets
+        from fraudctl.clients.flower import worker_rows
+        from fraudctl.operate.connect import flower_client
 
         if self._client is None:
-            self._client = FlowerClient(self.config.flower, require_secrets(self.config).flower_password,
-                                        timeout=self.timeout)
+            self._client = flower_client(self.config, timeout=self.timeout)
         rows = worker_rows(self._client.events(), self._client.workers(refresh=not self._asked))
         self._asked = True
         return {"online": sum(1 for row in rows if row["online"]), "total": len(rows), "workers": rows}

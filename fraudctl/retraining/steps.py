@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from fraudctl.errors import BadInputError
 
 if TYPE_CHECKING:
-    from fraudctl.config import Config
+    from fraudctl.config import Config, StorageConfig
 
 Log = Callable[[str], None]
 RETRAIN_DIR = "retrain"
@@ -123,8 +123,8 @@ def _read_json(path: str | Path) -> Any:
 # ------------------------------------------------------------------------------------------- extract
 
 
-def extract(config: "Config", params: RetrainParams, folder: Path, run_time: dt.datetime,
-            log: Log = print) -> dict[str, Any]:
+def extract(config: "Config", params: RetrainParams, folder: Path, run_time: dt.datetime, *,
+            storage: "StorageConfig", log: Log = print) -> dict[str, Any]:
     """The training window as contract-layout parquet: from the lake (transactions of the last
     `window_days` event days up to the cutoff, labels that had arrived by it), or from `params.source`."""
     cutoff = parse_cutoff(params.cutoff) if params.cutoff else run_time.replace(tzinfo=None)
@@ -132,12 +132,11 @@ def extract(config: "Config", params: RetrainParams, folder: Path, run_time: dt.
     since = until - dt.timedelta(days=params.window_days)
     if params.source:
         from fraudctl.data.layout import InputLayout
-        from fraudctl.clients.objectstore import effective_storage
         from fraudctl.model.training import load_transactions
 
         log(f"reading {params.source} for {since}..{until} (exclusive)")
         data = load_transactions(params.source, layout=InputLayout.from_settings(config.layout, None),
-                                 storage=effective_storage(config), since=since, until=until)
+                                 storage=storage, since=since, until=until)
         frame = data.frame
         lineage = {**data.lineage(), "format": data.kind, "kind": "source", "since": since.isoformat(), "until": until.isoformat(),
                    "cutoff": cutoff.isoformat()}
@@ -146,7 +145,7 @@ def extract(config: "Config", params: RetrainParams, folder: Path, run_time: dt.
 
         log(f"reading the lake {lake_uri(config)} for event days {since}..{until} (exclusive), labels "
             f"arrived by {cutoff.isoformat()}")
-        frame, lineage = read_training_frame(config, since=since, until=until, cutoff=cutoff)
+        frame, lineage = read_training_frame(config, storage, since=since, until=until, cutoff=cutoff)
         frame = frame[frame["tx_datetime"] <= cutoff]
         lineage = {"kind": "lake", **lineage, "rows": int(len(frame))}
     path = folder / "extract.parquet"
@@ -203,7 +202,7 @@ def validate(config: "Config", extracted: Mapping[str, Any], folder: Path, log: 
 
 
 def train(config: "Config", params: RetrainParams, extracted: Mapping[str, Any], folder: Path, *,
-          dag_id: str, run_id: str, log: Log = print) -> dict[str, Any]:
+          storage: "StorageConfig", dag_id: str, run_id: str, log: Log = print) -> dict[str, Any]:
     """`fraudctl train` on the extracted window (the same `train_and_register`), the split ending with the
     last labelled day; the version gets the DAG run and the extract's lineage as tags and an artifact."""
     import pandas as pd
@@ -221,7 +220,8 @@ def train(config: "Config", params: RetrainParams, extracted: Mapping[str, Any],
     split = default_split(labelled, train_days=m.train_days, delay_days=m.label_delay_days, test_days=m.test_days,
                           validation_days=m.validation_days)
     log(f"training {m.estimator} with the split ending on the last labelled day: {split.as_dict()}")
-    summary = train_and_register(cfg, extracted["path"], train_start=split.train_start, progress=log)
+    summary = train_and_register(cfg, extracted["path"], storage=storage, train_start=split.train_start,
+                                 progress=log)
     registered = summary["registered"]
     lineage = _read_json(extracted["lineage_path"])
     registry = Registry(cfg)

@@ -18,6 +18,7 @@ from fraudctl.errors import BadInputError, NotFoundError, RunFailedError, Unavai
 if TYPE_CHECKING:
     from fraudctl.clients.airflow import AirflowClient
     from fraudctl.config import Config
+    from fraudctl.stack.secrets import Secrets
 
 REPORT_TASK = "report"
 TASK_ORDER = ("extract", "validate", "train", "evaluate", "gate", "promote", "keep_champion", "report")
@@ -39,11 +40,11 @@ def parse_conf(items: list[str] | None) -> dict[str, Any]:
     return conf
 
 
-def client(config: "Config") -> "AirflowClient":
+def client(config: "Config", secrets: "Secrets") -> "AirflowClient":
+    """The Airflow REST client as the stack's admin (the secrets: the runtime's `require_secrets()`)."""
     from fraudctl.clients.airflow import AirflowClient
-    from fraudctl.stack.secrets import require_secrets
 
-    return AirflowClient(config.airflow, require_secrets(config).airflow_admin_password)
+    return AirflowClient(config.airflow, secrets.airflow_admin_password)
 
 
 def _api_call(what: str, call: Callable[[], Any]) -> Any:
@@ -67,14 +68,13 @@ def _api_call(what: str, call: Callable[[], Any]) -> Any:
         raise
 
 
-def trigger(config: "Config", conf: Mapping[str, Any], *, af: "AirflowClient | None" = None,
+def trigger(config: "Config", conf: Mapping[str, Any], *, af: "AirflowClient",
             dag_timeout: float = 120.0) -> dict[str, Any]:
     """Check the parameters here first (the reason comes back at once), unpause the DAG when paused, and
     trigger a run; returns its dag id, run id and state."""
     from fraudctl.retraining.steps import check_params
 
     check_params(config, conf)
-    af = af or client(config)
     dag_id = config.retrain.dag_id
     af.token()  # refused credentials or no api-server: said before anything else
     dag = af.wait_for_dag(dag_id, timeout=dag_timeout)
@@ -92,11 +92,10 @@ def task_states(af: "AirflowClient", dag_id: str, run_id: str) -> dict[str, str]
             for k, v in sorted(states.items(), key=lambda kv: order.get(kv[0], len(order)))}
 
 
-def wait(config: "Config", run_id: str, *, timeout: float, af: "AirflowClient | None" = None,
+def wait(config: "Config", run_id: str, *, timeout: float, af: "AirflowClient",
          on_change: Callable[[str, dict[str, str]], None] | None = None) -> str:
     """Follow the run until it ends; `on_change(run_state, task_states)` after every change. Returns the
     final state; raises WaitTimeoutError past `timeout`."""
-    af = af or client(config)
     dag_id = config.retrain.dag_id
     started = time.monotonic()
     last = None
@@ -136,13 +135,12 @@ def task_log(af: "AirflowClient", dag_id: str, run_id: str, task_id: str) -> str
     return str(content)
 
 
-def status(config: "Config", run_id: str, *, af: "AirflowClient | None" = None,
+def status(config: "Config", run_id: str, *, af: "AirflowClient",
            logs: bool = False) -> dict[str, Any]:
     """A run: its state, its tasks, the `report` task's outcome when it ran, the failed tasks (and their
     logs with `logs`)."""
     import airflow_client.client as ac
 
-    af = af or client(config)
     dag_id = config.retrain.dag_id
     run = _api_call(f"reading run {run_id}", lambda: ac.DagRunApi(af.api()).get_dag_run(dag_id, run_id))
     tasks = task_states(af, dag_id, run_id)
@@ -170,11 +168,10 @@ def task_durations(af: "AirflowClient", dag_id: str, run_id: str) -> dict[str, f
     return {ti.task_id: (round(float(ti.duration), 2) if ti.duration is not None else None) for ti in instances}
 
 
-def list_runs(config: "Config", *, limit: int = 20, af: "AirflowClient | None" = None) -> list[dict[str, Any]]:
+def list_runs(config: "Config", *, limit: int = 20, af: "AirflowClient") -> list[dict[str, Any]]:
     """The DAG's latest runs, newest first."""
     import airflow_client.client as ac
 
-    af = af or client(config)
     dag_id = config.retrain.dag_id
     runs = _api_call(f"listing the runs of {dag_id}", lambda: ac.DagRunApi(af.api()).get_dag_runs(
         dag_id, limit=limit, order_by=["-run_after"])).dag_runs
@@ -183,14 +180,15 @@ def list_runs(config: "Config", *, limit: int = 20, af: "AirflowClient | None" =
              "conf": r.conf} for r in runs]
 
 
-def retrain(config: "Config", conf: Mapping[str, Any], *, wait_for_end: bool, timeout: float, logs: bool = False,
+def retrain(config: "Config", conf: Mapping[str, Any], *, connect: Callable[[], "AirflowClient"], wait_for_end: bool,
+            timeout: float, logs: bool = False,
             on_change: Callable[[str, dict[str, str]], None] | None = None) -> dict[str, Any]:
     """Trigger, and with `wait_for_end` follow to the end: the outcome, or RunFailedError naming the failed
-    task(s) and their error."""
+    task(s) and their error. `connect` makes the Airflow client, after the parameters are checked."""
     from fraudctl.retraining.steps import check_params
 
     check_params(config, conf)  # a bad parameter is said before any service is asked
-    af = client(config)
+    af = connect()
     triggered = trigger(config, conf, af=af)
     if not wait_for_end:
         return {**triggered, "waited": False}

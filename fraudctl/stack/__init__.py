@@ -4,22 +4,7 @@ from __future__ import annotations
 
 from fraudctl.config import Config
 from fraudctl.stack.base import Runtime
-
-
-def docker_engine_problem(timeout: float = 2.0) -> str | None:
-    """Why the Docker engine of the SDK's environment (DOCKER_HOST, else the default socket) does not
-    answer a ping, or None when it does."""
-    try:
-        import docker
-
-        docker.from_env(timeout=timeout).ping()
-        return None
-    except Exception as exc:  # the SDK raises DockerException, requests' and OS errors alike
-        return str(exc)
-
-
-def docker_engine_answers(timeout: float = 2.0) -> bool:
-    return docker_engine_problem(timeout) is None
+from fraudctl.stack.engine import docker_engine_answers
 
 
 _resolved: dict[tuple, str] = {}  # auto's answer, once per process (a Docker ping costs up to 2 s)
@@ -27,8 +12,7 @@ _resolved: dict[tuple, str] = {}  # auto's answer, once per process (a Docker pi
 
 def active_kind(config: Config) -> str:
     """`native` or `compose`: the configured runtime, with `auto` meaning compose when a Docker engine answers
-    and no native stack runs from the state dir. Every host command that needs an endpoint or a secret of
-    the stack asks this, so one command works against either stack."""
+    and no native stack runs from the state dir. Only `get_runtime` asks; everything else asks the runtime."""
     kind = config.runtime.kind
     if kind != "auto":
         return kind
@@ -43,12 +27,13 @@ def active_kind(config: Config) -> str:
     return _resolved[key]
 
 
-def get_runtime(config: Config) -> Runtime:
-    """The active runtime (`active_kind`)."""
+def get_runtime(config: Config, *, build: bool = False) -> Runtime:
+    """The active runtime (`active_kind`), resolved once per command and asked for what differs between
+    runtimes (secrets, storage, timeouts); `build`: rebuild what the runtime builds before starting."""
     if active_kind(config) == "compose":
         from fraudctl.stack.compose import ComposeRuntime
 
-        return ComposeRuntime(config)
+        return ComposeRuntime(config, build=build)
     from fraudctl.stack.native import NativeRuntime
 
-    return NativeRuntime(config)
+    return NativeRuntime(config, build=build)

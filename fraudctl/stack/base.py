@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol
+
+if TYPE_CHECKING:
+    from fraudctl.config import Config, StorageConfig
+    from fraudctl.stack.secrets import Secrets
 
 
 @dataclass
@@ -30,7 +34,31 @@ ProgressCallback = Callable[[list[ServiceStatus]], None]
 
 
 class Runtime(Protocol):
+    """A runtime answers for its stack: callers ask it instead of branching on its name."""
+
     name: str
+    build: bool  # rebuild what the runtime builds (compose: the images) before starting; native: nothing to build
+
+    @property
+    def start_timeout(self) -> float:
+        """Seconds `up` waits for every service to be healthy when the command names none."""
+
+    def secrets(self, *, create: bool = False) -> "Secrets | None":
+        """The stack's secrets; generated and kept on first use when `create`, else None if never started."""
+
+    def require_secrets(self) -> "Secrets":
+        """The stack's secrets, or UnavailableError saying no stack was started here."""
+
+    def storage(self) -> "StorageConfig":
+        """The object store as the host reaches it: the stack's own S3 server with its generated keys when the
+        config names no endpoint, else the configured storage as it is."""
+
+    def storage_in_network(self) -> "StorageConfig":
+        """The object store as services inside the stack (MLflow, the Airflow tasks, the scorer) reach it."""
+
+    def check_storage(self) -> None:
+        """Before work that stores objects: raise UnavailableError naming the stack's own store when it does
+        not answer (an external S3 is left to its own errors: its keys may not allow the probe)."""
 
     def up(self, *, timeout: float, on_progress: ProgressCallback | None = None) -> list[ServiceStatus]:
         """Start every service and wait until all are healthy; raise FraudctlError otherwise."""
@@ -60,3 +88,19 @@ class OnDemandServices(Protocol):
         """In supervisor's words (RUNNING, STOPPED, EXITED, BACKOFF, FATAL) for either runtime."""
 
     def log_tail(self, name: str, lines: int = 30) -> str: ...
+
+
+def filled_storage(config: "Config", endpoint_url: str, secrets: "Secrets | None") -> "StorageConfig":
+    """config.storage at the stack's own S3 server, with the keys the stack generated (when started)."""
+    from pydantic import SecretStr
+
+    update: dict = {"endpoint_url": endpoint_url}
+    if secrets is not None:
+        update["access_key_id"] = SecretStr(secrets.objectstore_access_key)
+        update["secret_access_key"] = SecretStr(secrets.objectstore_secret_key)
+    return config.storage.model_copy(update=update)
+
+
+def published_storage_url(config: "Config") -> str:
+    """Where the host reaches the stack's own S3 server (either runtime publishes it on storage.host:port)."""
+    return f"http://{config.storage.host}:{config.storage.port}"

@@ -36,9 +36,9 @@ from fraudctl.errors import (
     UnavailableError,
     WaitTimeoutError,
 )
-from fraudctl.stack import docker_engine_problem
-from fraudctl.stack.base import ProgressCallback, ServiceStatus
-from fraudctl.stack.secrets import SOURCES, Secrets, config_value, config_with_secrets, generate
+from fraudctl.stack.engine import docker_engine_problem
+from fraudctl.stack.base import ProgressCallback, ServiceStatus, filled_storage, published_storage_url
+from fraudctl.stack.secrets import SOURCES, Secrets, config_value, config_with_secrets, generate, never_started
 
 STACK_DIR = Path(__file__).resolve().parents[2] / "stack"  # the source checkout's stack/ folder
 COMPOSE_FILE = "compose.yaml"
@@ -323,6 +323,41 @@ class ComposeRuntime:
         self._command: list[str] | None = None
         self._doc: dict | None = None
 
+    # -- what callers ask instead of branching on the runtime's name ------------------------------------
+
+    @property
+    def start_timeout(self) -> float:
+        return self.config.runtime.compose_start_timeout  # a first `up` builds the images
+
+    def secrets(self, *, create: bool = False) -> Secrets | None:
+        return compose_secrets(self.config, create=create, stack_dir=self.stack_dir)
+
+    def require_secrets(self) -> Secrets:
+        found = self.secrets()
+        if found is None:
+            raise never_started(self.env_file)
+        return found
+
+    def _own_store(self) -> bool:
+        """MinIO in the stack is the store: S3 with no endpoint configured."""
+        return self.config.storage.kind == "s3" and self.config.storage.endpoint_url is None
+
+    def storage(self):
+        if not self._own_store():
+            return self.config.storage
+        return filled_storage(self.config, published_storage_url(self.config), self.secrets())
+
+    def storage_in_network(self):
+        if not self._own_store():
+            return self.config.storage
+        return filled_storage(self.config, s3_endpoint_in_network(self.config), self.secrets())
+
+    def check_storage(self) -> None:
+        if self._own_store():
+            from fraudctl.clients.objectstore import probe
+
+            probe(self.storage())
+
     # -- the Runtime protocol -------------------------------------------------------------------
 
     def up(self, *, timeout: float, on_progress: ProgressCallback | None = None) -> list[ServiceStatus]:
@@ -369,7 +404,9 @@ class ComposeRuntime:
             if re.search(r"timeout|deadline exceeded", output, re.IGNORECASE):
                 raise WaitTimeoutError(f"the compose stack was not healthy within {int(timeout)}s{named}", hint=hint, detail=detail)
             raise ServiceFailedError(f"docker compose up failed{named}", hint=hint, detail=detail)
-        provision(self.config, secrets_from_env(values, self.env_file))
+        secrets = secrets_from_env(values, self.env_file)
+        own = filled_storage(self.config, published_storage_url(self.config), secrets) if self._own_store() else None
+        provision(self.config, own)
         return services
 
     def down(self, *, purge: bool = False) -> None:

@@ -14,11 +14,11 @@ from typing import Iterator
 from fraudctl.config import Config
 from fraudctl.errors import (NotFoundError, PortInUseError, ServiceFailedError, UnavailableError,
                              WaitTimeoutError)
-from fraudctl.stack.base import ProgressCallback, ServiceStatus
+from fraudctl.stack.base import ProgressCallback, ServiceStatus, filled_storage, published_storage_url
 from fraudctl.stack.provision import provision
-from fraudctl.stack.services import NativeContext, NativeService, build_services
+from fraudctl.stack.secrets import SECRETS_FILE, Secrets, load_file, never_started
+from fraudctl.stack.services import NativeContext, NativeService, build_services, runs_objectstore
 from fraudctl.stack.supervisor import BACKOFF, DOWN_STATES, EXITED, FATAL, RUNNING, STOPPED, Supervisor, tail
-from fraudctl.stack.secrets import load_secrets
 
 POLL_SECONDS = 0.5
 LOG_TAIL_LINES = 25
@@ -27,12 +27,42 @@ LOG_TAIL_LINES = 25
 class NativeRuntime:
     name = "native"
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, *, build: bool = False):
         self.config = config
+        self.build = build  # nothing is built natively: the processes run from the venv and Maven's jars
         self.supervisor = Supervisor(config.state_dir)
+        self.secrets_file = config.state_dir / SECRETS_FILE
+
+    # --- what callers ask instead of branching on the runtime's name ---------------------------------------
+    @property
+    def start_timeout(self) -> float:
+        return self.config.runtime.start_timeout
+
+    def secrets(self, *, create: bool = False) -> Secrets | None:
+        return load_file(self.secrets_file, self.config, create=create)
+
+    def require_secrets(self) -> Secrets:
+        found = self.secrets()
+        if found is None:
+            raise never_started(self.secrets_file)
+        return found
+
+    def storage(self):
+        if not runs_objectstore(self.config):
+            return self.config.storage
+        return filled_storage(self.config, published_storage_url(self.config), self.secrets())
+
+    def storage_in_network(self):
+        return self.storage()  # every service is a process on this host
+
+    def check_storage(self) -> None:
+        if runs_objectstore(self.config):
+            from fraudctl.clients.objectstore import probe
+
+            probe(self.storage())
 
     def _services(self, tools=None, create_secrets: bool = False) -> list[NativeService]:
-        secrets = load_secrets(self.config, create=create_secrets)
+        secrets = self.secrets(create=create_secrets)
         if secrets is None:  # never started here: nothing to inspect
             return []
         return build_services(NativeContext(self.config, secrets, tools))
@@ -58,7 +88,7 @@ class NativeRuntime:
         started: list[NativeService] = []
         try:
             statuses = self._start_and_wait(services, started, timeout, on_progress)
-            provision(self.config, load_secrets(self.config, create=False))
+            provision(self.config, self.storage() if runs_objectstore(self.config) else None)
             return statuses
         except BaseException:
             # Nothing half-started stays behind: stop what this `up` started, and the daemon if idle.
@@ -199,10 +229,12 @@ class NativeRuntime:
         return service
 
     def job_config(self) -> dict:
-        """The configuration a job started by this runtime (the scorer) reads: as given, with its secrets."""
+        """The configuration a job started by this runtime (the scorer) reads: as given, with its secrets and
+        the storage it reaches (the objectstore's endpoint and keys filled in)."""
         from fraudctl.stack.secrets import config_with_secrets
 
-        return config_with_secrets(self.config)
+        bound = self.config.model_copy(update={"storage": self.storage_in_network()})
+        return config_with_secrets(bound)
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         return tail(self.service(name).program.log_file, lines)

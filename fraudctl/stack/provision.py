@@ -8,29 +8,29 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from fraudctl.config import Config
-    from fraudctl.stack.secrets import Secrets
+    from fraudctl.config import Config, StorageConfig
 
 
-def steps(config: "Config", secrets: "Secrets | None" = None) -> list[tuple[str, Callable[[], object]]]:
-    """(description, action) in order; the secrets are the runtime's own when it has them at hand."""
+def steps(config: "Config", own_store: "StorageConfig | None") -> list[tuple[str, Callable[[], object]]]:
+    """(description, action) in order; `own_store`: the stack's own S3 server as the host reaches it (its
+    bucket is created), None when the storage is not the stack's (an external S3 keeps its own buckets)."""
     from fraudctl.clients import kafka, objectstore
 
     found: list[tuple[str, Callable[[], object]]] = [
         (f"Kafka topics at {config.kafka.bootstrap_servers}", lambda: kafka.ensure_topics(config)),
     ]
-    if objectstore.stack_store(config):
-        storage = objectstore.effective_storage(config, secrets)
-        found.append((f"bucket {storage.bucket} at {storage.endpoint_url}", lambda: objectstore.ensure_bucket(storage)))
+    if own_store is not None:
+        found.append((f"bucket {own_store.bucket} at {own_store.endpoint_url}",
+                      lambda: objectstore.ensure_bucket(own_store)))
     return found
 
 
-def provision(config: "Config", secrets: "Secrets | None" = None) -> list[str]:
+def provision(config: "Config", own_store: "StorageConfig | None") -> list[str]:
     """Run every step; a failure is a ServiceFailedError naming the step. Returns what was ensured."""
     from fraudctl.errors import FraudctlError, ServiceFailedError
 
     done = []
-    for what, action in steps(config, secrets):
+    for what, action in steps(config, own_store):
         try:
             action()
         except FraudctlError:

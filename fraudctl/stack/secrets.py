@@ -1,9 +1,10 @@
-"""The stack's secrets, read through the active runtime.
+"""The stack's secrets: what they are, how each is generated, and where a configured value wins.
 
-The native runtime keeps them in the state directory (secrets.json, mode 0600); the compose runtime in the
-untracked `stack/.env` (mode 0600) that compose interpolates. Both are generated on the first `up` and hold
-the same secrets under the names below, so a host command (`workers`, `retrain`, the lake, ...) asks
-`load_secrets` and works against either stack. A value set in the configuration (file or FRAUDCTL_*
+Each runtime keeps them where it can use them and answers for them (`Runtime.secrets()`): the native runtime
+in the state directory (secrets.json, mode 0600, `load_file` below), the compose runtime in the untracked
+`stack/.env` (mode 0600) that compose interpolates. Both are generated on the first `up` and hold the same
+secrets under the names below, so a host command (`workers`, `retrain`, the lake, ...) asks its runtime and
+works against either stack. A value set in the configuration (file or FRAUDCTL_*
 variable) wins over the generated one, so an operator can bring their own; nothing has a default password.
 """
 
@@ -92,27 +93,9 @@ def write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def secrets_path(config: Config) -> Path:
-    """Where the active runtime keeps the secrets: <state_dir>/secrets.json, or stack/.env under compose."""
-    from fraudctl.stack import active_kind
-
-    if active_kind(config) == "compose":
-        from fraudctl.stack.compose import env_file_path
-
-        return env_file_path()
-    return config.state_dir / SECRETS_FILE
-
-
-def load_secrets(config: Config, *, create: bool = True) -> Secrets | None:
-    """The active stack's secrets; generated and saved (0600) on first use when `create`, else None when
-    no stack was ever started."""
-    from fraudctl.stack import active_kind
-
-    if active_kind(config) == "compose":
-        from fraudctl.stack.compose import compose_secrets
-
-        return compose_secrets(config, create=create)
-    path = secrets_path(config)
+def load_file(path: Path, config: Config, *, create: bool) -> Secrets | None:
+    """The secrets kept in the JSON file `path`; generated and saved (0600) on first use when `create`, else
+    None when the file does not exist. Configured values win over stored ones."""
     stored: dict[str, str] = {}
     if path.exists():
         stored = json.loads(path.read_text())
@@ -128,15 +111,11 @@ def load_secrets(config: Config, *, create: bool = True) -> Secrets | None:
     return Secrets(**{f.name: stored[f.name] for f in fields(Secrets)})
 
 
-def require_secrets(config: Config) -> Secrets:
-    """The active stack's secrets, or UnavailableError naming where they were looked for."""
+def never_started(where: Path) -> Exception:
+    """The error of a command that needs the secrets of a stack that was never started here."""
     from fraudctl.errors import UnavailableError
 
-    found = load_secrets(config, create=False)
-    if found is None:
-        raise UnavailableError(f"no stack has been started here ({secrets_path(config)} does not exist)",
-                               hint="fraudctl up")
-    return found
+    return UnavailableError(f"no stack has been started here ({where} does not exist)", hint="fraudctl up")
 
 
 def config_with_secrets(config: Config) -> dict[str, Any]:

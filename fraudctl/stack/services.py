@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Callable
 
 from fraudctl.clients import airflow, kafka, objectstore, postgres, redis_db
-from fraudctl.config import Config
+from fraudctl.config import Config, StorageConfig
 from fraudctl.errors import ServiceFailedError, UnavailableError
 from fraudctl.clients import jvm
+from fraudctl.stack.base import filled_storage, published_storage_url
 from fraudctl.stack.prereqs import Tools
 from fraudctl.stack.supervisor import Program
 from fraudctl.stack.secrets import Secrets, write_private
@@ -56,6 +57,13 @@ class NativeContext:
         return self.config.state_dir
 
     @property
+    def storage(self) -> "StorageConfig":
+        """The object store every service reaches: the objectstore's endpoint and keys when it is the store."""
+        if not runs_objectstore(self.config):
+            return self.config.storage
+        return filled_storage(self.config, published_storage_url(self.config), self.secrets)
+
+    @property
     def log_dir(self) -> Path:
         return self.state_dir / "logs"
 
@@ -77,10 +85,17 @@ class NativeContext:
                        **kwargs)
 
 
+def runs_objectstore(config: Config) -> bool:
+    """Whether the native stack runs its own S3 server (S3Proxy, the `objectstore` service): S3 storage with
+    no endpoint configured, unless `storage.objectstore: false` (a null endpoint then means AWS)."""
+    storage = config.storage
+    return storage.kind == "s3" and storage.endpoint_url is None and storage.objectstore
+
+
 def build_services(ctx: NativeContext) -> list[NativeService]:
     """Every native service in start order."""
     spark = _spark_standalone(ctx) if ctx.config.spark.standalone else []
-    store = [_objectstore(ctx)] if objectstore.uses_objectstore(ctx.config) else []
+    store = [_objectstore(ctx)] if runs_objectstore(ctx.config) else []
     return [_postgres(ctx), _redis(ctx), _kafka(ctx), *store, _mlflow(ctx), *_airflow(ctx), _flower(ctx), *spark,
             _scorer(ctx)]
 
@@ -308,8 +323,8 @@ def _objectstore(ctx: NativeContext) -> NativeService:
     data = objectstore_data_dir(ctx)
     jars = jvm.jar_dir(jvm.S3PROXY_POM)
     java = str(ctx.tools.java) if ctx.tools else "java"
-    storage = objectstore.effective_storage(ctx.config, ctx.secrets)
-    url = objectstore.endpoint_url(ctx.config)
+    storage = ctx.storage
+    url = published_storage_url(ctx.config)
 
     def prepare() -> None:
         jvm.resolve(jvm.S3PROXY_POM, mvn=str(ctx.tools.mvn))
@@ -370,23 +385,6 @@ def mlflow_artifacts_destination(config: Config) -> str:
     return (local / "mlflow").resolve().as_uri()
 
 
-def storage_environment(config: Config, secrets: Secrets | None = None) -> dict[str, str]:
-    """What boto3 (and MLflow's S3 store) need to reach the configured S3 endpoint: the native objectstore's
-    endpoint and keys (from `secrets`, else the state dir's secrets file) when it is the store."""
-    storage = objectstore.effective_storage(config, secrets)
-    if storage.kind != "s3":
-        return {}
-    env = {"AWS_DEFAULT_REGION": storage.region, **objectstore.CHECKSUM_ENV}
-    if storage.endpoint_url:
-        env["MLFLOW_S3_ENDPOINT_URL"] = storage.endpoint_url
-        env["AWS_ENDPOINT_URL_S3"] = storage.endpoint_url
-    if storage.access_key_id:
-        env["AWS_ACCESS_KEY_ID"] = storage.access_key_id.get_secret_value()
-    if storage.secret_access_key:
-        env["AWS_SECRET_ACCESS_KEY"] = storage.secret_access_key.get_secret_value()
-    return env
-
-
 def mlflow_probe(host: str, port: int, timeout: float = 3.0) -> str:
     import urllib.request
 
@@ -415,7 +413,7 @@ def _mlflow(ctx: NativeContext) -> NativeService:
                                                  ctx.config.postgres.mlflow_db),
         # The job runner's huey consumers cost ~2 GiB and fraudctl does not use them.
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        **storage_environment(ctx.config, ctx.secrets),
+        **objectstore.environment(ctx.storage),
     }
     program = ctx.program(
         "mlflow",
@@ -431,7 +429,7 @@ def _mlflow(ctx: NativeContext) -> NativeService:
         ports=[(mc.host, mc.port)],
         program=program,
         probe=lambda: mlflow_probe(mc.host, mc.port),
-        depends_on=["postgres", *([objectstore.SERVICE] if objectstore.uses_objectstore(ctx.config) else [])],
+        depends_on=["postgres", *([objectstore.SERVICE] if runs_objectstore(ctx.config) else [])],
         prepare=prepare,
     )
 
@@ -493,7 +491,7 @@ def airflow_environment(ctx: NativeContext) -> dict[str, str]:
         "FRAUDCTL_RUNTIME__STATE_DIR": str(ctx.state_dir),
         "MLFLOW_TRACKING_URI": ctx.config.mlflow.tracking_uri,
         "PYTHONUNBUFFERED": "1",
-        **storage_environment(ctx.config, ctx.secrets),
+        **objectstore.environment(ctx.storage),
     }
 
 
@@ -652,9 +650,9 @@ def _scorer(ctx: NativeContext) -> NativeService:
         ports=[("127.0.0.1", config.spark.ui_port)],
         # SIGTERM to the driver alone: it stops the query between batches and then Spark's JVM. Signalled as a
         # group, the JVM would die under a running batch. A SIGKILL still takes the whole group.
-        program=ctx.program("scorer", command, environment={**spark_environment(), **storage_environment(config, ctx.secrets)},
+        program=ctx.program("scorer", command, environment={**spark_environment(), **objectstore.environment(ctx.storage)},
                             start_seconds=3, stop_as_group=False, exit_codes=SCORER_FINAL_EXITS),
         probe=lambda: describe_health(folder),
-        depends_on=["kafka", "mlflow", *([objectstore.SERVICE] if objectstore.uses_objectstore(config) else [])],
+        depends_on=["kafka", "mlflow", *([objectstore.SERVICE] if runs_objectstore(config) else [])],
         on_demand=True,
     )

@@ -98,3 +98,17 @@ def stack_config(stack_config_path):
     from fraudctl.config import load_config
 
     return load_config(stack_config_path, env={})
+
+
+@pytest.fixture(scope="session")
+def stack_runtime(stack_config):
+    """The runtime that runs the session stack, asked for its secrets and storage as fraudctl asks it."""
+    from fraudctl.stack import get_runtime
+
+    return get_runtime(stack_config)
+
+
+@pytest.fixture(scope="session")
+def stack_storage(stack_runtime):
+    """The session stack's object store (the native objectstore, S3Proxy) with its generated keys."""
+    return stack_runtime.storage()

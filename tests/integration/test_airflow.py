@@ -12,14 +12,13 @@ from fraudctl.errors import UnavailableError
 from fraudctl.clients.airflow import AirflowClient, health
 from fraudctl.clients.flower import FlowerClient
 from fraudctl.stack.services import CELERY_WORKER_NAME
-from fraudctl.stack.secrets import load_secrets
 
 DAG_ID = "fraudctl_smoke"
 
 
 @pytest.fixture(scope="module")
-def secrets(stack_config):
-    return load_secrets(stack_config, create=False)
+def secrets(stack_runtime):
+    return stack_runtime.require_secrets()
 
 
 def test_every_component_reports_healthy(stack_config):

@@ -76,9 +76,10 @@ def test_mlflow_experiment_and_artifact(stack_config, tmp_path):
     assert open(downloaded).read() == "artifact body"
     # proxied artifacts: the file landed in the server's destination (the objectstore's bucket), not in this
     # client's folder
-    from fraudctl.clients.objectstore import client, effective_storage
+    from fraudctl.clients.objectstore import client
+    from fraudctl.stack import get_runtime
 
-    storage = effective_storage(stack_config)
+    storage = get_runtime(stack_config).storage()
     keys = [o["Key"] for o in client(storage).list_objects_v2(Bucket=storage.bucket, Prefix="mlflow/")["Contents"]]
     assert [k for k in keys if run.info.run_id in k and k.endswith("/note.txt")], keys
 
@@ -86,9 +87,9 @@ def test_mlflow_experiment_and_artifact(stack_config, tmp_path):
 def test_postgres_databases_owned_by_app_role(stack_config):
     import psycopg2
 
-    from fraudctl.stack.secrets import load_secrets
+    from fraudctl.stack import get_runtime
 
-    secrets = load_secrets(stack_config, create=False)
+    secrets = get_runtime(stack_config).require_secrets()
     pg = stack_config.postgres
     for db in (pg.airflow_db, pg.mlflow_db):
         with psycopg2.connect(host=pg.host, port=pg.port, user=pg.user, password=secrets.postgres_password,

@@ -34,9 +34,9 @@ def model_name():
 
 
 def storage_of(config):
-    from fraudctl.clients.objectstore import effective_storage
+    from fraudctl.stack import get_runtime
 
-    return effective_storage(config)
+    return get_runtime(config).storage()
 
 
 def bucket_keys(config, prefix: str) -> list[str]:
@@ -60,9 +60,10 @@ def train(config_path, data, model_name, timeout=600):
 
 
 def test_storage_defaults_to_the_native_objectstore(stack_config):
-    from fraudctl.clients.objectstore import probe, uses_objectstore
+    from fraudctl.clients.objectstore import probe
+    from fraudctl.stack.services import runs_objectstore
 
-    assert stack_config.storage.kind == "s3" and uses_objectstore(stack_config)
+    assert stack_config.storage.kind == "s3" and runs_objectstore(stack_config)
     storage = storage_of(stack_config)
     assert storage.endpoint_url == f"http://127.0.0.1:{stack_config.storage.port}"
     assert probe(storage) == f"bucket {storage.bucket} reachable"  # `up` created it
@@ -137,12 +138,12 @@ def test_objectstore_stopped_commands_fail_unavailable_and_nothing_half_written(
         assert runs and runs[0].info.status == "FAILED"
 
         # the lake: writing and reading fail as unavailable, naming the store
-        lake = lake_for(stack_config)
+        lake = lake_for(stack_config, storage_of(stack_config))
         frame = pd.DataFrame({"transaction_id": [1], "tx_datetime": pd.to_datetime(["2018-04-01 10:00"])})
         with pytest.raises(UnavailableError, match=SERVICE):
             lake.write("transactions", 999_999, frame, "tx_datetime")
         with pytest.raises(UnavailableError, match=SERVICE):
-            read_training_frame(stack_config)
+            read_training_frame(stack_config, storage_of(stack_config))
 
         status = json.loads(run_fraudctl("-c", str(stack_config_path), "status", "-o", "json").stdout)
         service = next(s for s in status["services"] if s["name"] == SERVICE)

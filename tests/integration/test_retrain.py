@@ -18,12 +18,12 @@ WINDOW = ["--conf", "window_days=45", "--conf", "cutoff=2018-05-16"]  # the gene
 
 
 @pytest.fixture(scope="module")
-def seeded(stack_config):
+def seeded(stack_config, stack_storage):
     from fraudctl.data.generator import generate_transactions
     from fraudctl.data.lake import lake_for
     from tests.lake_seed import seed_lake
 
-    lake = lake_for(stack_config)
+    lake = lake_for(stack_config, stack_storage)
     batches = seed_lake(lake, generate_transactions(n_customers=300, n_terminals=600, n_days=45))
     return {"uri": lake.uri, "batches": batches}
 

@@ -44,7 +44,7 @@ def wait_until(what: str, check, timeout: float, every: float = 0.5):
         time.sleep(every)
 
 
-def test_train_is_retried_after_the_worker_is_killed(stack_config_path, stack_config):
+def test_train_is_retried_after_the_worker_is_killed(stack_config_path, stack_config, stack_runtime):
     import airflow_client.client as ac
 
     from fraudctl.retraining import trigger as retraining
@@ -52,14 +52,14 @@ def test_train_is_retried_after_the_worker_is_killed(stack_config_path, stack_co
     from fraudctl.data.lake import lake_for
     from tests.lake_seed import seed_lake
 
-    seed_lake(lake_for(stack_config),
+    seed_lake(lake_for(stack_config, stack_runtime.storage()),
               generate_transactions(n_customers=300, n_terminals=600, n_days=45))
     started = time.monotonic()
     result = run_fraudctl("-c", str(stack_config_path), "retrain", "-o", "json", "--conf", "window_days=45",
                           "--conf", "cutoff=2018-05-16")
     assert result.returncode == 0, result.stderr
     run_id = json.loads(result.stdout)["run_id"]
-    af = retraining.client(stack_config)
+    af = retraining.client(stack_config, stack_runtime.require_secrets())
     dag_id = stack_config.retrain.dag_id
     wait_until("train running", lambda: retraining.task_states(af, dag_id, run_id).get("train") == "running", 180)
 

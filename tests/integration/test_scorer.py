@@ -161,8 +161,9 @@ def test_backlog_scores_equal_the_offline_computation(env):
         {r["value"][c.TRANSACTION_ID] for r in records if r["value"][c.DECISION] == "fraud"}
 
     from fraudctl.data.lake import read_training_frame
+    from fraudctl.stack import get_runtime
 
-    lake_rows, _ = read_training_frame(env["config"])  # on the configured storage (the objectstore by default)
+    lake_rows, _ = read_training_frame(env["config"], get_runtime(env["config"]).storage())  # the objectstore by default
     assert set(lake_rows[c.TRANSACTION_ID]) == ids  # every transaction once, however many files
 
 

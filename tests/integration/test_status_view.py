@@ -26,7 +26,7 @@ PANELS = ("scorer", "champion", "retrain", "workers")
 
 
 @pytest.fixture(scope="module")
-def env(stack_config_path, stack_config, tmp_path_factory):
+def env(stack_config_path, stack_config, stack_storage, tmp_path_factory):
     """The session lake seeded, a real fraud_retrain run (the first version it registers is promoted when
     there is no champion yet), and a config with this module's own topics and lake for the scorer."""
     from fraudctl.data.generator import generate_transactions, write_transactions
@@ -34,7 +34,7 @@ def env(stack_config_path, stack_config, tmp_path_factory):
     from tests.lake_seed import seed_lake
 
     frame = generate_transactions(n_customers=300, n_terminals=600, n_days=45)
-    seed_lake(lake_for(stack_config), frame)
+    seed_lake(lake_for(stack_config, stack_storage), frame)
     retrained = json.loads(fraudctl_ok(stack_config_path, "retrain", "--wait", "--timeout", "400", "-o", "json",
                                        *WINDOW).stdout)
     folder = tmp_path_factory.mktemp("status")

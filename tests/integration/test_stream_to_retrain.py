@@ -54,8 +54,9 @@ def lake_window(config):
     import datetime as dt
 
     from fraudctl.data.lake import read_training_frame
+    from fraudctl.stack import get_runtime
 
-    return read_training_frame(config, since=dt.date.fromisoformat(START), until=dt.date.fromisoformat(CUTOFF))
+    return read_training_frame(config, get_runtime(config).storage(), since=dt.date.fromisoformat(START), until=dt.date.fromisoformat(CUTOFF))
 
 
 def lake_filled(config, wanted: set[str], seen: dict) -> bool:

@@ -22,11 +22,9 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def storage(stack_config):
+def storage(stack_storage):
     """The session stack's objectstore (S3Proxy), with its generated keys."""
-    from fraudctl.clients.objectstore import effective_storage
-
-    return effective_storage(stack_config)
+    return stack_storage
 
 
 @pytest.fixture

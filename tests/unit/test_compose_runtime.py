@@ -82,7 +82,7 @@ def stack(tmp_path, monkeypatch):
     stack_dir = tmp_path / "stack"
     stack_dir.mkdir()
     (stack_dir / "compose.yaml").write_text(COMPOSE_FILE.read_text())
-    monkeypatch.setattr(compose, "STACK_DIR", stack_dir)  # where load_secrets looks under compose
+    monkeypatch.setattr(compose, "STACK_DIR", stack_dir)  # where a ComposeRuntime keeps its .env
 
     provisioned = []
     monkeypatch.setattr(kafka, "ensure_topics", lambda config: provisioned.append(("topics", config.kafka.bootstrap_servers)))
@@ -95,7 +95,11 @@ def stack(tmp_path, monkeypatch):
     runtime._command = [sys.executable, str(script)]
     import fraudctl.stack
 
-    monkeypatch.setattr(fraudctl.stack, "get_runtime", lambda cfg: runtime)
+    def resolve(cfg, build=False):
+        runtime.build = build
+        return runtime
+
+    monkeypatch.setattr(fraudctl.stack, "get_runtime", resolve)
 
     class Stack:
         pass
@@ -193,12 +197,13 @@ def test_down_purge_removes_volumes_and_the_host_side_state(stack):
 
 def test_both_runtimes_share_the_post_up_steps(tmp_path, monkeypatch):
     from fraudctl.stack.native import NativeRuntime
-    from fraudctl.stack.services import NativeContext, build_services
-    from fraudctl.stack.secrets import load_secrets
+    from fraudctl.stack.services import NativeContext, build_services, runs_objectstore
 
     native = Config.model_validate({"runtime": {"kind": "native", "state_dir": str(tmp_path / "native")}})
-    secrets = load_secrets(native, create=True)
-    steps = [what for what, _ in provision.steps(native, secrets)]
+    runtime = NativeRuntime(native)
+    secrets = runtime.secrets(create=True)
+    assert runs_objectstore(native)
+    steps = [what for what, _ in provision.steps(native, runtime.storage())]
     assert steps == ["Kafka topics at 127.0.0.1:9092", "bucket fraudctl at http://127.0.0.1:9000"]
     # Natively too, `up` runs them once every service is healthy; no service does it on its own.
     assert "provision(" in inspect.getsource(NativeRuntime.up)
@@ -207,7 +212,9 @@ def test_both_runtimes_share_the_post_up_steps(tmp_path, monkeypatch):
         assert "ensure_bucket" not in service.after_healthy.__code__.co_names, service.name
     # An S3 endpoint of the operator's own: topics only, fraudctl creates no bucket there.
     external = native.model_copy(update={"storage": native.storage.model_copy(update={"endpoint_url": "https://s3.example"})})
-    assert [what for what, _ in provision.steps(external)] == ["Kafka topics at 127.0.0.1:9092"]
+    assert not runs_objectstore(external)
+    assert NativeRuntime(external).storage().endpoint_url == "https://s3.example"
+    assert [what for what, _ in provision.steps(external, None)] == ["Kafka topics at 127.0.0.1:9092"]
 
 
 # -- the scorer under compose ------------------------------------------------------------------------
@@ -272,8 +279,7 @@ def test_a_scorer_that_fails_at_start_is_stopped_and_its_log_shown(stack, monkey
 
 
 def test_host_commands_under_compose_read_the_compose_secrets(stack, monkeypatch):
-    from fraudctl.retraining import trigger as retraining
-    from fraudctl.stack.secrets import load_secrets, require_secrets, secrets_path
+    from fraudctl.operate.connect import airflow_client
 
     config = stack.config
     # A native stack ran from the same state dir once: its secrets must not be used (Airflow would say 401).
@@ -281,21 +287,25 @@ def test_host_commands_under_compose_read_the_compose_secrets(stack, monkeypatch
     (config.state_dir / "secrets.json").write_text(json.dumps({"airflow_admin_password": "native-one",
                                                                "flower_password": "native-flower"}))
     with pytest.raises(UnavailableError, match=r"stack/\.env does not exist"):
-        require_secrets(config)
+        stack.runtime.require_secrets()
+    with pytest.raises(UnavailableError, match=r"stack/\.env does not exist"):
+        airflow_client(config)
 
     stack.runtime.up(timeout=30)
     env = read_env_file(stack.runtime.env_file)
-    secrets = load_secrets(config, create=False)
-    assert secrets_path(config) == stack.runtime.env_file
+    secrets = stack.runtime.secrets()
     assert secrets.airflow_admin_password == env["AIRFLOW_ADMIN_PASSWORD"]
     assert secrets.flower_password == env["FLOWER_PASSWORD"]
-    assert retraining.client(config).password == env["AIRFLOW_ADMIN_PASSWORD"]
+    assert airflow_client(config).password == env["AIRFLOW_ADMIN_PASSWORD"]
 
-    # The host's view of storage: MinIO's bucket on storage.host:storage.port, with its generated keys.
-    storage = objectstore.effective_storage(config)
+    # The host's view of storage: MinIO's bucket on storage.host:storage.port, with its generated keys;
+    # the containers' view: MinIO by its service name.
+    storage = stack.runtime.storage()
     assert storage.endpoint_url == "http://127.0.0.1:9000"
     assert storage.access_key_id.get_secret_value() == env["MINIO_ROOT_USER"]
-    assert not objectstore.uses_objectstore(config)  # no native objectstore service under compose
+    inside = stack.runtime.storage_in_network()
+    assert inside.endpoint_url == "http://minio:9000"
+    assert inside.secret_access_key.get_secret_value() == env["MINIO_ROOT_PASSWORD"]
 
 
 def test_fraudctl_workers_under_compose_uses_flowers_compose_password(stack, monkeypatch, capsys):
@@ -332,7 +342,7 @@ def test_airflow_tasks_read_the_lake_on_minio(stack, monkeypatch):
     config = load_config(env=task_env, cwd=stack.tmp)
     assert config.runtime.kind == "compose" and str(config.state_dir) == "/var/lib/fraudctl"
     assert lake_uri(config) == "s3://fraudctl/lake"
-    storage = objectstore.effective_storage(config)
+    storage = ComposeRuntime(config).storage_in_network()  # what the DAG's tasks ask (dags/fraud_retrain.py)
     assert storage.endpoint_url == "http://minio:9000"
     assert storage.access_key_id.get_secret_value() == env["MINIO_ROOT_USER"]
     assert config.kafka.bootstrap_servers == "kafka:19092" and config.mlflow.tracking_uri == "http://mlflow:5000"

@@ -175,7 +175,7 @@ def test_retrain_panel_reads_the_latest_run_and_asks_a_finished_one_once(monkeyp
 
     runs = []
     asked = []
-    monkeypatch.setattr(retraining, "client", lambda config: object())
+    monkeypatch.setattr("fraudctl.operate.connect.airflow_client", lambda config: object())
     monkeypatch.setattr(retraining, "list_runs", lambda config, limit, af: runs[:limit])
 
     def status(config, run_id, af):
@@ -202,7 +202,8 @@ def test_retrain_panel_takes_a_new_client_after_an_error(monkeypatch):
     from fraudctl.retraining import trigger as retraining
 
     clients = []
-    monkeypatch.setattr(retraining, "client", lambda config: clients.append(object()) or clients[-1])
+    monkeypatch.setattr("fraudctl.operate.connect.airflow_client",
+                        lambda config: clients.append(object()) or clients[-1])
 
     def down(config, limit, af):
         raise UnavailableError("Airflow api-server did not answer")

@@ -48,7 +48,7 @@ def test_extract_from_the_lake_and_validate(config, generated):
     params = steps.check_params(config, {"window_days": 20, "cutoff": "2018-05-01"})
     folder = steps.run_dir(config, "manual__2018-05-01T00:00:00+00:00")
     assert folder.name == "manual__2018-05-01T00_00_00_00_00"
-    extracted = steps.extract(config, params, folder, dt.datetime(2030, 1, 1), log=lambda line: None)
+    extracted = steps.extract(config, params, folder, dt.datetime(2030, 1, 1), storage=config.storage, log=lambda line: None)
     assert (extracted["since"], extracted["until"]) == ("2018-04-11", "2018-05-01")
     frame = pd.read_parquet(extracted["path"])
     window = generated[(generated["tx_datetime"] >= "2018-04-11") & (generated["tx_datetime"] < "2018-05-01")]
@@ -69,7 +69,7 @@ def test_validate_names_the_failed_checks_and_numbers(config, generated):
     seed_lake(Lake(lake_uri(config)), generated, batch_rows=2000)
     params = steps.check_params(config, {"window_days": 5, "cutoff": "2018-06-01"})  # after the data
     folder = steps.run_dir(config, "r1")
-    extracted = steps.extract(config, params, folder, dt.datetime(2030, 1, 1), log=lambda line: None)
+    extracted = steps.extract(config, params, folder, dt.datetime(2030, 1, 1), storage=config.storage, log=lambda line: None)
     assert extracted["rows"] == 0
     with pytest.raises(BadInputError) as err:
         steps.validate(config, extracted, folder, log=lambda line: None)
@@ -78,7 +78,7 @@ def test_validate_names_the_failed_checks_and_numbers(config, generated):
 
     strict = config.model_copy(update={"retrain": config.retrain.model_copy(update={"max_label_rate": 0.001})})
     params = steps.check_params(config, {"window_days": 20, "cutoff": "2018-05-01"})
-    extracted = steps.extract(config, params, folder, dt.datetime(2030, 1, 1), log=lambda line: None)
+    extracted = steps.extract(config, params, folder, dt.datetime(2030, 1, 1), storage=config.storage, log=lambda line: None)
     with pytest.raises(BadInputError, match=r"label_rate: fraud rate 0\.\d+ \(\d+ frauds\), allowed 0.0001..0.001"):
         steps.validate(strict, extracted, folder, log=lambda line: None)
 
@@ -88,7 +88,7 @@ def test_extract_from_a_file(config, generated, tmp_path):
     generated.to_csv(path, index=False)
     params = steps.check_params(config, {"window_days": 10, "source": str(path), "cutoff": "2018-04-21"})
     folder = steps.run_dir(config, "r2")
-    extracted = steps.extract(config, params, folder, dt.datetime(2030, 1, 1), log=lambda line: None)
+    extracted = steps.extract(config, params, folder, dt.datetime(2030, 1, 1), storage=config.storage, log=lambda line: None)
     frame = pd.read_parquet(extracted["path"])
     assert frame["tx_datetime"].min() >= pd.Timestamp("2018-04-11")
     assert frame["tx_datetime"].max() < pd.Timestamp("2018-04-21") and frame["is_fraud"].notna().all()

@@ -26,7 +26,7 @@ def test_train_and_register_dry_run_needs_no_mlflow(config, tmp_path):
     path = tmp_path / "history.parquet"
     generate_transactions(n_customers=300, n_terminals=600, n_days=60, seed=5).to_parquet(path)
     steps: list[str] = []
-    summary = train_and_register(config, str(path), train_start=dt.date(2018, 5, 1), dry_run=True,
+    summary = train_and_register(config, str(path), storage=config.storage, train_start=dt.date(2018, 5, 1), dry_run=True,
                                  progress=steps.append)
     assert summary["registered"] is None and summary["promotion"] is None
     assert summary["estimator"] == "logistic_regression" and summary["window"]["train_start"] == "2018-05-01"
@@ -38,5 +38,5 @@ def test_train_and_register_dry_run_needs_no_mlflow(config, tmp_path):
 def test_train_and_register_fails_fast_when_mlflow_is_down(config, tmp_path):
     started = time.perf_counter()
     with pytest.raises(UnavailableError, match="not reachable"):
-        train_and_register(config, str(tmp_path / "not-read-yet.parquet"))  # before minutes of training
+        train_and_register(config, str(tmp_path / "not-read-yet.parquet"), storage=config.storage)  # before minutes of training
     assert time.perf_counter() - started < 10

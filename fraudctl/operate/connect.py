@@ -1,0 +1,27 @@
+"""Clients of the stack's services with the credentials the active runtime holds: what a host command that
+talks to Airflow or Flower builds, whichever runtime started the stack."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fraudctl.clients.airflow import AirflowClient
+    from fraudctl.clients.flower import FlowerClient
+    from fraudctl.config import Config
+
+
+def airflow_client(config: "Config") -> "AirflowClient":
+    """Airflow's REST API as the stack's admin; UnavailableError when no stack was started here."""
+    from fraudctl.retraining.trigger import client
+    from fraudctl.stack import get_runtime
+
+    return client(config, get_runtime(config).require_secrets())
+
+
+def flower_client(config: "Config", **options: Any) -> "FlowerClient":
+    """Flower's API with its basic-auth password; UnavailableError when no stack was started here."""
+    from fraudctl.clients.flower import FlowerClient
+    from fraudctl.stack import get_runtime
+
+    return FlowerClient(config.flower, get_runtime(config).require_secrets().flower_password, **options)
