@@ -16,7 +16,7 @@ def airflow_client(config: "Config") -> "AirflowClient":
     from fraudctl.retraining.trigger import client
     from fraudctl.stack import get_runtime
 
-    return client(config, get_runtime(config).require_secrets())
+    return client(config, get_runtime(config).require_secrets().airflow_admin_password)
 
 
 def flower_client(config: "Config", **options: Any) -> "FlowerClient":

@@ -18,7 +18,6 @@ from fraudctl.errors import BadInputError, NotFoundError, RunFailedError, Unavai
 if TYPE_CHECKING:
     from fraudctl.clients.airflow import AirflowClient
     from fraudctl.config import Config
-    from fraudctl.stack.secrets import Secrets
 
 REPORT_TASK = "report"
 TASK_ORDER = ("extract", "validate", "train", "evaluate", "gate", "promote", "keep_champion", "report")
@@ -40,11 +39,11 @@ def parse_conf(items: list[str] | None) -> dict[str, Any]:
     return conf
 
 
-def client(config: "Config", secrets: "Secrets") -> "AirflowClient":
-    """The Airflow REST client as the stack's admin (the secrets: the runtime's `require_secrets()`)."""
+def client(config: "Config", admin_password: str) -> "AirflowClient":
+    """The Airflow REST client as the stack's admin (the password: the runtime's `require_secrets()`)."""
     from fraudctl.clients.airflow import AirflowClient
 
-    return AirflowClient(config.airflow, secrets.airflow_admin_password)
+    return AirflowClient(config.airflow, admin_password)
 
 
 def _api_call(what: str, call: Callable[[], Any]) -> Any:

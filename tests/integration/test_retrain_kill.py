@@ -59,7 +59,7 @@ def test_train_is_retried_after_the_worker_is_killed(stack_config_path, stack_co
                           "--conf", "cutoff=2018-05-16")
     assert result.returncode == 0, result.stderr
     run_id = json.loads(result.stdout)["run_id"]
-    af = retraining.client(stack_config, stack_runtime.require_secrets())
+    af = retraining.client(stack_config, stack_runtime.require_secrets().airflow_admin_password)
     dag_id = stack_config.retrain.dag_id
     wait_until("train running", lambda: retraining.task_states(af, dag_id, run_id).get("train") == "running", 180)
 
