@@ -24,7 +24,8 @@ from fraudctl.clients import objectstore  # noqa: E402
 from fraudctl.config import load_config  # noqa: E402
 from fraudctl.errors import UnavailableError  # noqa: E402
 from fraudctl.stack.prereqs import check_native  # noqa: E402
-from fraudctl.stack.services import NativeContext, build_services  # noqa: E402
+from fraudctl.stack.native_context import NativeContext  # noqa: E402
+from fraudctl.stack.services import build_services  # noqa: E402
 from fraudctl.stack.native import NativeRuntime  # noqa: E402
 
 

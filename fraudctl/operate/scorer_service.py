@@ -10,11 +10,12 @@ from fraudctl.config import Config
 from fraudctl.errors import NotFoundError, ServiceFailedError, WaitTimeoutError
 from fraudctl.stream.status import LAUNCH_FILE, STALE_SECONDS, read_status
 from fraudctl.stack.secrets import write_private
+from fraudctl.stack.table import SCORER, endpoint
 
 if TYPE_CHECKING:
     from fraudctl.stack.base import OnDemandServices
 
-SERVICE = "scorer"
+SERVICE = SCORER
 POLL_SECONDS = 0.5
 
 
@@ -118,5 +119,5 @@ def status(config: Config) -> dict[str, Any]:
         "dead_letters": counters.get("dead_letters", 0),
         "state_size": current.get("state_size"),
         "counters": counters,
-        "ui": f"http://127.0.0.1:{config.spark.ui_port}",
+        "ui": endpoint(config, SERVICE),
     }

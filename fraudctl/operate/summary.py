@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from fraudctl.config import Config
 from fraudctl.contracts import DECISION, INGEST_TIME, IS_FRAUD, MODEL_VERSION, TRANSACTION_ID, TX_DATETIME
+from fraudctl.stack.table import ui_urls
 
 FRAUD = "fraud"
 PERCENTILES = (50, 95, 99)
@@ -80,14 +81,6 @@ def wait_until_caught_up(config: Config, *, timeout: float,
             raise WaitTimeoutError(f"the scorer still had {left} records to read after {timeout:.0f}s",
                                    hint="fraudctl scorer status: its rate and batch time")
         time.sleep(0.5)
-
-
-def ui_urls(config: Config) -> dict[str, str]:
-    urls = {"mlflow": config.mlflow.tracking_uri, "airflow": config.airflow.url, "flower": config.flower.url,
-            "spark (scorer driver)": f"http://127.0.0.1:{config.spark.ui_port}"}
-    if config.spark.standalone:
-        urls["spark (master)"] = f"http://127.0.0.1:{config.spark.master_ui_port}"
-    return urls
 
 
 def _quality(scores) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from fraudctl.config import Config, StorageConfig
     from fraudctl.stack.secrets import Secrets
 
@@ -88,6 +90,40 @@ class OnDemandServices(Protocol):
         """In supervisor's words (RUNNING, STOPPED, EXITED, BACKOFF, FATAL) for either runtime."""
 
     def log_tail(self, name: str, lines: int = 30) -> str: ...
+
+
+class Answers:
+    """The Runtime protocol's answers both runtimes give the same way, from where each keeps its secrets
+    (`secrets_location`, read by `secrets()`) and whether the storage is the stack's own S3 server."""
+
+    config: "Config"
+    secrets_location: "Path"
+
+    def secrets(self, *, create: bool = False) -> "Secrets | None":
+        raise NotImplementedError
+
+    def own_store(self) -> bool:
+        raise NotImplementedError
+
+    def require_secrets(self) -> "Secrets":
+        found = self.secrets()
+        if found is None:
+            from fraudctl.errors import UnavailableError
+
+            raise UnavailableError(f"no stack has been started here ({self.secrets_location} does not exist)",
+                                   hint="fraudctl up")
+        return found
+
+    def storage(self) -> "StorageConfig":
+        if not self.own_store():
+            return self.config.storage
+        return filled_storage(self.config, published_storage_url(self.config), self.secrets())
+
+    def check_storage(self) -> None:
+        if self.own_store():
+            from fraudctl.clients.objectstore import probe
+
+            probe(self.storage())
 
 
 def filled_storage(config: "Config", endpoint_url: str, secrets: "Secrets | None") -> "StorageConfig":

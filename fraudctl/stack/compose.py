@@ -37,8 +37,9 @@ from fraudctl.errors import (
     WaitTimeoutError,
 )
 from fraudctl.stack.engine import docker_engine_problem
-from fraudctl.stack.base import ProgressCallback, ServiceStatus, filled_storage, published_storage_url
-from fraudctl.stack.secrets import SOURCES, Secrets, config_value, config_with_secrets, generate, never_started
+from fraudctl.stack import table
+from fraudctl.stack.base import Answers, ProgressCallback, ServiceStatus, filled_storage, published_storage_url
+from fraudctl.stack.secrets import SOURCES, Secrets, config_value, config_with_secrets, generate
 
 STACK_DIR = Path(__file__).resolve().parents[2] / "stack"  # the source checkout's stack/ folder
 COMPOSE_FILE = "compose.yaml"
@@ -47,22 +48,8 @@ MIN_COMPOSE = (2, 17)  # `up --wait-timeout` came with Docker Compose 2.17
 
 NATIVE_HINT = "use --runtime native (the default without Docker)"
 
-# The on-demand services (compose profile "scorer"): never started by `up`, started by their own command.
+# The on-demand services (fraudctl.stack.table) carry this compose profile: never started by `up`.
 ON_DEMAND_PROFILE = "scorer"
-SCORER = "scorer"
-
-# How containers reach each other (compose.yaml's service names and container ports): what
-# `container_config` writes into the configuration that fraudctl code inside the stack reads.
-IN_NETWORK = {
-    "kafka": ("kafka", 19092),  # the INTERNAL listener
-    "postgres": ("postgres", 5432),
-    "redis": ("redis", 6379),
-    "mlflow": ("mlflow", 5000),
-    "airflow": ("airflow-apiserver", 8080),
-    "flower": ("flower", 5555),
-}
-MINIO_URL = "http://minio:9000"
-SPARK_MASTER_SERVICE = "spark-master"
 CONTAINER_STATE_DIR = "/var/lib/fraudctl"  # the scorer's folder is bind-mounted below it
 CONTAINER_CONFIG_DIR = "compose"  # <state_dir>/compose/fraudctl.yaml: the generated container config
 CONTAINER_CONFIG_NAME = "fraudctl.yaml"
@@ -73,24 +60,15 @@ SECRETS: dict[str, str | None] = {env: dotted for env, dotted in SOURCES.values(
 _FIELD_OF = {env: field for field, (env, _) in SOURCES.items()}
 SAFE_SECRET = re.compile(r"^[A-Za-z0-9._~-]+$")  # URL-unreserved: safe in user:password@host and .env
 
-# Config fields compose.yaml reads as ${FRAUDCTL_SECTION__FIELD:-default}.
-SETTINGS = (
-    "kafka.host",
-    "kafka.port",
+# Config fields compose.yaml reads as ${FRAUDCTL_SECTION__FIELD:-default}: the published ports and their bind
+# addresses (fraudctl.stack.table), and these.
+OTHER_SETTINGS = (
     "kafka.controller_port",
     "kafka.heap",
-    "postgres.host",
-    "postgres.port",
     "postgres.user",
     "postgres.airflow_db",
     "postgres.mlflow_db",
-    "redis.host",
-    "redis.port",
-    "mlflow.host",
-    "mlflow.port",
     "mlflow.workers",
-    "airflow.host",
-    "airflow.port",
     "airflow.admin_user",
     "airflow.parallelism",
     "airflow.worker_concurrency",
@@ -98,22 +76,19 @@ SETTINGS = (
     "airflow.heartbeat_timeout",
     "airflow.worker_log_port",
     "airflow.triggerer_log_port",
-    "flower.host",
-    "flower.port",
     "flower.user",
     "storage.bucket",
     "storage.region",
-    "storage.host",
-    "storage.port",
-    "storage.console_port",
-    "spark.ui_port",
     "spark.master_port",
-    "spark.master_ui_port",
     "spark.worker_port",
-    "spark.worker_ui_port",
     "spark.worker_cores",
     "spark.worker_memory",
 )
+SETTINGS = tuple(dict.fromkeys([
+    *(field for service in table.for_runtime(table.COMPOSE) for port, host in service.published
+      for field in (host, port) if field),
+    *OTHER_SETTINGS,
+]))
 
 # Values fraudctl computes on each run (`stack_env`); compose.yaml requires them (`${NAME:?...}`).
 STACK_VARIABLES = (
@@ -156,7 +131,7 @@ def check_storage(config: Config) -> None:
 
 
 def s3_endpoint_in_network(config: Config) -> str:
-    return config.storage.endpoint_url or MINIO_URL
+    return config.storage.endpoint_url or table.network_url(table.MINIO)
 
 
 def container_config(config: Config, secrets: Secrets | None) -> dict[str, Any]:
@@ -171,13 +146,13 @@ def container_config(config: Config, secrets: Secrets | None) -> dict[str, Any]:
             section, key = dotted.split(".")
             data[section][key] = None
     data["runtime"].update(kind="compose", state_dir=CONTAINER_STATE_DIR)
-    for section, (host, port) in IN_NETWORK.items():
+    for section, (host, port) in table.in_network().items():
         data[section].update(host=host, port=port)
     data["storage"]["endpoint_url"] = s3_endpoint_in_network(config)
     if secrets is not None and config.storage.endpoint_url is None:  # MinIO: its root user
         data["storage"].update(access_key_id=secrets.objectstore_access_key,
                                secret_access_key=secrets.objectstore_secret_key)
-    data["spark"].update(master=f"spark://{SPARK_MASTER_SERVICE}:{config.spark.master_port}", driver_host=SCORER,
+    data["spark"].update(master=f"spark://{table.SPARK_MASTER}:{config.spark.master_port}", driver_host=table.SCORER,
                          standalone=False)
     return data
 
@@ -311,14 +286,14 @@ def parse_version(text: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-class ComposeRuntime:
+class ComposeRuntime(Answers):
     name = "compose"
 
     def __init__(self, config: Config, *, stack_dir: Path | None = None, build: bool = False):
         self.config = config
         self.stack_dir = stack_dir or STACK_DIR
         self.compose_file = self.stack_dir / COMPOSE_FILE
-        self.env_file = env_file_path(self.stack_dir)
+        self.env_file = self.secrets_location = env_file_path(self.stack_dir)
         self.build = build  # rebuild the fraudctl/* images (e.g. after a code change)
         self._command: list[str] | None = None
         self._doc: dict | None = None
@@ -332,31 +307,14 @@ class ComposeRuntime:
     def secrets(self, *, create: bool = False) -> Secrets | None:
         return compose_secrets(self.config, create=create, stack_dir=self.stack_dir)
 
-    def require_secrets(self) -> Secrets:
-        found = self.secrets()
-        if found is None:
-            raise never_started(self.env_file)
-        return found
-
-    def _own_store(self) -> bool:
+    def own_store(self) -> bool:
         """MinIO in the stack is the store: S3 with no endpoint configured."""
         return self.config.storage.kind == "s3" and self.config.storage.endpoint_url is None
 
-    def storage(self):
-        if not self._own_store():
-            return self.config.storage
-        return filled_storage(self.config, published_storage_url(self.config), self.secrets())
-
     def storage_in_network(self):
-        if not self._own_store():
+        if not self.own_store():
             return self.config.storage
         return filled_storage(self.config, s3_endpoint_in_network(self.config), self.secrets())
-
-    def check_storage(self) -> None:
-        if self._own_store():
-            from fraudctl.clients.objectstore import probe
-
-            probe(self.storage())
 
     # -- the Runtime protocol -------------------------------------------------------------------
 
@@ -405,7 +363,7 @@ class ComposeRuntime:
                 raise WaitTimeoutError(f"the compose stack was not healthy within {int(timeout)}s{named}", hint=hint, detail=detail)
             raise ServiceFailedError(f"docker compose up failed{named}", hint=hint, detail=detail)
         secrets = secrets_from_env(values, self.env_file)
-        own = filled_storage(self.config, published_storage_url(self.config), secrets) if self._own_store() else None
+        own = filled_storage(self.config, published_storage_url(self.config), secrets) if self.own_store() else None
         provision(self.config, own)
         return services
 
@@ -517,31 +475,9 @@ class ComposeRuntime:
         raise PrerequisiteError(f"no Docker engine answers ({problem}); {NATIVE_HINT}", hint=NATIVE_HINT)
 
     def _compose_command(self) -> list[str]:
-        """`docker compose` (the CLI plugin), else a standalone `docker-compose`, of version MIN_COMPOSE or newer."""
-        if self._command is not None:
-            return self._command
-        candidates: list[list[str]] = []
-        if shutil.which("docker"):
-            candidates.append(["docker", "compose"])
-        for binary in (shutil.which("docker-compose"), str(Path(sys.executable).parent / "docker-compose")):
-            if binary and Path(binary).is_file():
-                candidates.append([binary])
-        too_old = []
-        for command in candidates:
-            result = subprocess.run(command + ["version", "--short"], capture_output=True, text=True)
-            version = parse_version(result.stdout) if result.returncode == 0 else None
-            if version is None:
-                continue  # not a compose (e.g. `docker` without the plugin), or v1 without --short
-            if version >= MIN_COMPOSE:
-                self._command = command
-                return command
-            too_old.append(f"{' '.join(command)} {result.stdout.strip()}")
-        wanted = ".".join(map(str, MIN_COMPOSE))
-        found = f" (found {', '.join(too_old)})" if too_old else ""
-        raise PrerequisiteError(
-            f"Docker Compose {wanted} or newer not found{found}: `up --wait-timeout` needs it",
-            hint="install or update Docker's compose plugin (package docker-compose-plugin), or " + NATIVE_HINT,
-        )
+        if self._command is None:
+            self._command = find_compose()
+        return self._command
 
     def _compose(self, *args: str) -> list[str]:
         # The scorer's profile is always enabled, so every command knows the service; `up` names the
@@ -592,6 +528,31 @@ class ComposeRuntime:
                     status.detail = status.detail or f"not started (fraudctl {name} start)"
             statuses.append(status)
         return statuses
+
+
+def find_compose() -> list[str]:
+    """`docker compose` (the CLI plugin), else a standalone `docker-compose`, of version MIN_COMPOSE or newer."""
+    candidates: list[list[str]] = []
+    if shutil.which("docker"):
+        candidates.append(["docker", "compose"])
+    for binary in (shutil.which("docker-compose"), str(Path(sys.executable).parent / "docker-compose")):
+        if binary and Path(binary).is_file():
+            candidates.append([binary])
+    too_old = []
+    for command in candidates:
+        result = subprocess.run(command + ["version", "--short"], capture_output=True, text=True)
+        version = parse_version(result.stdout) if result.returncode == 0 else None
+        if version is None:
+            continue  # not a compose (e.g. `docker` without the plugin), or v1 without --short
+        if version >= MIN_COMPOSE:
+            return command
+        too_old.append(f"{' '.join(command)} {result.stdout.strip()}")
+    wanted = ".".join(map(str, MIN_COMPOSE))
+    found = f" (found {', '.join(too_old)})" if too_old else ""
+    raise PrerequisiteError(
+        f"Docker Compose {wanted} or newer not found{found}: `up --wait-timeout` needs it",
+        hint="install or update Docker's compose plugin (package docker-compose-plugin), or " + NATIVE_HINT,
+    )
 
 
 def parse_ps_json(text: str) -> list[dict]:

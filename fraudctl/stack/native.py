@@ -14,52 +14,39 @@ from typing import Iterator
 from fraudctl.config import Config
 from fraudctl.errors import (NotFoundError, PortInUseError, ServiceFailedError, UnavailableError,
                              WaitTimeoutError)
-from fraudctl.stack.base import ProgressCallback, ServiceStatus, filled_storage, published_storage_url
+from fraudctl.stack.base import Answers, ProgressCallback, ServiceStatus
 from fraudctl.stack.provision import provision
-from fraudctl.stack.secrets import SECRETS_FILE, Secrets, load_file, never_started
-from fraudctl.stack.services import NativeContext, NativeService, build_services, runs_objectstore
+from fraudctl.stack.secrets import SECRETS_FILE, Secrets, load_file
+from fraudctl.stack.native_context import NativeContext, NativeService, runs_objectstore
+from fraudctl.stack.services import build_services
 from fraudctl.stack.supervisor import BACKOFF, DOWN_STATES, EXITED, FATAL, RUNNING, STOPPED, Supervisor, tail
 
 POLL_SECONDS = 0.5
 LOG_TAIL_LINES = 25
 
 
-class NativeRuntime:
+class NativeRuntime(Answers):
     name = "native"
 
     def __init__(self, config: Config, *, build: bool = False):
         self.config = config
         self.build = build  # nothing is built natively: the processes run from the venv and Maven's jars
         self.supervisor = Supervisor(config.state_dir)
-        self.secrets_file = config.state_dir / SECRETS_FILE
+        self.secrets_location = config.state_dir / SECRETS_FILE
 
-    # --- what callers ask instead of branching on the runtime's name ---------------------------------------
+    # --- what callers ask instead of branching on the runtime's name (and Answers) --------------------------
     @property
     def start_timeout(self) -> float:
         return self.config.runtime.start_timeout
 
     def secrets(self, *, create: bool = False) -> Secrets | None:
-        return load_file(self.secrets_file, self.config, create=create)
+        return load_file(self.secrets_location, self.config, create=create)
 
-    def require_secrets(self) -> Secrets:
-        found = self.secrets()
-        if found is None:
-            raise never_started(self.secrets_file)
-        return found
-
-    def storage(self):
-        if not runs_objectstore(self.config):
-            return self.config.storage
-        return filled_storage(self.config, published_storage_url(self.config), self.secrets())
+    def own_store(self) -> bool:
+        return runs_objectstore(self.config)
 
     def storage_in_network(self):
         return self.storage()  # every service is a process on this host
-
-    def check_storage(self) -> None:
-        if runs_objectstore(self.config):
-            from fraudctl.clients.objectstore import probe
-
-            probe(self.storage())
 
     def _services(self, tools=None, create_secrets: bool = False) -> list[NativeService]:
         secrets = self.secrets(create=create_secrets)
@@ -77,7 +64,7 @@ class NativeRuntime:
         services = [s for s in every if not s.on_demand]
         daemon_was_running = self.supervisor.is_running()
         running = {s.name for s in services if daemon_was_running and self._state(s.name) == RUNNING}
-        self._check_ports([s for s in services if s.name not in running])
+        _check_ports(self.config, [s for s in services if s.name not in running])
 
         self.supervisor.write_config([s.program for s in every])
         if daemon_was_running:
@@ -88,7 +75,7 @@ class NativeRuntime:
         started: list[NativeService] = []
         try:
             statuses = self._start_and_wait(services, started, timeout, on_progress)
-            provision(self.config, self.storage() if runs_objectstore(self.config) else None)
+            provision(self.config, self.storage() if self.own_store() else None)
             return statuses
         except BaseException:
             # Nothing half-started stays behind: stop what this `up` started, and the daemon if idle.
@@ -155,15 +142,6 @@ class NativeRuntime:
                 )
             time.sleep(POLL_SECONDS)
 
-    def _check_ports(self, services: list[NativeService]) -> None:
-        for service in services:
-            for host, port in service.ports:
-                if _port_taken(host, port):
-                    raise PortInUseError(
-                        f"port {port} on {host}, needed by {service.name}, is already in use{_who_listens(port)}",
-                        hint=f"stop that program, or give {service.name} another port: {_port_setting(self.config, port)}",
-                    )
-
     # --- down ----------------------------------------------------------------------------------------------
     def down(self, *, purge: bool = False) -> None:
         services = self._services()
@@ -224,7 +202,7 @@ class NativeRuntime:
         if self._state(name) != RUNNING:
             self.supervisor.write_config([s.program for s in self._services()])
             self.supervisor.reload_only({name})
-            self._check_ports([service])
+            _check_ports(self.config, [service])
             self.supervisor.start(name)
         return service
 
@@ -295,22 +273,38 @@ class NativeRuntime:
             return STOPPED
 
     def _status(self, service: NativeService, *, healthy: bool | None, detail: str, state: str | None = None) -> ServiceStatus:
-        info: dict = {}
-        try:
-            info = self.supervisor.info(service.name)
-        except Exception:
-            pass
-        state = state or info.get("statename", STOPPED)
-        running = state == RUNNING
-        return ServiceStatus(
-            name=service.name,
-            state=state,
-            pid=(info.get("pid") or None) if running else None,
-            endpoint=service.endpoint,
-            healthy=healthy if running else None,
-            detail=detail,
-            uptime_seconds=float(info["now"] - info["start"]) if running and info.get("start") else None,
-        )
+        return _service_status(self.supervisor, service, healthy=healthy, detail=detail, state=state)
+
+
+def _check_ports(config: Config, services: list[NativeService]) -> None:
+    for service in services:
+        for host, port in service.ports:
+            if _port_taken(host, port):
+                raise PortInUseError(
+                    f"port {port} on {host}, needed by {service.name}, is already in use{_who_listens(port)}",
+                    hint=f"stop that program, or give {service.name} another port: {_port_setting(config, port)}",
+                )
+
+
+def _service_status(supervisor: Supervisor, service: NativeService, *, healthy: bool | None, detail: str,
+                    state: str | None = None) -> ServiceStatus:
+    """A service's status from supervisord's view of its program and the probe's answer."""
+    info: dict = {}
+    try:
+        info = supervisor.info(service.name)
+    except Exception:
+        pass
+    state = state or info.get("statename", STOPPED)
+    running = state == RUNNING
+    return ServiceStatus(
+        name=service.name,
+        state=state,
+        pid=(info.get("pid") or None) if running else None,
+        endpoint=service.endpoint,
+        healthy=healthy if running else None,
+        detail=detail,
+        uptime_seconds=float(info["now"] - info["start"]) if running and info.get("start") else None,
+    )
 
 
 def _pids_file(supervisor: Supervisor) -> Path:

@@ -111,13 +111,6 @@ def load_file(path: Path, config: Config, *, create: bool) -> Secrets | None:
     return Secrets(**{f.name: stored[f.name] for f in fields(Secrets)})
 
 
-def never_started(where: Path) -> Exception:
-    """The error of a command that needs the secrets of a stack that was never started here."""
-    from fraudctl.errors import UnavailableError
-
-    return UnavailableError(f"no stack has been started here ({where} does not exist)", hint="fraudctl up")
-
-
 def config_with_secrets(config: Config) -> dict[str, Any]:
     """The config as plain JSON data with the real secret values (model_dump masks SecretStr): what a job
     started by fraudctl (the scorer) reads from its launch file."""

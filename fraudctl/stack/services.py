@@ -10,94 +10,30 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from fraudctl.clients import airflow, kafka, objectstore, postgres, redis_db
-from fraudctl.config import Config, StorageConfig
+from fraudctl.clients import jvm, kafka, objectstore, postgres, redis_db
+from fraudctl.config import Config
 from fraudctl.errors import ServiceFailedError, UnavailableError
-from fraudctl.clients import jvm
-from fraudctl.stack.base import filled_storage, published_storage_url
-from fraudctl.stack.prereqs import Tools
-from fraudctl.stack.supervisor import Program
-from fraudctl.stack.secrets import Secrets, write_private
-
-
-@dataclass
-class NativeService:
-    name: str
-    endpoint: str
-    ports: list[tuple[str, int]]
-    program: Program
-    probe: Callable[[], str]  # raises UnavailableError until healthy
-    depends_on: list[str] = field(default_factory=list)
-    prepare: Callable[[], None] = lambda: None
-    after_healthy: Callable[[], None] = lambda: None
-    owned_dirs: list[Path] = field(default_factory=list)  # deleted by `down --purge`
-    on_demand: bool = False  # started by its own command (`scorer start`), not by `up`; stopped by `down`
-
-
-@dataclass
-class NativeContext:
-    config: Config
-    secrets: Secrets
-    tools: Tools | None  # None when only inspecting (status, logs, down)
-
-    @property
-    def state_dir(self) -> Path:
-        return self.config.state_dir
-
-    @property
-    def storage(self) -> "StorageConfig":
-        """The object store every service reaches: the objectstore's endpoint and keys when it is the store."""
-        if not runs_objectstore(self.config):
-            return self.config.storage
-        return filled_storage(self.config, published_storage_url(self.config), self.secrets)
-
-    @property
-    def log_dir(self) -> Path:
-        return self.state_dir / "logs"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.state_dir / "data"
-
-    @property
-    def conf_dir(self) -> Path:
-        return self.state_dir / "conf"
-
-    @property
-    def venv_bin(self) -> Path:
-        return Path(sys.executable).parent
-
-    def program(self, name: str, command: list[str], directory: Path | None = None, **kwargs) -> Program:
-        return Program(name=name, command=command, log_file=self.log_dir / f"{name}.log",
-                       directory=directory or self.state_dir, stop_wait_seconds=self.config.runtime.stop_timeout,
-                       **kwargs)
-
-
-def runs_objectstore(config: Config) -> bool:
-    """Whether the native stack runs its own S3 server (S3Proxy, the `objectstore` service): S3 storage with
-    no endpoint configured, unless `storage.objectstore: false` (a null endpoint then means AWS)."""
-    storage = config.storage
-    return storage.kind == "s3" and storage.endpoint_url is None and storage.objectstore
-
+from fraudctl.stack import table
+from fraudctl.stack.base import published_storage_url
+from fraudctl.stack.native_context import NativeContext, NativeService, runs_objectstore
+from fraudctl.stack.secrets import write_private
+from fraudctl.stack.services_airflow import airflow_services, flower_service
+from fraudctl.stack.services_spark import scorer_service, spark_standalone_services
 
 def build_services(ctx: NativeContext) -> list[NativeService]:
     """Every native service in start order."""
-    spark = _spark_standalone(ctx) if ctx.config.spark.standalone else []
+    spark = spark_standalone_services(ctx) if ctx.config.spark.standalone else []
     store = [_objectstore(ctx)] if runs_objectstore(ctx.config) else []
-    return [_postgres(ctx), _redis(ctx), _kafka(ctx), *store, _mlflow(ctx), *_airflow(ctx), _flower(ctx), *spark,
-            _scorer(ctx)]
+    return [_postgres(ctx), _redis(ctx), _kafka(ctx), *store, _mlflow(ctx), *airflow_services(ctx), flower_service(ctx),
+            *spark, scorer_service(ctx)]
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------------------
@@ -168,7 +104,7 @@ def _postgres(ctx: NativeContext) -> NativeService:
             raise ServiceFailedError("initdb failed for the PostgreSQL cluster", detail=result.stdout + result.stderr)
 
     program = ctx.program(
-        "postgres",
+        table.POSTGRES,
         [str(bin_dir / "postgres"), "-D", str(data), "-c", f"listen_addresses={pg.host}", "-p", str(pg.port),
          # TCP only: no socket file to clash with a system cluster's /var/run/postgresql
          "-c", "unix_socket_directories=", "-c", "max_connections=200", "-c", "shared_buffers=128MB"],
@@ -178,8 +114,8 @@ def _postgres(ctx: NativeContext) -> NativeService:
         priority=100,
     )
     return NativeService(
-        name="postgres",
-        endpoint=f"postgresql://{pg.host}:{pg.port}",
+        name=table.POSTGRES,
+        endpoint=table.endpoint(ctx.config, table.POSTGRES),
         ports=[(pg.host, pg.port)],
         program=program,
         probe=lambda: postgres.probe(pg, postgres.SUPERUSER, ctx.secrets.postgres_superuser_password),
@@ -214,10 +150,10 @@ def _redis(ctx: NativeContext) -> NativeService:
 
     server = str(ctx.tools.redis_server) if ctx.tools else "redis-server"
     return NativeService(
-        name="redis",
-        endpoint=f"redis://{rc.host}:{rc.port}",
+        name=table.REDIS,
+        endpoint=table.endpoint(ctx.config, table.REDIS),
         ports=[(rc.host, rc.port)],
-        program=ctx.program("redis", [server, str(conf)], priority=100),
+        program=ctx.program(table.REDIS, [server, str(conf)], priority=100),
         probe=lambda: redis_db.probe(rc, ctx.secrets.redis_password),
         prepare=prepare,
     )
@@ -273,7 +209,7 @@ def _kafka(ctx: NativeContext) -> NativeService:
                 raise ServiceFailedError("formatting the Kafka KRaft storage failed", detail=result.stdout + result.stderr)
 
     program = ctx.program(
-        "kafka",
+        table.KAFKA,
         [java, f"-Xmx{kc.heap}", f"-Xms{kc.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
          f"-Dlog4j2.configurationFile={conf_dir / 'log4j2.yaml'}", f"-Dkafka.logs.dir={ctx.log_dir}",
          "-cp", f"{jars}/*", "kafka.Kafka", str(conf_dir / "server.properties")],
@@ -282,8 +218,8 @@ def _kafka(ctx: NativeContext) -> NativeService:
         exit_codes=(0, 143),  # the JVM exits 128+SIGTERM after a clean shutdown
     )
     return NativeService(
-        name="kafka",
-        endpoint=f"kafka://{kc.bootstrap_servers}",
+        name=table.KAFKA,
+        endpoint=table.endpoint(ctx.config, table.KAFKA),
         ports=[(kc.host, kc.port), (kc.host, kc.controller_port)],
         program=program,
         probe=lambda: kafka.probe(kc),
@@ -346,7 +282,7 @@ def _objectstore(ctx: NativeContext) -> NativeService:
         (conf_dir / "logback.xml").write_text(_S3PROXY_LOGBACK)
 
     program = ctx.program(
-        "objectstore",
+        table.OBJECTSTORE,
         [java, f"-Xmx{sc.heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
          f"-Dlogback.configurationFile={conf_dir / 'logback.xml'}",
          "-cp", f"{jars}/*", "org.gaul.s3proxy.Main", "--properties", str(conf_dir / "s3proxy.properties")],
@@ -355,8 +291,8 @@ def _objectstore(ctx: NativeContext) -> NativeService:
         exit_codes=(0, 143),  # the JVM exits 128+SIGTERM after a clean shutdown
     )
     return NativeService(
-        name=objectstore.SERVICE,
-        endpoint=f"{url}/{sc.bucket}",
+        name=table.OBJECTSTORE,
+        endpoint=f"{table.endpoint(ctx.config, table.OBJECTSTORE)}/{sc.bucket}",
         ports=[(sc.host, sc.port)],
         program=program,
         probe=lambda: objectstore.probe(storage, bucket=False),
@@ -416,7 +352,7 @@ def _mlflow(ctx: NativeContext) -> NativeService:
         **objectstore.environment(ctx.storage),
     }
     program = ctx.program(
-        "mlflow",
+        table.MLFLOW,
         [str(ctx.venv_bin / "mlflow"), "server", "--host", mc.host, "--port", str(mc.port),
          "--workers", str(mc.workers), "--serve-artifacts", "--artifacts-destination", destination],
         environment=environment,
@@ -424,235 +360,11 @@ def _mlflow(ctx: NativeContext) -> NativeService:
         priority=300,
     )
     return NativeService(
-        name="mlflow",
-        endpoint=mc.tracking_uri,
+        name=table.MLFLOW,
+        endpoint=table.endpoint(ctx.config, table.MLFLOW),
         ports=[(mc.host, mc.port)],
         program=program,
         probe=lambda: mlflow_probe(mc.host, mc.port),
-        depends_on=["postgres", *([objectstore.SERVICE] if runs_objectstore(ctx.config) else [])],
+        depends_on=[table.POSTGRES, *([table.OBJECTSTORE] if runs_objectstore(ctx.config) else [])],
         prepare=prepare,
-    )
-
-
-# --- Airflow 3 with CeleryExecutor, and Flower -------------------------------------------------------------
-
-DAGS_DIR = jvm.PROJECT_ROOT / "dags"
-CELERY_WORKER_NAME = "fraudctl-worker"
-
-
-def airflow_home(ctx: NativeContext) -> Path:
-    return ctx.state_dir / "airflow"
-
-
-def airflow_environment(ctx: NativeContext) -> dict[str, str]:
-    """One environment for every Airflow component: they must agree on secrets and URLs."""
-    af, pg, rc = ctx.config.airflow, ctx.config.postgres, ctx.config.redis
-    secrets = ctx.secrets
-    home = airflow_home(ctx)
-    db_url = postgres.url(pg, secrets.postgres_password, pg.airflow_db, driver="postgresql+psycopg2")
-    return {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__CORE__PARALLELISM": str(af.parallelism),
-        "AIRFLOW__CORE__FERNET_KEY": secrets.airflow_fernet_key,
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{af.url}/execution/",
-        "AIRFLOW__CORE__AUTH_MANAGER":
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{af.admin_user}:admin",
-        # Our file, so Airflow never generates a password and prints it to its log.
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
-        "AIRFLOW__API__HOST": af.host,
-        "AIRFLOW__API__PORT": str(af.port),
-        "AIRFLOW__API__BASE_URL": af.url,
-        "AIRFLOW__API__WORKERS": str(af.api_workers),
-        "AIRFLOW__API__SECRET_KEY": secrets.airflow_api_secret_key,
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.airflow_jwt_secret,
-        "AIRFLOW__CELERY__BROKER_URL": redis_db.url(rc, secrets.redis_password),
-        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + postgres.url(pg, secrets.postgres_password, pg.airflow_db),
-        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(af.worker_concurrency),
-        "AIRFLOW__CELERY__FLOWER_HOST": ctx.config.flower.host,
-        "AIRFLOW__CELERY__FLOWER_PORT": str(ctx.config.flower.port),
-        "AIRFLOW__CELERY__FLOWER_BASIC_AUTH": f"{ctx.config.flower.user}:{secrets.flower_password}",
-        # Unacknowledged tasks are redelivered after this, not after Celery's default of a day.
-        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "3600",
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(ctx.log_dir / "airflow"),
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(af.worker_log_port),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(af.triggerer_log_port),
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(int(af.heartbeat_timeout)),
-        # The bundle cleanup forks children that outlive a stopped worker and keep its port.
-        "AIRFLOW__DAG_PROCESSOR__STALE_BUNDLE_CLEANUP_INTERVAL": "0",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "60",
-        # fraudctl's own settings for the DAGs' tasks (they import fraudctl and read its config).
-        **({"FRAUDCTL_CONFIG": str(ctx.config.source)} if ctx.config.source else {}),
-        "FRAUDCTL_RUNTIME__STATE_DIR": str(ctx.state_dir),
-        "MLFLOW_TRACKING_URI": ctx.config.mlflow.tracking_uri,
-        "PYTHONUNBUFFERED": "1",
-        **objectstore.environment(ctx.storage),
-    }
-
-
-def _airflow(ctx: NativeContext) -> list[NativeService]:
-    af = ctx.config.airflow
-    env = airflow_environment(ctx)
-    exe = str(ctx.venv_bin / "airflow")
-    home = airflow_home(ctx)
-
-    def migrate() -> None:
-        home.mkdir(parents=True, exist_ok=True)
-        (ctx.log_dir / "airflow").mkdir(parents=True, exist_ok=True)
-        passwords = home / "passwords.json"
-        write_private(passwords, json.dumps({af.admin_user: ctx.secrets.airflow_admin_password}))
-        result = subprocess.run([exe, "db", "migrate"], env={**os.environ, **env}, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise ServiceFailedError("`airflow db migrate` failed", detail=(result.stdout + result.stderr)[-3000:])
-
-    def component(name: str, command: list[str], health_key: str | None, **kwargs) -> NativeService:
-        probe = (lambda: airflow.component_probe(af, health_key)) if health_key else kwargs.pop("probe")
-        return NativeService(
-            name=name, endpoint=kwargs.pop("endpoint", af.url), ports=kwargs.pop("ports", []),
-            program=ctx.program(name, [exe, *command], environment=env, start_seconds=3, priority=400),
-            probe=probe, depends_on=kwargs.pop("depends_on", ["airflow-apiserver"]), **kwargs,
-        )
-
-    broker_url = env["AIRFLOW__CELERY__BROKER_URL"]
-    return [
-        component("airflow-apiserver", ["api-server"], "metadatabase", ports=[(af.host, af.port)],
-                  depends_on=["postgres", "redis"], prepare=migrate),
-        component("airflow-scheduler", ["scheduler"], "scheduler"),
-        component("airflow-dag-processor", ["dag-processor"], "dag_processor"),
-        # Airflow's serve-logs binds every interface (no host setting); task logs are local files here, so
-        # the triggerer, like the worker, serves none and every port of the stack stays on loopback.
-        component("airflow-triggerer", ["triggerer", "--skip-serve-logs"], "triggerer"),
-        component("airflow-worker",
-                  ["celery", "worker", "--skip-serve-logs", "--celery-hostname", f"{CELERY_WORKER_NAME}@%h",
-                   "--concurrency", str(af.worker_concurrency)],
-                  None, endpoint=f"celery://{CELERY_WORKER_NAME}", probe=lambda: celery_ping(broker_url)),
-    ]
-
-
-def celery_ping(broker_url: str, timeout: float = 2.0) -> str:
-    """A Celery control ping over the broker: proves the worker consumes, not only that it runs."""
-    from celery import Celery
-
-    app = Celery(broker=broker_url)
-    try:
-        replies = app.control.ping(timeout=timeout)
-    except Exception as exc:
-        raise UnavailableError(f"Celery ping over Redis failed: {exc}") from None
-    finally:
-        app.close()
-    names = [name for reply in replies for name in reply if name.startswith(CELERY_WORKER_NAME + "@")]
-    if not names:
-        raise UnavailableError("no Celery worker answered the ping yet")
-    return "pong from " + ", ".join(names)
-
-
-def _flower(ctx: NativeContext) -> NativeService:
-    from fraudctl.clients.flower import FlowerClient
-
-    fc = ctx.config.flower
-    env = airflow_environment(ctx)
-    client = FlowerClient(fc, ctx.secrets.flower_password)
-    return NativeService(
-        name="flower",
-        endpoint=fc.url,
-        ports=[(fc.host, fc.port)],
-        program=ctx.program("flower", [str(ctx.venv_bin / "airflow"), "celery", "flower"], environment=env,
-                            start_seconds=3, priority=500),
-        probe=client.probe,
-        depends_on=["redis", "airflow-apiserver"],
-    )
-
-
-# --- Spark standalone (optional) and the streaming scorer ---------------------------------------------------
-
-def _http_json(url: str, timeout: float = 3.0) -> dict:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return json.loads(response.read())
-    except Exception as exc:
-        raise UnavailableError(f"{url} did not answer: {exc}") from None
-
-
-def _spark_standalone(ctx: NativeContext) -> list[NativeService]:
-    """A Spark master and one worker from pyspark's own distribution (`spark-class`), on loopback."""
-    from fraudctl.clients.spark import spark_environment
-
-    sc = ctx.config.spark
-    work = ctx.data_dir / "spark"
-    env = {**spark_environment(), "SPARK_WORKER_DIR": str(work / "work"), "SPARK_LOG_DIR": str(ctx.log_dir),
-           "SPARK_NO_DAEMONIZE": "1", "SPARK_MASTER_HOST": "127.0.0.1",
-           # the REST submission server would take a fixed port (6066) that fraudctl does not use
-           "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false"}
-    spark_class = str(ctx.venv_bin / "spark-class")
-    master_ui = f"http://127.0.0.1:{sc.master_ui_port}"
-
-    def master_probe() -> str:
-        state = _http_json(master_ui + "/json/")
-        if state.get("status") != "ALIVE":
-            raise UnavailableError(f"Spark master is {state.get('status')}")
-        alive = [w for w in state.get("workers", []) if w.get("state") == "ALIVE"]
-        return f"{state.get('url')} ALIVE, {len(alive)} worker(s)"
-
-    def worker_probe() -> str:
-        workers = [w for w in _http_json(master_ui + "/json/").get("workers", []) if w.get("state") == "ALIVE"]
-        if not workers:
-            raise UnavailableError("no Spark worker has registered with the master yet")
-        return f"{len(workers)} worker(s) ALIVE, {sum(w.get('cores', 0) for w in workers)} core(s)"
-
-    def prepare() -> None:
-        (work / "work").mkdir(parents=True, exist_ok=True)
-
-    return [
-        NativeService(
-            name="spark-master", endpoint=sc.standalone_url,
-            ports=[("127.0.0.1", sc.master_port), ("127.0.0.1", sc.master_ui_port)],
-            program=ctx.program("spark-master", [spark_class, "org.apache.spark.deploy.master.Master",
-                                                 "--host", "127.0.0.1", "--port", str(sc.master_port),
-                                                 "--webui-port", str(sc.master_ui_port)], environment=env),
-            probe=master_probe, prepare=prepare, owned_dirs=[work],
-        ),
-        NativeService(
-            name="spark-worker", endpoint=f"http://127.0.0.1:{sc.worker_ui_port}",
-            ports=[("127.0.0.1", sc.worker_port), ("127.0.0.1", sc.worker_ui_port)],
-            program=ctx.program("spark-worker", [spark_class, "org.apache.spark.deploy.worker.Worker",
-                                                 sc.standalone_url, "--host", "127.0.0.1",
-                                                 "--port", str(sc.worker_port), "--webui-port", str(sc.worker_ui_port),
-                                                 "--cores", str(sc.worker_cores), "--memory", sc.worker_memory],
-                                environment=env),
-            probe=worker_probe, prepare=prepare, depends_on=["spark-master"],
-        ),
-    ]
-
-
-# Exits of the scorer that a restart cannot cure (bad config, no champion, a model off the contract): supervisor
-# leaves it stopped. Any other exit (a crash, Kafka or the lake unreachable) restarts it from its checkpoint.
-SCORER_FINAL_EXITS = (0, 2, 3, 9, 12)
-
-
-def _scorer(ctx: NativeContext) -> NativeService:
-    from fraudctl.stream.status import LAUNCH_FILE, describe_health
-    from fraudctl.clients.spark import scorer_dir, spark_environment
-
-    config = ctx.config
-    folder = scorer_dir(config)
-    command = [str(ctx.venv_bin / "python"), str(jvm.PROJECT_ROOT / "jobs" / "scorer.py"),
-               "--launch", str(folder / LAUNCH_FILE)]
-    return NativeService(
-        name="scorer",
-        endpoint=f"http://127.0.0.1:{config.spark.ui_port}",
-        ports=[("127.0.0.1", config.spark.ui_port)],
-        # SIGTERM to the driver alone: it stops the query between batches and then Spark's JVM. Signalled as a
-        # group, the JVM would die under a running batch. A SIGKILL still takes the whole group.
-        program=ctx.program("scorer", command, environment={**spark_environment(), **objectstore.environment(ctx.storage)},
-                            start_seconds=3, stop_as_group=False, exit_codes=SCORER_FINAL_EXITS),
-        probe=lambda: describe_health(folder),
-        depends_on=["kafka", "mlflow", *([objectstore.SERVICE] if runs_objectstore(config) else [])],
-        on_demand=True,
     )

@@ -9,9 +9,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fraudctl.errors import ExitCode
+
 STATUS_FILE = "status.json"
 LAUNCH_FILE = "launch.json"
 STALE_SECONDS = 15.0  # a status older than this while the process runs: the driver is stuck
+# Exits of the scorer job (jobs/scorer.py) that a restart cannot cure: done, bad usage or config, no champion,
+# a model off the contract. Its runner leaves it stopped; any other exit (a crash, Kafka or the lake
+# unreachable) restarts it from its checkpoint.
+FINAL_EXITS = (ExitCode.OK, ExitCode.USAGE, ExitCode.CONFIG, ExitCode.NOT_FOUND, ExitCode.CONTRACT)
 
 
 def write_status(folder: Path, status: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ import pytest
 from fraudctl.errors import UnavailableError
 from fraudctl.clients.airflow import AirflowClient, health
 from fraudctl.clients.flower import FlowerClient
-from fraudctl.stack.services import CELERY_WORKER_NAME
+from fraudctl.stack.services_airflow import CELERY_WORKER_NAME
 
 DAG_ID = "fraudctl_smoke"
 

@@ -61,7 +61,7 @@ def train(config_path, data, model_name, timeout=600):
 
 def test_storage_defaults_to_the_native_objectstore(stack_config):
     from fraudctl.clients.objectstore import probe
-    from fraudctl.stack.services import runs_objectstore
+    from fraudctl.stack.native_context import runs_objectstore
 
     assert stack_config.storage.kind == "s3" and runs_objectstore(stack_config)
     storage = storage_of(stack_config)

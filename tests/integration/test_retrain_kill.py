@@ -26,7 +26,7 @@ def worker_pid(config_path) -> int | None:
 
 def flower_row(config_path) -> tuple[int, dict | None]:
     """`fraudctl workers -o json`: its exit code and the airflow worker's row."""
-    from fraudctl.stack.services import CELERY_WORKER_NAME
+    from fraudctl.stack.services_airflow import CELERY_WORKER_NAME
 
     result = run_fraudctl("-c", str(config_path), "workers", "-o", "json", timeout=60)
     rows = json.loads(result.stdout)["workers"] if result.stdout.strip() else []

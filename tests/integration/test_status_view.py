@@ -15,7 +15,7 @@ import pytest
 
 from fraudctl.config import load_config
 from fraudctl.errors import ExitCode
-from fraudctl.stack.services import CELERY_WORKER_NAME
+from fraudctl.stack.services_airflow import CELERY_WORKER_NAME
 from tests.conftest import fraudctl_ok, run_fraudctl, wait_for
 from tests.support import module_config
 

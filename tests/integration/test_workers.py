@@ -8,7 +8,7 @@ import json
 import time
 
 from fraudctl.errors import ExitCode
-from fraudctl.stack.services import CELERY_WORKER_NAME
+from fraudctl.stack.services_airflow import CELERY_WORKER_NAME
 from tests.conftest import run_fraudctl
 
 

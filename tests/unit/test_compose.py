@@ -26,7 +26,7 @@ import yaml
 
 from fraudctl.config import Config, env_name
 from fraudctl.errors import ConfigError, ExitCode, PrerequisiteError
-from fraudctl.stack import compose
+from fraudctl.stack import compose, table
 from fraudctl.clients import jvm
 from fraudctl.stack.compose import (
     SECRETS,
@@ -44,27 +44,12 @@ REPO = Path(__file__).resolve().parents[2]
 STACK = REPO / "stack"
 COMPOSE_FILE = STACK / "compose.yaml"
 
-SERVICES = {
-    "kafka", "postgres", "redis", "minio", "mlflow",
-    "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
-    "airflow-worker", "flower", "spark-master", "spark-worker", "scorer",
-}
-ONE_SHOT = {"airflow-init"}
-ON_DEMAND = {"scorer"}  # profile "scorer": started by `fraudctl scorer start`, not by `up`
-# Each published port: the config field of its host port, and of its bind address (None: loopback,
-# the services with no host setting of their own).
-CONFIG_PORTS = {
-    "kafka": [("kafka.port", "kafka.host")],
-    "postgres": [("postgres.port", "postgres.host")],
-    "redis": [("redis.port", "redis.host")],
-    "minio": [("storage.port", "storage.host"), ("storage.console_port", "storage.host")],
-    "mlflow": [("mlflow.port", "mlflow.host")],
-    "airflow-apiserver": [("airflow.port", "airflow.host")],
-    "flower": [("flower.port", "flower.host")],
-    "spark-master": [("spark.master_ui_port", None)],
-    "spark-worker": [("spark.worker_ui_port", None)],
-    "scorer": [("spark.ui_port", None)],
-}
+# The stack's services as the one table says (fraudctl.stack.table); tests/unit/test_stack_table.py shows the
+# file agrees with it service by service.
+SERVICES = {s.name for s in table.for_runtime(table.COMPOSE)}
+ONE_SHOT = {s.name for s in table.for_runtime(table.COMPOSE) if s.one_shot}
+ON_DEMAND = {s.name for s in table.for_runtime(table.COMPOSE) if s.on_demand}
+CONFIG_PORTS = {s.name: list(s.published) for s in table.for_runtime(table.COMPOSE) if s.published}
 # `${NAME:-default}` or `${NAME:?message}`, but not the escaped `$${NAME}` compose passes to the shell.
 VARIABLE = re.compile(r"(?<!\$)\$\{([A-Za-z0-9_]+)(:[-?])([^}]*)\}")
 DEFAULTS = Config()
@@ -131,9 +116,8 @@ def test_valid_against_the_official_compose_spec_schema(doc):
     assert not validator.is_valid(broken)
 
 
-def test_service_names(services):
-    assert set(services) == SERVICES
-    assert yaml.safe_load(COMPOSE_FILE.read_text())["name"] == "fraudctl"
+def test_project_name(doc):
+    assert doc["name"] == "fraudctl"
 
 
 def test_images_are_pinned_and_agree_with_the_project(services):
@@ -209,22 +193,10 @@ def test_kafka_health_check_does_not_take_the_broker_heap(services):
     assert "kafka-broker-api-versions.sh" in check  # still a real Kafka request, not only an open port
 
 
-def test_ports_follow_the_config_and_default_to_loopback(services):
-    published = {}
-    for name, service in services.items():
-        for port in service.get("ports", []):
-            host_ip, host_port, container = VARIABLE.sub(lambda m: f"<{m.group(1)}>", port).split(":")
-            published.setdefault(name, []).append((host_ip, host_port))
-
-    assert set(published) == set(CONFIG_PORTS)
-    for name, fields in CONFIG_PORTS.items():
-        expected = [(f"<{env_name(addr)}>" if addr else "127.0.0.1", f"<{env_name(field)}>") for field, addr in fields]
-        assert published[name] == expected, name
+def test_ports_default_to_loopback_and_never_collide(services):
     for name, service in services.items():  # every bind address defaults to loopback
         for port in service.get("ports", []):
             assert VARIABLE.sub(lambda m: m.group(3), port).startswith("127.0.0.1:"), f"{name}: {port}"
-    # The Spark master's port is never published: a driver on the host would hand executors 127.0.0.1.
-    assert not any("MASTER_PORT" in port for port in services["spark-master"].get("ports", []))
 
     defaults = [VARIABLE.sub(lambda m: m.group(3), port).split(":")[1]
                 for service in services.values() for port in service.get("ports", [])]

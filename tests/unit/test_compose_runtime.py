@@ -197,7 +197,8 @@ def test_down_purge_removes_volumes_and_the_host_side_state(stack):
 
 def test_both_runtimes_share_the_post_up_steps(tmp_path, monkeypatch):
     from fraudctl.stack.native import NativeRuntime
-    from fraudctl.stack.services import NativeContext, build_services, runs_objectstore
+    from fraudctl.stack.native_context import NativeContext, runs_objectstore
+    from fraudctl.stack.services import build_services
 
     native = Config.model_validate({"runtime": {"kind": "native", "state_dir": str(tmp_path / "native")}})
     runtime = NativeRuntime(native)
