@@ -229,15 +229,12 @@ class NativeRuntime(Answers):
     def status(self) -> list[ServiceStatus]:
         services = self._services()
         daemon = self.supervisor.is_running()
+        states = {s.name: self._state(s.name) if daemon else STOPPED for s in services}
+        answers = _probe_all([s for s in services if states[s.name] == RUNNING])
         statuses = []
         for service in services:
-            state = self._state(service.name) if daemon else STOPPED
-            healthy, detail = None, ""
-            if state == RUNNING:
-                try:
-                    detail, healthy = service.probe(), True
-                except UnavailableError as exc:
-                    detail, healthy = exc.message, False
+            state = states[service.name]
+            healthy, detail = answers.get(service.name, (None, ""))
             status = self._status(service, healthy=healthy, detail=detail, state=state)
             status.on_demand = service.on_demand
             if service.on_demand and state in DOWN_STATES and not detail:
@@ -274,6 +271,23 @@ class NativeRuntime(Answers):
 
     def _status(self, service: NativeService, *, healthy: bool | None, detail: str, state: str | None = None) -> ServiceStatus:
         return _service_status(self.supervisor, service, healthy=healthy, detail=detail, state=state)
+
+
+def _probe_all(services: list[NativeService]) -> dict[str, tuple[bool, str]]:
+    """Every service's probe at once, each (healthy, its answer or error): a status costs its slowest probe,
+    not their sum (the Celery ping alone waits for its reply over the broker)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def probe(service: NativeService) -> tuple[bool, str]:
+        try:
+            return True, service.probe()
+        except UnavailableError as exc:
+            return False, exc.message
+
+    if not services:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(services)) as pool:
+        return dict(zip((s.name for s in services), pool.map(probe, services)))
 
 
 def _check_ports(config: Config, services: list[NativeService]) -> None:

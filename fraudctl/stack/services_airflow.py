@@ -121,7 +121,8 @@ def celery_ping(broker_url: str, timeout: float = 2.0) -> str:
 
     app = Celery(broker=broker_url)
     try:
-        replies = app.control.ping(timeout=timeout)
+        # One worker runs natively: its reply ends the wait (without a limit the ping waits out the timeout).
+        replies = app.control.ping(timeout=timeout, limit=1)
     except Exception as exc:
         raise UnavailableError(f"Celery ping over Redis failed: {exc}") from None
     finally:
