@@ -28,3 +28,11 @@ def test_readme_layout_matches_the_tree():
     folders = {path.split("/")[0] + "/" for path in tracked.splitlines() if "/" in path and not path.startswith(".")}
     unlisted = sorted(folders - listed)
     assert not unlisted, f"folders of the tree the README's layout does not list: {unlisted}"
+
+
+def test_readme_architecture_names_every_package():
+    readme = (REPO / "README.md").read_text()
+    section = re.search(r"^## Architecture\n(.*?)^## ", readme, re.M | re.S)
+    assert section, "README has no Architecture section"
+    packages = sorted(p.parent.name for p in (REPO / "fraudctl").glob("*/__init__.py"))
+    assert [name for name in packages if f"`{name}/`" not in section.group(1)] == []
