@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import pandas as pd
 
-from fraudctl.contracts import AMOUNT, CUSTOMER_ID, IS_FRAUD, TRANSACTION_ID, TX_DATETIME
+from fraudctl.contracts import AMOUNT, CUSTOMER_ID, IS_FRAUD, TRAINING_COLUMNS, TRANSACTION_ID, TX_DATETIME
 from fraudctl.errors import BadInputError, NotFoundError, UnavailableError
 from fraudctl.model.estimators import ESTIMATORS, hyperparameters, make_estimator
-from fraudctl.features import DEFAULT_SPEC, REQUIRED_COLUMNS, FeatureSpec, compute_features, validate_transactions
+from fraudctl.features import DEFAULT_SPEC, FeatureSpec, compute_features, validate_transactions
 from fraudctl.data.lake import s3_filesystem
 from fraudctl.data.layout import ColumnMapping, InputLayout, resolve_format
 
@@ -492,7 +492,7 @@ def _to_contract(frame: pd.DataFrame, mapping: ColumnMapping, source: str) -> pd
         out[TRANSACTION_ID] = np.arange(len(frame))  # as replay: the data row number
     for name, copied in mapping.derived.items():
         out[name] = out[copied]
-    out = out[list(REQUIRED_COLUMNS)]
+    out = out[list(TRAINING_COLUMNS)]
     out[TX_DATETIME] = _parse_times(out[TX_DATETIME], mapping, source)
     for name, parse, what in ((AMOUNT, as_number, "numeric"), (IS_FRAUD, as_label, "a 0/1 label")):
         if not pd.api.types.is_numeric_dtype(out[name]):
