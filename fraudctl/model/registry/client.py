@@ -12,7 +12,6 @@ not the list the model's own MLmodel file declares, which a crafted model could 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from fraudctl.clock import utc_seconds
 from fraudctl.errors import FraudctlError, NotFoundError, ServiceError, UnavailableError
 from fraudctl.features import FeatureSpec
 from fraudctl.model.registry.contract import (
@@ -309,12 +309,11 @@ class Registry:
 
     def _describe(self, mv, aliases: list[str] | None = None) -> dict[str, Any]:
         tags = dict(mv.tags or {})
-        created = dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=dt.timezone.utc)
         return {
             "name": mv.name,
             "version": str(mv.version),
             "aliases": sorted(aliases if aliases is not None else (mv.aliases or [])),
-            "created": created.isoformat(timespec="seconds"),
+            "created": utc_seconds(mv.creation_timestamp / 1000),
             "run_id": mv.run_id,
             "estimator": tags.get(f"{TAG}estimator"),
             "train_window": tags.get(f"{TAG}train_window"),
