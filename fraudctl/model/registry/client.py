@@ -26,7 +26,7 @@ from fraudctl.clock import utc_seconds
 from fraudctl.errors import FraudctlError, NotFoundError, ServiceError, UnavailableError
 from fraudctl.features import FeatureSpec
 from fraudctl.model.registry.contract import (
-    THRESHOLD_METADATA, ContractMismatchError, UntrustedModelError, check_model_contract, recorded_feature_spec,
+    TAG, THRESHOLD_METADATA, ContractMismatchError, UntrustedModelError, check_model_contract, recorded_feature_spec,
 )
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
 HOLDOUT_DIR = "holdout"
 HOLDOUT_FILE = "holdout.parquet"
-TAG = "fraudctl."
 # skops refuses any type not listed when loading. Gradient boosting and random forest hold sklearn's tree
 # structure; logistic regression needs nothing beyond skops' defaults.
 TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)

@@ -18,7 +18,7 @@ from fraudctl.model.registry.client import CHALLENGER, CHAMPION, TAG, Registry
 from fraudctl.model.registry.contract import ContractMismatchError
 from fraudctl.model.registry.gate import Comparison, gate, headline, overlap_warning
 
-HISTORY_TAG = "fraudctl.champion_history"
+HISTORY_TAG = f"{TAG}champion_history"
 
 
 def _holdout_metrics(registry: Registry, version: str, holdout) -> dict[str, float]:
