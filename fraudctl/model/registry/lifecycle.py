@@ -22,7 +22,7 @@ HISTORY_TAG = f"{TAG}champion_history"
 
 
 def _holdout_metrics(registry: Registry, version: str, holdout) -> dict[str, float]:
-    from fraudctl.model.training import evaluate
+    from fraudctl.model.evaluation import evaluate
 
     return headline(evaluate(holdout, registry.load(version).scores(holdout)))
 
