@@ -37,7 +37,8 @@ TRAIN_START = dt.date(2018, 7, 25)
 def main() -> int:
     from fraudctl.data.generator import generate_transactions
     from fraudctl.model.estimators import ESTIMATORS
-    from fraudctl.model.training import SplitSpec, card_precision_at_k, prepare, train
+    from fraudctl.model.evaluation import card_precision_at_k
+    from fraudctl.model.training import SplitSpec, prepare, train
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--estimators", nargs="+", default=list(ESTIMATORS), choices=ESTIMATORS)

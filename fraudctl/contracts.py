@@ -34,6 +34,10 @@ LABEL_FIELDS = (TRANSACTION_ID, CUSTOMER_ID, TERMINAL_ID, TX_DATETIME, IS_FRAUD,
 FRAUD_SCENARIO = "fraud_scenario"
 GENERATED_COLUMNS = (TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, AMOUNT, IS_FRAUD, FRAUD_SCENARIO)
 
+# Training frame columns (a transaction plus its label, NaN while unknown): what the lake's reader and a
+# retrain extract produce, what features and training require
+TRAINING_COLUMNS = (TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, AMOUNT, IS_FRAUD)
+
 # Score event (topic `scores`; `alerts` carries the ones whose decision is fraud)
 SCORE = "score"
 DECISION = "decision"  # "fraud" or "legit"

@@ -54,7 +54,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from fraudctl.contracts import AMOUNT, CUSTOMER_ID, IS_FRAUD, TERMINAL_ID, TRANSACTION_ID, TX_DATETIME
+from fraudctl.contracts import (
+    AMOUNT, CUSTOMER_ID, IS_FRAUD, TERMINAL_ID, TRAINING_COLUMNS, TRANSACTION_ID, TX_DATETIME,
+)
 from fraudctl.errors import BadInputError
 
 # Bump when a definition changes meaning (not just code): models record it, scorers compare it.
@@ -123,7 +125,6 @@ class FeatureSpec:
 
 DEFAULT_SPEC = FeatureSpec()
 FEATURE_NAMES: list[str] = DEFAULT_SPEC.feature_names
-REQUIRED_COLUMNS = (TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, AMOUNT, IS_FRAUD)
 
 
 # --------------------------------------------------------------------------------------------- offline
@@ -287,7 +288,7 @@ def amount_ratio(amount: np.ndarray | float, mean: np.ndarray | float) -> np.nda
 
 
 def validate_transactions(df: pd.DataFrame, *, source: str = "transactions",
-                          required: Iterable[str] = REQUIRED_COLUMNS) -> pd.DataFrame:
+                          required: Iterable[str] = TRAINING_COLUMNS) -> pd.DataFrame:
     """Check the columns features need; raise BadInputError naming the source and the field."""
     missing = [c for c in required if c not in df.columns]
     if missing:
@@ -403,7 +404,7 @@ def compute_online_features(earlier: pd.DataFrame, batch: pd.DataFrame,
     transaction_id of the batch may be in `earlier`. The result is the batch with the feature columns, in
     its row order. (The scorer's state calls `online_feature_values` with its own arrays and group codes.)
     """
-    columns = [TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, AMOUNT, IS_FRAUD]
+    columns = list(TRAINING_COLUMNS)
     frame = pd.concat([earlier[columns], batch[columns]], ignore_index=True)
     # The batch was checked against the contract when decoded; the history when it was a batch.
     values = online_feature_values(*_group_rows(frame), len(batch), spec)

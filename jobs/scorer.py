@@ -65,14 +65,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
-    from fraudctl.features import FeatureSpec
     from fraudctl.clients.objectstore import environment
-    from fraudctl.data.lake import lake_for
     from fraudctl.stream.model import ModelHolder, RegistrySource
-    from fraudctl.stream.publish import Publisher
-    from fraudctl.stream.scorer import Scorer
-    from fraudctl.stream.state import FeatureState
-    from fraudctl.stream.status import lag_per_partition, processed_offsets, write_status
+    from fraudctl.stream.status import write_status
     from fraudctl.clients.spark import build_session, scorer_dir
 
     os.environ.update(environment(config.storage))  # the launch file's storage: the runtime filled it in
@@ -98,7 +93,39 @@ def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
     model = holder.start(wait_for_model=wait_for_model)
     log.info("scoring with %s version %s (threshold %.4f)", model.name, model.version, model.threshold)
 
-    topics = config.kafka.topics
+    state = _open_state(config, folder)
+    scorer = _make_scorer(config, state, holder)
+
+    write_status(folder, {**base, "state": "starting Spark", "model": holder.describe()})
+    spark = build_session(config, master=master)
+
+    def for_each_batch(frame, batch_id: int) -> None:
+        started = time.perf_counter()
+        records = frame.toArrow()  # the batch's one Spark job: Kafka read, then Arrow to the driver
+        scorer.process(records, batch_id, read_seconds=time.perf_counter() - started)
+
+    query = (_kafka_stream(spark, config).writeStream.queryName("fraudctl-scorer")
+             .foreachBatch(for_each_batch)
+             .option("checkpointLocation", str(folder / "checkpoint"))
+             .trigger(processingTime=f"{config.scorer.trigger_seconds} seconds")
+             .start())
+    log.info("query %s started on %s", query.id, master or config.spark.master)
+
+    exit_code = 0
+    try:
+        exit_code = _report_while_running(query, stopping, folder, base, holder, scorer, state)
+    finally:
+        _stop(query, folder, base, holder, scorer, exit_code)
+        spark.stop()
+    log.info("stopped (exit %d)", exit_code)
+    return exit_code
+
+
+def _open_state(config: Config, folder: Path):
+    """The feature state under `folder`, as the Spark checkpoint beside it left it."""
+    from fraudctl.features import FeatureSpec
+    from fraudctl.stream.state import FeatureState
+
     if not (folder / "checkpoint").exists() and (folder / "state").exists():
         # Spark numbers batches from 0 again without its checkpoint: a state fenced by the old numbers
         # would skip them all. The two go together; the state is rebuilt from what the topics still hold.
@@ -107,7 +134,16 @@ def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
     state = FeatureState(folder / "state", FeatureSpec(delay_days=config.model.label_delay_days),
                          snapshot_every=config.scorer.snapshot_every)
     log.info("feature state: %s, last committed batch %d", state.size(), state.last_batch_id)
-    scorer = Scorer(
+    return state
+
+
+def _make_scorer(config: Config, state, holder):
+    from fraudctl.data.lake import lake_for
+    from fraudctl.stream.publish import Publisher
+    from fraudctl.stream.scorer import Scorer
+
+    topics = config.kafka.topics
+    return Scorer(
         transactions_topic=topics.transactions.name, labels_topic=topics.labels.name, state=state, models=holder,
         publisher=Publisher(config.kafka, scores_topic=topics.scores.name, alerts_topic=topics.alerts.name,
                             dlq_topic=topics.dlq.name, linger_ms=config.scorer.linger_ms,
@@ -115,82 +151,77 @@ def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
         lake=lake_for(config, config.storage) if config.scorer.lake else None,
     )
 
-    write_status(folder, {**base, "state": "starting Spark", "model": holder.describe()})
-    spark = build_session(config, master=master)
-    sc = config.scorer
-    stream = (spark.readStream.format("kafka")
-              .option("kafka.bootstrap.servers", config.kafka.bootstrap_servers)
-              .option("subscribe", f"{topics.transactions.name},{topics.labels.name}")
-              .option("startingOffsets", sc.starting_offsets)
-              .option("maxOffsetsPerTrigger", str(sc.max_offsets_per_trigger))
-              .option("kafkaConsumer.pollTimeoutMs", str(sc.poll_timeout_ms))
-              # A task's consumer (cached from the last batch) may still have a fetch in flight for an offset
-              # it no longer wants; the broker holds that fetch up to fetch.max.wait.ms (500 ms by default)
-              # when no newer record arrives, and the task waits for it: whole batches took 0.5-1.6 s more,
-              # and a 10 ms wait still cost 10-20 ms a batch. Records a batch asks for exist already (below
-              # the end offsets its trigger saw), so not waiting at all costs nothing; consumers fetch only
-              # inside a task's poll, so an idle scorer does not spin.
-              .option("kafka.fetch.max.wait.ms", str(KAFKA_FETCH_MAX_WAIT_MS))
-              .option("failOnDataLoss", "false")  # retention may drop unread records: score what is left
-              .load()
-              .select("topic", "partition", "offset", "timestamp", "key", "value"))
 
-    def for_each_batch(frame, batch_id: int) -> None:
-        started = time.perf_counter()
-        records = frame.toArrow()  # the batch's one Spark job: Kafka read, then Arrow to the driver
-        scorer.process(records, batch_id, read_seconds=time.perf_counter() - started)
+def _kafka_stream(spark, config: Config):
+    """The two input topics as a streaming frame of Kafka records."""
+    sc, topics = config.scorer, config.kafka.topics
+    return (spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", config.kafka.bootstrap_servers)
+            .option("subscribe", f"{topics.transactions.name},{topics.labels.name}")
+            .option("startingOffsets", sc.starting_offsets)
+            .option("maxOffsetsPerTrigger", str(sc.max_offsets_per_trigger))
+            .option("kafkaConsumer.pollTimeoutMs", str(sc.poll_timeout_ms))
+            # A task's consumer (cached from the last batch) may still have a fetch in flight for an offset
+            # it no longer wants; the broker holds that fetch up to fetch.max.wait.ms (500 ms by default)
+            # when no newer record arrives, and the task waits for it: whole batches took 0.5-1.6 s more,
+            # and a 10 ms wait still cost 10-20 ms a batch. Records a batch asks for exist already (below
+            # the end offsets its trigger saw), so not waiting at all costs nothing; consumers fetch only
+            # inside a task's poll, so an idle scorer does not spin.
+            .option("kafka.fetch.max.wait.ms", str(KAFKA_FETCH_MAX_WAIT_MS))
+            .option("failOnDataLoss", "false")  # retention may drop unread records: score what is left
+            .load()
+            .select("topic", "partition", "offset", "timestamp", "key", "value"))
 
-    query = (stream.writeStream.queryName("fraudctl-scorer")
-             .foreachBatch(for_each_batch)
-             .option("checkpointLocation", str(folder / "checkpoint"))
-             .trigger(processingTime=f"{sc.trigger_seconds} seconds")
-             .start())
-    log.info("query %s started on %s", query.id, master or config.spark.master)
 
-    state_size, sized_at, exit_code = state.size(), time.monotonic(), 0
+def _report_while_running(query, stopping: threading.Event, folder: Path, base: dict, holder, scorer,
+                          state) -> int:
+    """Write the status every STATUS_EVERY_SECONDS until asked to stop (0) or the query fails (1)."""
+    from fraudctl.stream.status import lag_per_partition, processed_offsets, write_status
+
+    state_size, sized_at = state.size(), time.monotonic()
     spark_ms = None  # Spark's phases of the last batch with input seen by the status loop
-    try:
-        while not stopping.is_set():
-            try:
-                query.awaitTermination(STATUS_EVERY_SECONDS)
-            except Exception:  # the query ended with an error: reported just below
-                pass
-            if not query.isActive:
-                if stopping.is_set():  # ended by StopRequested
-                    break
-                log.error("the query stopped: %s", query.exception())
-                exit_code = 1
+    while not stopping.is_set():
+        try:
+            query.awaitTermination(STATUS_EVERY_SECONDS)
+        except Exception:  # the query ended with an error: reported just below
+            pass
+        if not query.isActive:
+            if stopping.is_set():  # ended by StopRequested
                 break
-            if time.monotonic() - sized_at > STATE_SIZE_EVERY_SECONDS:
-                state_size, sized_at = state.size(), time.monotonic()
-            progress = _last_progress(query)
-            if progress.get("numInputRows"):
-                spark_ms = {"batch_id": progress.get("batchId"), **(progress.get("durationMs") or {})}
-            write_status(folder, {
-                **base, "state": "running", "query_id": str(query.id), "model": holder.describe(),
-                "degraded": holder.degraded, "counters": scorer.counters.as_dict(),
-                "latency_ms": scorer.counters.latency_ms, "spark_ms": spark_ms,
-                "input_rows_per_second": progress.get("inputRowsPerSecond"),
-                "processed_rows_per_second": progress.get("processedRowsPerSecond"),
-                "batch_duration_ms": (progress.get("durationMs") or {}).get("triggerExecution"),
-                "lag": lag_per_partition(progress), "offsets": processed_offsets(progress),
-                "state_size": state_size,
-            })
-    finally:
-        holder.stop()
-        scorer.stopping = True
-        # Let a running batch finish (its output and commit), then stop; a batch that would start now
-        # raises StopRequested instead, before any output.
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if query.isActive:
-            query.stop()
-        write_status(folder, {**base, "state": "stopped", "exit_code": exit_code, "model": holder.describe(),
-                              "counters": scorer.counters.as_dict()})
-        spark.stop()
-    log.info("stopped (exit %d)", exit_code)
-    return exit_code
+            log.error("the query stopped: %s", query.exception())
+            return 1
+        if time.monotonic() - sized_at > STATE_SIZE_EVERY_SECONDS:
+            state_size, sized_at = state.size(), time.monotonic()
+        progress = _last_progress(query)
+        if progress.get("numInputRows"):
+            spark_ms = {"batch_id": progress.get("batchId"), **(progress.get("durationMs") or {})}
+        write_status(folder, {
+            **base, "state": "running", "query_id": str(query.id), "model": holder.describe(),
+            "degraded": holder.degraded, "counters": scorer.counters.as_dict(),
+            "latency_ms": scorer.counters.latency_ms, "spark_ms": spark_ms,
+            "input_rows_per_second": progress.get("inputRowsPerSecond"),
+            "processed_rows_per_second": progress.get("processedRowsPerSecond"),
+            "batch_duration_ms": (progress.get("durationMs") or {}).get("triggerExecution"),
+            "lag": lag_per_partition(progress), "offsets": processed_offsets(progress),
+            "state_size": state_size,
+        })
+    return 0
+
+
+def _stop(query, folder: Path, base: dict, holder, scorer, exit_code: int) -> None:
+    from fraudctl.stream.status import write_status
+
+    holder.stop()
+    scorer.stopping = True
+    # Let a running batch finish (its output and commit), then stop; a batch that would start now
+    # raises StopRequested instead, before any output.
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if query.isActive:
+        query.stop()
+    write_status(folder, {**base, "state": "stopped", "exit_code": exit_code, "model": holder.describe(),
+                          "counters": scorer.counters.as_dict()})
 
 
 def _last_progress(query) -> dict:

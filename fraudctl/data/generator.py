@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from fraudctl import contracts as c
+from fraudctl.data.layout import resolve_format as layout_resolve_format
 from fraudctl.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -75,7 +76,6 @@ CUSTOMER_COMPROMISE_DAYS = 14
 CUSTOMER_FRAUD_SHARE_DIVISOR = 3  # int(n / 3) of a compromised customer's window is fraudulent
 CUSTOMER_FRAUD_AMOUNT_FACTOR = 5
 
-FORMATS = ("csv", "parquet")
 CSV_DATETIME_UNIT = "s"
 WRITE_CHUNK_ROWS = 250_000  # progress granularity when writing; the bytes do not depend on it
 
@@ -341,21 +341,8 @@ def summarize(df: "pd.DataFrame") -> dict[str, object]:
 
 
 def resolve_format(path: Path, fmt: str | None) -> str:
-    """The file format: `fmt` when given, else the extension; an extension naming the other format is an error."""
-    suffix = path.suffix.lower().lstrip(".")
-    from_suffix = suffix if suffix in FORMATS else None
-    if fmt is not None:
-        fmt = fmt.lower()
-        if fmt not in FORMATS:
-            raise BadInputError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-        if from_suffix is not None and from_suffix != fmt:
-            raise BadInputError(f"format {fmt} does not match the extension of {path}",
-                                hint=f"name the file *.{fmt} or drop the format option")
-        return fmt
-    if from_suffix is None:
-        raise BadInputError(f"cannot tell the format of {path} from its extension",
-                            hint=f"name the file *.csv or *.parquet, or give the format ({', '.join(FORMATS)})")
-    return from_suffix
+    """The format to write `path` in (the rule is `fraudctl.data.layout.resolve_format`'s, for writing)."""
+    return layout_resolve_format(path, fmt, writing=True)
 
 
 def write_transactions(df: "pd.DataFrame", path: Path, fmt: str | None = None,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from fraudctl.contracts import TRAINING_COLUMNS
 from fraudctl.errors import UnavailableError
 
 if TYPE_CHECKING:
@@ -102,9 +103,6 @@ def lake_for(config: "Config", storage: "StorageConfig") -> Lake:
 
 
 # ------------------------------------------------------------------------------------------ reading
-
-
-TRAINING_COLUMNS = ("transaction_id", "tx_datetime", "customer_id", "terminal_id", "amount", "is_fraud")
 
 
 def _describe(storage: "StorageConfig") -> str:

@@ -257,16 +257,29 @@ def parse_start(text: str) -> int:
 
 
 # --- file formats ------------------------------------------------------------------------------------------
-def resolve_format(path: Path, fmt: str | None = None) -> str:
-    """csv or parquet: `fmt` when given, else from the file name."""
+# A reader takes more names than the generator writes: it reads gzipped CSV and the .pq/.txt spellings, the
+# writer writes plain files only, so for writing only *.csv and *.parquet say the format, and an option
+# contradicting the name is refused (a parquet file called x.csv would fool every later reader).
+_NAMES_READ = {"parquet": (".parquet", ".pq"), "csv": (".csv", ".csv.gz", ".txt")}
+_NAMES_WRITTEN = {"parquet": (".parquet",), "csv": (".csv",)}
+
+
+def resolve_format(path: Path, fmt: str | None = None, *, writing: bool = False) -> str:
+    """csv or parquet: `fmt` when given, else from the file name (`writing`: the name of a file to write)."""
+    name = path.name.lower()
+    names = _NAMES_WRITTEN if writing else _NAMES_READ
+    named = next((kind for kind, endings in names.items() if name.endswith(endings)), None)
     if fmt:
+        fmt = fmt.lower()
         if fmt not in FILE_FORMATS:
             raise BadInputError(f"unknown format {fmt!r}; choose one of: {', '.join(FILE_FORMATS)}")
+        if writing and named is not None and named != fmt:
+            raise BadInputError(f"format {fmt} does not match the extension of {path}",
+                                hint=f"name the file *.{fmt} or drop the format option")
         return fmt
-    name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
-        return "parquet"
-    if name.endswith((".csv", ".csv.gz", ".txt")):
-        return "csv"
-    raise BadInputError(f"cannot tell the format of {path} from its name",
-                        hint="name it *.csv, *.csv.gz or *.parquet, or give --format")
+    if named is None:
+        hint = (f"name the file *.csv or *.parquet, or give the format ({', '.join(FILE_FORMATS)})" if writing
+                else "name it *.csv, *.csv.gz or *.parquet, or give --format")
+        raise BadInputError(f"cannot tell the format of {path} from its {'extension' if writing else 'name'}",
+                            hint=hint)
+    return named

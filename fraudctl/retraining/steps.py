@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from fraudctl.contracts import TRAINING_COLUMNS
 from fraudctl.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
 
 Log = Callable[[str], None]
 RETRAIN_DIR = "retrain"
-TAG = "fraudctl."
-EXPECTED_COLUMNS = ("transaction_id", "tx_datetime", "customer_id", "terminal_id", "amount", "is_fraud")
 
 
 @dataclass(frozen=True)
@@ -174,7 +173,7 @@ def validate(config: "Config", extracted: Mapping[str, Any], folder: Path, log: 
         checks.append({"check": name, "ok": bool(ok), "detail": detail})
         log(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")
 
-    missing = [c for c in EXPECTED_COLUMNS if c not in frame.columns]
+    missing = [c for c in TRAINING_COLUMNS if c not in frame.columns]
     check("schema", not missing and pd.api.types.is_datetime64_any_dtype(frame.get("tx_datetime"))
           and pd.api.types.is_numeric_dtype(frame.get("amount")),
           f"missing columns {missing}" if missing else
@@ -208,6 +207,7 @@ def train(config: "Config", params: RetrainParams, extracted: Mapping[str, Any],
     import pandas as pd
 
     from fraudctl.model.registry import Registry
+    from fraudctl.model.registry.contract import TAG
     from fraudctl.model.training import default_split
     from fraudctl.model.workflows import train_and_register
 
@@ -286,6 +286,7 @@ def report(config: "Config", params: RetrainParams, folder: Path, *, dag_id: str
            promoted: Mapping[str, Any] | None, log: Log = print) -> dict[str, Any]:
     """What happened, in one small document (also report.json and a version tag)."""
     from fraudctl.model.registry import Registry
+    from fraudctl.model.registry.contract import TAG
 
     summary = _read_json(trained["summary_path"])
     lineage = _read_json(extracted["lineage_path"])

@@ -24,6 +24,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -48,9 +49,75 @@ class Intent:
     scored_time: str
 
 
+class BatchLog:
+    """The state's folder (the layout above): files only, what is in memory is FeatureState's. A folder left
+    half written (`.<name>.partial`) by a crash is deleted on opening."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        for entry in folder.glob(".*.partial"):
+            shutil.rmtree(entry, ignore_errors=True)
+
+    def stage(self, batch_id: int, transactions: pd.DataFrame, labels: pd.DataFrame) -> None:
+        staging = self.folder / f".{batch_id}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        _write(staging / _TX_FILE, transactions)
+        _write(staging / _LABEL_FILE, labels)
+
+    def commit(self, batch_id: int) -> None:
+        os.replace(self.folder / f".{batch_id}.partial", self.folder / f"{batch_id:012d}")
+
+    def write_snapshot(self, batch_id: int, history: pd.DataFrame, pending_labels: pd.DataFrame) -> None:
+        name = f"{_SNAPSHOT}{batch_id:012d}"
+        staging = self.folder / f".{name}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        _write(staging / _TX_FILE, history)
+        _write(staging / _LABEL_FILE, pending_labels)
+        os.replace(staging, self.folder / name)
+        for entry in self.folder.iterdir():
+            covered = entry.name.isdigit() and int(entry.name) <= batch_id
+            if entry.name != name and (covered or entry.name.startswith(_SNAPSHOT)):
+                shutil.rmtree(entry, ignore_errors=True)
+
+    def latest_snapshot(self) -> tuple[int, pd.DataFrame, pd.DataFrame] | None:
+        """The newest snapshot: its batch id, history and pending labels."""
+        snapshots = sorted(p for p in self.folder.glob(f"{_SNAPSHOT}*") if p.is_dir())
+        if not snapshots:
+            return None
+        latest = snapshots[-1]
+        return (int(latest.name[len(_SNAPSHOT):]), _read(latest / _TX_FILE, HISTORY_COLUMNS + [IS_FRAUD]),
+                _read(latest / _LABEL_FILE, LABEL_COLUMNS))
+
+    def batches(self, after: int) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame]]:
+        """The batches committed after batch `after`, in the order they ran: id, labels, transactions."""
+        for entry in sorted(p for p in self.folder.iterdir() if p.name.isdigit()):
+            batch_id = int(entry.name)
+            if batch_id > after:
+                yield batch_id, _read(entry / _LABEL_FILE, LABEL_COLUMNS), _read(entry / _TX_FILE, HISTORY_COLUMNS)
+
+    def intent(self, batch_id: int) -> Intent | None:
+        try:
+            data = json.loads((self.folder / _INTENT_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        return Intent(**data) if data.get("batch_id") == batch_id else None
+
+    def record_intent(self, intent: Intent) -> None:
+        path = self.folder / _INTENT_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(intent.__dict__))
+        os.replace(tmp, path)
+
+    def disk_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.folder.rglob("*") if f.is_file())
+
+
 class FeatureState:
     def __init__(self, folder: Path, spec: FeatureSpec, *, snapshot_every: int = 200):
-        self.folder = folder
+        self.batch_log = BatchLog(folder)
         self.spec = spec
         self.snapshot_every = snapshot_every
         self.history = _empty(HISTORY_COLUMNS + [IS_FRAUD])
@@ -67,8 +134,15 @@ class FeatureState:
         self._batch_labels = _empty(LABEL_COLUMNS)
         self._staged: int | None = None  # the batch whose files `stage` wrote
         self._since_snapshot = 0
-        folder.mkdir(parents=True, exist_ok=True)
         self._load()
+
+    @property
+    def folder(self) -> Path:
+        return self.batch_log.folder
+
+    @folder.setter
+    def folder(self, folder: Path) -> None:  # where the next files go; memory is kept
+        self.batch_log.folder = folder
 
     # -- a batch's life: its labels, its features, its commit -----------------------------------------------
     def is_committed(self, batch_id: int) -> bool:
@@ -112,37 +186,21 @@ class FeatureState:
         return pd.concat([batch, added], axis=1)
 
     def _reach(self, batch: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per grouping (customers, then terminals): the positions of the history rows of the batch's
-        customers (terminals), found by integer codes (hashing every remembered id each batch would cost
-        more than the features), and group codes of those rows then of the batch's rows for the features'
-        grouping: the batch's groups numbered from 0, known ones first, so that they sort fast."""
+        """`_reach_group` for the customers, then the terminals."""
         reached = []
         for column, codes in ((CUSTOMER_ID, self._customer_codes), (TERMINAL_ID, self._terminal_codes)):
             if column not in self._code_columns:
                 self._code_columns[column] = self.history[column].map(codes).to_numpy(dtype="int64") \
                     if len(self.history) else np.zeros(0, dtype="int64")
-            keys = batch[column].to_numpy()
-            known = np.fromiter((codes.get(key, -1) for key in keys), dtype="int64", count=len(keys))
-            new = known < 0
-            wanted = np.zeros(len(codes) + 1, dtype=bool)
-            wanted[known[~new]] = True
-            rows = np.flatnonzero(wanted[self._code_columns[column]])
-            dense = np.cumsum(wanted) - 1  # a wanted code -> its rank among the wanted ones
-            batch_codes = dense[np.where(new, len(codes), known)]
-            if new.any():
-                batch_codes[new] = int(wanted.sum()) + pd.factorize(keys[new], sort=False)[0]
-            reached.append((rows, np.concatenate([dense[self._code_columns[column][rows]], batch_codes])))
+            reached.append(_reach_group(batch[column].to_numpy(), codes, self._code_columns[column]))
         return reached
 
     def stage(self, batch_id: int, transactions: pd.DataFrame, labels: pd.DataFrame) -> None:
         """Write the batch's files aside (`.<id>.partial`, ignored and deleted on load) before its output is
         out, e.g. in a thread while the batch is scored; `commit` then only renames them into place. Touches
         no memory: safe beside `features`."""
-        staging = self.folder / f".{batch_id}.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        _write(staging / _TX_FILE, transactions[HISTORY_COLUMNS].reset_index(drop=True))
-        _write(staging / _LABEL_FILE, labels[LABEL_COLUMNS].reset_index(drop=True))
+        self.batch_log.stage(batch_id, transactions[HISTORY_COLUMNS].reset_index(drop=True),
+                       labels[LABEL_COLUMNS].reset_index(drop=True))
         self._staged = batch_id
 
     def commit(self, batch_id: int, transactions: pd.DataFrame, *, defer_snapshot: bool = False) -> None:
@@ -153,7 +211,7 @@ class FeatureState:
         new = transactions[HISTORY_COLUMNS].reset_index(drop=True)
         if self._staged != batch_id:
             self.stage(batch_id, new, self._batch_labels)
-        os.replace(self.folder / f".{batch_id}.partial", self.folder / f"{batch_id:012d}")
+        self.batch_log.commit(batch_id)
         self._staged = None
         self._add(new)
         self._batch_labels = _empty(LABEL_COLUMNS)
@@ -185,39 +243,20 @@ class FeatureState:
     def write_snapshot(self, parts: tuple[int, pd.DataFrame, pd.DataFrame] | None) -> None:
         """Write a snapshot taken by `snapshot_parts` and drop the folders it covers. Batches committed since
         it was taken have higher ids: their folders stay."""
-        if parts is None:
-            return
-        batch_id, history, pending_labels = parts
-        name = f"{_SNAPSHOT}{batch_id:012d}"
-        staging = self.folder / f".{name}.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        _write(staging / _TX_FILE, history)
-        _write(staging / _LABEL_FILE, pending_labels)
-        os.replace(staging, self.folder / name)
-        for entry in self.folder.iterdir():
-            covered = entry.name.isdigit() and int(entry.name) <= batch_id
-            if entry.name != name and (covered or entry.name.startswith(_SNAPSHOT)):
-                shutil.rmtree(entry, ignore_errors=True)
+        if parts is not None:
+            self.batch_log.write_snapshot(*parts)
 
     # -- intents --------------------------------------------------------------------------------------------
     def intent(self, batch_id: int) -> Intent | None:
         """The intent a run that crashed before committing this batch recorded for it."""
-        try:
-            data = json.loads((self.folder / _INTENT_FILE).read_text())
-        except (OSError, ValueError):
-            return None
-        return Intent(**data) if data.get("batch_id") == batch_id else None
+        return self.batch_log.intent(batch_id)
 
     def record_intent(self, intent: Intent) -> None:
-        path = self.folder / _INTENT_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(intent.__dict__))
-        os.replace(tmp, path)
+        self.batch_log.record_intent(intent)
 
     # -- figures --------------------------------------------------------------------------------------------
     def size(self) -> dict[str, int]:
-        disk = sum(f.stat().st_size for f in self.folder.rglob("*") if f.is_file())
+        disk = self.batch_log.disk_bytes()
         memory = _memory_bytes(self.history) + _memory_bytes(self.pending_labels)
         return {"transactions": len(self.history), "labelled": int(self.history[IS_FRAUD].notna().sum()),
                 "pending_labels": len(self.pending_labels), "disk_bytes": int(disk), "memory_bytes": int(memory)}
@@ -312,25 +351,19 @@ class FeatureState:
         self._sequence = np.concatenate([self._sequence, numbers])
 
     def _load(self) -> None:
-        for entry in self.folder.glob(".*.partial"):
-            shutil.rmtree(entry, ignore_errors=True)
-        snapshots = sorted(p for p in self.folder.glob(f"{_SNAPSHOT}*") if p.is_dir())
-        if snapshots:
-            latest = snapshots[-1]
-            self.history = _read(latest / _TX_FILE, HISTORY_COLUMNS + [IS_FRAUD])
-            self.pending_labels = _read(latest / _LABEL_FILE, LABEL_COLUMNS)
+        snapshot = self.batch_log.latest_snapshot()
+        if snapshot is not None:
+            self.last_batch_id, self.history, self.pending_labels = snapshot
             self._number(self.history[TRANSACTION_ID])
             for column, codes in ((CUSTOMER_ID, self._customer_codes), (TERMINAL_ID, self._terminal_codes)):
                 for key in self.history[column].unique():
                     codes.setdefault(key, len(codes))
-            self.last_batch_id = int(latest.name[len(_SNAPSHOT):])
-        for entry in sorted(p for p in self.folder.iterdir() if p.name.isdigit()):
-            batch_id = int(entry.name)
-            if batch_id > self.last_batch_id:  # in the order they ran: labels first, then transactions
-                self._apply(_read(entry / _LABEL_FILE, LABEL_COLUMNS))
-                self._add(_read(entry / _TX_FILE, HISTORY_COLUMNS))
-                self.last_batch_id = batch_id
-                self._since_snapshot += 1
+        for batch_id, labels, transactions in self.batch_log.batches(after=self.last_batch_id):
+            # in the order they ran: labels first, then transactions
+            self._apply(labels)
+            self._add(transactions)
+            self.last_batch_id = batch_id
+            self._since_snapshot += 1
 
 
 class _IdsOf:
@@ -345,6 +378,23 @@ class _IdsOf:
         if position < len(self._rows):
             return self._history_ids[self._rows[position]]
         return self._batch_ids[position - len(self._rows)]
+
+
+def _reach_group(keys: np.ndarray, codes: dict, code_column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of the history rows of the batch's groups (`keys`: its customers, or terminals), found by
+    integer codes (hashing every remembered id each batch would cost more than the features), and group
+    codes of those rows then of the batch's rows for the features' grouping: the batch's groups numbered
+    from 0, known ones first, so that they sort fast. `codes`: id -> code; `code_column`: the history's."""
+    known = np.fromiter((codes.get(key, -1) for key in keys), dtype="int64", count=len(keys))
+    new = known < 0
+    wanted = np.zeros(len(codes) + 1, dtype=bool)
+    wanted[known[~new]] = True
+    rows = np.flatnonzero(wanted[code_column])
+    dense = np.cumsum(wanted) - 1  # a wanted code -> its rank among the wanted ones
+    batch_codes = dense[np.where(new, len(codes), known)]
+    if new.any():
+        batch_codes[new] = int(wanted.sum()) + pd.factorize(keys[new], sort=False)[0]
+    return rows, np.concatenate([dense[code_column[rows]], batch_codes])
 
 
 def _ns(times: pd.Series) -> np.ndarray:

@@ -4,6 +4,7 @@ CLI and the config both use."""
 from __future__ import annotations
 
 import typing
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,7 @@ from fraudctl import contracts as c
 from fraudctl.errors import BadInputError
 from fraudctl.data.layout import (
     PRESET_NAMES, PRESETS, REQUIRED_FIELDS, TIME_FORMATS, InputLayout, auto_time_format, parse_map_items,
-    parse_start, resolve_mapping,
+    parse_start, resolve_format, resolve_mapping,
 )
 
 
@@ -159,3 +160,26 @@ def test_both_commands_read_the_layout_section_with_flags_over_it(command, tmp_p
                 "--time-format", "iso", "--start", "2021-01-01"]) == ExitCode.BAD_INPUT
     assert seen == [InputLayout("ulb", {"amt": "amount", "zip": ""}, "offset", "2020-01-01"),
                     InputLayout("sparkov", {"amt": "amount", "zip": "", "cc": "customer_id"}, "iso", "2021-01-01")]
+
+
+# --- file formats ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, kind", [
+    ("a.parquet", "parquet"), ("a.PQ", "parquet"), ("a.csv", "csv"), ("a.csv.gz", "csv"), ("a.txt", "csv"),
+])
+def test_a_reader_tells_the_format_from_more_names_than_a_writer(name, kind):
+    assert resolve_format(Path(name)) == kind
+    if name in ("a.parquet", "a.csv"):
+        assert resolve_format(Path(name), writing=True) == kind
+    else:  # the generator writes plain files only
+        with pytest.raises(BadInputError, match="cannot tell the format"):
+            resolve_format(Path(name), writing=True)
+
+
+def test_a_format_option_contradicting_the_name_is_refused_only_for_writing():
+    assert resolve_format(Path("a.csv"), "parquet") == "parquet"
+    with pytest.raises(BadInputError, match="does not match"):
+        resolve_format(Path("a.csv"), "parquet", writing=True)
+    assert resolve_format(Path("noext"), "csv", writing=True) == "csv"
+    for writing in (False, True):
+        with pytest.raises(BadInputError, match="unknown format"):
+            resolve_format(Path("a.csv"), "xlsx", writing=writing)

@@ -10,13 +10,11 @@ import pytest
 
 from fraudctl.errors import BadInputError, NotFoundError
 from fraudctl.features import FEATURE_NAMES
+from fraudctl.model.evaluation import card_precision_at_k, choose_threshold, evaluate
 from fraudctl.model.training import (
     ESTIMATORS,
     SplitSpec,
-    card_precision_at_k,
-    choose_threshold,
     default_split,
-    evaluate,
     InputLayout,
     load_transactions,
     make_estimator,

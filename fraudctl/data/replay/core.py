@@ -14,7 +14,7 @@ import csv
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
@@ -181,6 +181,95 @@ class RejectsFile:
             self._fh.close()
 
 
+@dataclass
+class _Run:
+    """One replay's moving parts after planning, and the summary they keep up to date."""
+
+    options: ReplayOptions
+    plan: Plan
+    summary: ReplaySummary
+    sender: Sender
+    sequencer: Sequencer
+    deliveries: Deliveries
+    producer: Any
+    rejects: RejectsFile
+    only_errors: bool  # delivery_reports: "errors" (success reports kept in C)
+    on_progress: Callable[[ReplayProgress], None] | None
+    started: float = field(default_factory=time.monotonic)
+    last_tick: float = 0.0
+
+    def delivered(self) -> int:
+        # With success reports kept in C, every event that left the producer's queue without a failure
+        # report was delivered.
+        return self.deliveries.delivered if not self.only_errors else \
+            max(0, self.sender.produced - self.deliveries.failed - len(self.producer))
+
+    def tick(self, force: bool = False, finished: bool = False) -> None:
+        now = time.monotonic()
+        if self.on_progress and (force or now - self.last_tick >= 0.1):
+            self.last_tick = now
+            options, sender = self.options, self.sender
+            rows_sent = max(0, sender.last_row + 1 - options.skip)
+            if options.limit is not None:
+                fraction = min(1.0, rows_sent / options.limit) if options.limit else 1.0
+            else:
+                fraction = 1.0 if finished else self.plan.source.fraction(sender.last_row + 1)
+            self.on_progress(ReplayProgress(self.summary.read, rows_sent, sender.produced, self.delivered(),
+                                            fraction))
+
+    def send(self, config: "Config", chunks: Iterator[tuple[EncodedChunk | None, Outgoing]],
+             interrupt: threading.Event) -> None:
+        """Produce every chunk, then wait for the reports; on an interrupt or a bad chunk, settle what was sent."""
+        summary, sender, tick = self.summary, self.sender, self.tick
+        try:
+            for chunk, out in chunks:
+                if chunk is not None:
+                    self.rejects.write(chunk.rejects)
+                    summary.read += chunk.read
+                    summary.rejected += len(chunk.rejects)
+                summary.out_of_order += out.out_of_order
+                sender.send(out, tick)
+                if interrupt.is_set():
+                    raise KeyboardInterrupt
+            sender.drain(config.replay.delivery_timeout + DRAIN_GRACE_SECONDS, tick)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            chunks.close()
+            sender.settle_interrupted_slice()
+            try:
+                if sender.drain(config.replay.interrupt_flush_timeout, tick):
+                    sender.abandon()
+            except KeyboardInterrupt:  # asked again: stop waiting
+                sender.abandon()
+        except FraudctlError:
+            # Bad file content or a fatal producer error: what was produced still gets its chance.
+            chunks.close()
+            sender.settle_interrupted_slice()
+            if not self.deliveries.fatal:
+                sender.drain(config.replay.interrupt_flush_timeout, tick)
+            raise
+
+    def account(self) -> None:
+        """Fill in the summary, however the replay ended."""
+        summary, sender, deliveries, encoder = self.summary, self.sender, self.deliveries, self.plan.encoder
+        summary.wall_seconds = time.monotonic() - self.started
+        summary.skipped = min(self.options.skip, self.plan.source.rows_before())
+        summary.extra_columns = list(encoder.extras or [])
+        summary.ignored_columns = list(self.plan.mapping.ignored) + list(encoder.not_numeric)
+        summary.time_format = encoder.time_mode or self.plan.mapping.time_format
+        summary.transactions, summary.labels, summary.produced = sender.transactions, sender.labels, sender.produced
+        summary.labels_pending = self.sequencer.pending
+        summary.resume_skip = sender.last_row + 1 if sender.last_row >= 0 else None
+        summary.failed = deliveries.failed
+        # Whatever path got here, the events still in the producer are those whose report never came.
+        summary.unconfirmed = len(self.producer)
+        summary.delivered = self.delivered()
+        summary.first_failure = deliveries.first_failure
+        summary.broker_errors = list(deliveries.broker_errors)
+        summary.rejects_file = str(self.rejects.path) if self.rejects.count else None
+        summary.events_per_second = summary.delivered / summary.wall_seconds if summary.wall_seconds > 0 else 0.0
+
+
 def replay(config: "Config", options: ReplayOptions, *,
            on_progress: Callable[[ReplayProgress], None] | None = None,
            interrupt: threading.Event | None = None,
@@ -204,9 +293,9 @@ def replay(config: "Config", options: ReplayOptions, *,
     if producer_factory is None:
         producer_factory = Connecting(config, deliveries).producer
     the_plan = plan(options)
-    mapping, encoder, source = the_plan.mapping, the_plan.encoder, the_plan.source
+    mapping, source = the_plan.mapping, the_plan.source
     tx_topic = config.kafka.topics.transactions.name
-    label_topic = config.kafka.topics.labels.name if encoder.labels else None
+    label_topic = config.kafka.topics.labels.name if the_plan.encoder.labels else None
     summary = ReplaySummary(
         file=str(options.path), format=the_plan.fmt, preset=mapping.preset, mapping=mapping.describe(),
         extra_columns=[], ignored_columns=list(mapping.ignored), time_format=mapping.time_format,
@@ -220,82 +309,20 @@ def replay(config: "Config", options: ReplayOptions, *,
         source.close()
         raise
     interrupt = interrupt or threading.Event()
-    only_errors = config.replay.delivery_reports == "errors"
-    sender = Sender(producer, deliveries, tx_topic, label_topic, interrupt)
     sequencer = Sequencer(options.rate, options.speedup)
-    started = time.monotonic()
-    last_tick = [0.0]
-
-    def delivered() -> int:
-        # With success reports kept in C, every event that left the producer's queue without a failure
-        # report was delivered.
-        return deliveries.delivered if not only_errors else \
-            max(0, sender.produced - deliveries.failed - len(producer))
-
-    def tick(force: bool = False, finished: bool = False) -> None:
-        now = time.monotonic()
-        if on_progress and (force or now - last_tick[0] >= 0.1):
-            last_tick[0] = now
-            rows_sent = max(0, sender.last_row + 1 - options.skip)
-            if options.limit is not None:
-                fraction = min(1.0, rows_sent / options.limit) if options.limit else 1.0
-            else:
-                fraction = 1.0 if finished else source.fraction(sender.last_row + 1)
-            on_progress(ReplayProgress(summary.read, rows_sent, sender.produced, delivered(), fraction))
-
+    run = _Run(options, the_plan, summary, Sender(producer, deliveries, tx_topic, label_topic, interrupt),
+               sequencer, deliveries, producer, rejects, config.replay.delivery_reports == "errors", on_progress)
     stop = threading.Event()
     # Reading, parsing, encoding and sequencing run ahead in a thread; this one only produces.
     chunks = _prefetch(iter_outgoing(the_plan, sequencer), PREFETCH_CHUNKS, stop)
     try:
-        try:
-            for chunk, out in chunks:
-                if chunk is not None:
-                    rejects.write(chunk.rejects)
-                    summary.read += chunk.read
-                    summary.rejected += len(chunk.rejects)
-                summary.out_of_order += out.out_of_order
-                sender.send(out, tick)
-                if interrupt.is_set():
-                    raise KeyboardInterrupt
-            sender.drain(config.replay.delivery_timeout + DRAIN_GRACE_SECONDS, tick)
-        except KeyboardInterrupt:
-            summary.interrupted = True
-            chunks.close()
-            sender.settle_interrupted_slice()
-            try:
-                if sender.drain(config.replay.interrupt_flush_timeout, tick):
-                    sender.abandon()
-            except KeyboardInterrupt:  # asked again: stop waiting
-                sender.abandon()
-        except FraudctlError:
-            # Bad file content or a fatal producer error: what was produced still gets its chance.
-            chunks.close()
-            sender.settle_interrupted_slice()
-            if not deliveries.fatal:
-                sender.drain(config.replay.interrupt_flush_timeout, tick)
-            raise
+        run.send(config, chunks, interrupt)
     finally:
         chunks.close()
         rejects.close()
-        summary.wall_seconds = time.monotonic() - started
-        summary.skipped = min(options.skip, source.rows_before())
-        summary.extra_columns = list(encoder.extras or [])
-        summary.ignored_columns = list(mapping.ignored) + list(encoder.not_numeric)
-        summary.time_format = encoder.time_mode or mapping.time_format
-        summary.transactions, summary.labels, summary.produced = sender.transactions, sender.labels, sender.produced
-        summary.labels_pending = sequencer.pending
-        summary.resume_skip = sender.last_row + 1 if sender.last_row >= 0 else None
-        summary.failed = deliveries.failed
-        # Whatever path got here, the events still in the producer are those whose report never came.
-        summary.unconfirmed = len(producer)
-        summary.delivered = delivered()
-        summary.first_failure = deliveries.first_failure
-        summary.broker_errors = list(deliveries.broker_errors)
-        summary.rejects_file = str(rejects.path) if rejects.count else None
-        summary.events_per_second = summary.delivered / summary.wall_seconds if summary.wall_seconds > 0 else 0.0
-        tick(force=True, finished=not summary.interrupted)
+        run.account()
+        run.tick(force=True, finished=not summary.interrupted)
     return summary
-
 
 
 def encoded_events(options: ReplayOptions) -> Iterator[Outgoing]:

@@ -102,6 +102,53 @@ class EncodedChunk:
     rows: np.ndarray  # data row index (0-based, before --skip) of each transaction
 
 
+class _Problems:
+    """What is wrong with which rows of a chunk: a mask per problem, and how to explain a row it marks."""
+
+    def __init__(self, mapping: ColumnMapping, cols: dict[str, "pa.Array"]):
+        self.mapping = mapping
+        self.cols = cols
+        self.found: list[tuple[np.ndarray, Callable[[int], str]]] = []
+
+    def note(self, mask: np.ndarray, explain: Callable[[int], str]) -> None:
+        if mask.any():
+            self.found.append((mask, explain))
+
+    def missing(self, mask: np.ndarray, name: str) -> None:
+        self.note(mask, lambda i: f"missing field {name} (column {self.mapping.fields[name]!r})")
+
+    def value_of(self, source: str, i: int) -> str:
+        value = self.cols[source][int(i)].as_py()
+        return repr(value if not isinstance(value, str) else value.strip())
+
+    def valid(self, n: int) -> np.ndarray:
+        valid = np.ones(n, dtype=bool)
+        for mask, _ in self.found:
+            valid &= ~mask
+        return valid
+
+    def rejects(self, raw: RawChunk, valid: np.ndarray) -> list[Reject]:
+        return [Reject(int(raw.where[i]), "; ".join(explain(i) for mask, explain in self.found if mask[i]),
+                       _row_text(self.cols, i))
+                for i in np.flatnonzero(~valid)]
+
+
+@dataclass
+class _Parsed:
+    """A chunk's fields, parsed: ids as text, amount, event time (microseconds), labels, extra columns."""
+
+    texts: dict[str, "pa.Array"]
+    amount: np.ndarray
+    times: np.ndarray
+    labels: np.ndarray | None
+    extra_values: list[np.ndarray]
+
+    def filter(self, valid: np.ndarray, keep: "pa.Array") -> "_Parsed":
+        return _Parsed({k: pc.filter(v, keep) for k, v in self.texts.items()}, self.amount[valid],
+                       self.times[valid], self.labels[valid] if self.labels is not None else None,
+                       [v[valid] for v in self.extra_values])
+
+
 class Encoder:
     """Maps, parses, validates and encodes raw chunks; decides time mode and pass-through columns on the first."""
 
@@ -115,109 +162,101 @@ class Encoder:
         self._formatter = TimeFormatter()
 
     def encode(self, raw: RawChunk) -> EncodedChunk:
-        m = self.mapping
         n = len(raw.index)
         rejects = list(raw.rejects)
         if n == 0:
             return EncodedChunk(strings([]), strings([]), np.zeros(0, np.int64),
                                 None, None, rejects, len(rejects), np.zeros(0, np.int64))
-        cols = raw.columns
-        problems: list[tuple[np.ndarray, Callable[[int], str]]] = []
+        problems = _Problems(self.mapping, raw.columns)
+        parsed = self._parse(raw, problems)
+        valid = problems.valid(n)
+        keep = None
+        if not valid.all():
+            rejects += problems.rejects(raw, valid)
+            keep = from_numpy(valid)
+            parsed = parsed.filter(valid, keep)
+        rejects.sort(key=lambda r: r.where)
 
-        def note(mask: np.ndarray, explain: Callable[[int], str]) -> None:
-            if mask.any():
-                problems.append((mask, explain))
+        escaped = {k: json_text(v) for k, v in parsed.texts.items()}
+        stamp = self._stamp(raw.columns[self.mapping.fields[c.TX_DATETIME]], keep, parsed.times)
+        tx_values = self._transaction_json(escaped, stamp, parsed)
+        label_values = label_times = None
+        if parsed.labels is not None:
+            label_times = parsed.times + self.label_delay_us
+            label_values = self._label_json(escaped, stamp, parsed.labels, label_times)
+        return EncodedChunk(tx_values=tx_values, keys=parsed.texts[c.CUSTOMER_ID], times=parsed.times,
+                            label_values=label_values, label_times=label_times, rejects=rejects,
+                            read=n + len(raw.rejects), rows=raw.index[valid])
 
-        def missing_reason(name: str) -> Callable[[int], str]:
-            return lambda i: f"missing field {name} (column {m.fields[name]!r})"
-
-        def value_of(source: str, i: int) -> str:
-            value = cols[source][int(i)].as_py()
-            return repr(value if not isinstance(value, str) else value.strip())
-
+    def _parse(self, raw: RawChunk, problems: _Problems) -> _Parsed:
+        m, cols = self.mapping, raw.columns
         texts: dict[str, pa.Array] = {}
         if c.TRANSACTION_ID in m.fields:
             texts[c.TRANSACTION_ID], missing = as_text(cols[m.fields[c.TRANSACTION_ID]])
-            note(missing, missing_reason(c.TRANSACTION_ID))
+            problems.missing(missing, c.TRANSACTION_ID)
         else:
             texts[c.TRANSACTION_ID] = pc.cast(from_numpy(raw.index), pa.string())
         for name in (c.CUSTOMER_ID, c.TERMINAL_ID):
             if name in m.fields:
                 texts[name], missing = as_text(cols[m.fields[name]])
-                note(missing, missing_reason(name))
+                problems.missing(missing, name)
             else:
                 texts[name] = texts[m.derived[name]]
 
         amount, missing, bad = as_number(cols[m.fields[c.AMOUNT]])
-        note(missing, missing_reason(c.AMOUNT))
-        note(bad, lambda i: f"non-numeric amount {value_of(m.fields[c.AMOUNT], i)} "
-                            f"(column {m.fields[c.AMOUNT]!r})")
+        problems.missing(missing, c.AMOUNT)
+        problems.note(bad, lambda i: f"non-numeric amount {problems.value_of(m.fields[c.AMOUNT], i)} "
+                                     f"(column {m.fields[c.AMOUNT]!r})")
 
-        time_column = cols[m.fields[c.TX_DATETIME]]
         self.decide(raw)
-        times, missing, bad = as_time_us(time_column, self.time_mode, m.start_us)
-        note(missing, missing_reason(c.TX_DATETIME))
-        note(bad, lambda i: f"unparseable timestamp {value_of(m.fields[c.TX_DATETIME], i)} "
-                            f"(column {m.fields[c.TX_DATETIME]!r}, {self.time_mode})")
+        times, missing, bad = as_time_us(cols[m.fields[c.TX_DATETIME]], self.time_mode, m.start_us)
+        problems.missing(missing, c.TX_DATETIME)
+        problems.note(bad, lambda i: f"unparseable timestamp {problems.value_of(m.fields[c.TX_DATETIME], i)} "
+                                     f"(column {m.fields[c.TX_DATETIME]!r}, {self.time_mode})")
 
         labels = None
         if self.labels:
             labels, missing, bad = as_label(cols[m.fields[c.IS_FRAUD]])
-            note(missing, missing_reason(c.IS_FRAUD))
-            note(bad, lambda i: f"label {value_of(m.fields[c.IS_FRAUD], i)} is not 0 or 1 "
-                                f"(column {m.fields[c.IS_FRAUD]!r})")
+            problems.missing(missing, c.IS_FRAUD)
+            problems.note(bad, lambda i: f"label {problems.value_of(m.fields[c.IS_FRAUD], i)} is not 0 or 1 "
+                                         f"(column {m.fields[c.IS_FRAUD]!r})")
 
         extra_values = []
         for name in self.extras:
             values, _, bad = as_number(cols[name])
-            note(bad, lambda i, name=name: f"non-numeric value {value_of(name, i)} in column {name!r}")
+            problems.note(bad, lambda i, name=name: f"non-numeric value {problems.value_of(name, i)} "
+                                                    f"in column {name!r}")
             extra_values.append(values)
+        return _Parsed(texts, amount, times, labels, extra_values)
 
-        valid = np.ones(n, dtype=bool)
-        for mask, _ in problems:
-            valid &= ~mask
-        if not valid.all():
-            for i in np.flatnonzero(~valid):
-                reason = "; ".join(explain(i) for mask, explain in problems if mask[i])
-                rejects.append(Reject(int(raw.where[i]), reason, self._row_text(cols, i)))
-            keep = from_numpy(valid)
-            texts = {k: pc.filter(v, keep) for k, v in texts.items()}
-            amount, times = amount[valid], times[valid]
-            labels = labels[valid] if labels is not None else None
-            extra_values = [v[valid] for v in extra_values]
-        rejects.sort(key=lambda r: r.where)
-
-        escaped = {k: json_text(v) for k, v in texts.items()}
-        tid, cid, term = escaped[c.TRANSACTION_ID], escaped[c.CUSTOMER_ID], escaped[c.TERMINAL_ID]
-        stamp = None
+    def _stamp(self, time_column: "pa.Array", keep: "pa.Array | None", times: np.ndarray) -> "pa.Array":
+        """The event times as the contract spells them."""
         if self.time_mode == "iso":  # already the contract's spelling (generator output): keep the text
-            text = time_column if valid.all() else pc.filter(time_column, keep)
-            stamp = text if is_contract_time_text(text) else None
-        if stamp is None:
-            stamp = self._formatter.format(times)
+            text = time_column if keep is None else pc.filter(time_column, keep)
+            if is_contract_time_text(text):
+                return text
+        return self._formatter.format(times)
+
+    def _transaction_json(self, escaped: dict[str, "pa.Array"], stamp: "pa.Array", parsed: _Parsed) -> "pa.Array":
         pieces: list[Any] = [
-            f'{{"{c.SCHEMA_VERSION_FIELD}":{c.SCHEMA_VERSION},"{c.TRANSACTION_ID}":"', tid,
-            f'","{c.TX_DATETIME}":"', stamp, f'","{c.CUSTOMER_ID}":"', cid, f'","{c.TERMINAL_ID}":"', term,
-            f'","{c.AMOUNT}":', number_text(amount),
+            f'{{"{c.SCHEMA_VERSION_FIELD}":{c.SCHEMA_VERSION},"{c.TRANSACTION_ID}":"', escaped[c.TRANSACTION_ID],
+            f'","{c.TX_DATETIME}":"', stamp, f'","{c.CUSTOMER_ID}":"', escaped[c.CUSTOMER_ID],
+            f'","{c.TERMINAL_ID}":"', escaped[c.TERMINAL_ID], f'","{c.AMOUNT}":', number_text(parsed.amount),
         ]
-        for position, (name, values) in enumerate(zip(self.extras, extra_values)):
+        for position, (name, values) in enumerate(zip(self.extras, parsed.extra_values)):
             prefix = f',"{c.EXTRA}":{{' if position == 0 else ","
             pieces += [prefix + json.dumps(name) + ":", number_text(values)]
         pieces.append("}}" if self.extras else "}")
-        tx_values = join(*pieces)
+        return join(*pieces)
 
-        label_values = label_times = None
-        if labels is not None:
-            label_times = times + self.label_delay_us
-            flag = pc.cast(from_numpy(labels), pa.string())
-            label_values = join(
-                f'{{"{c.SCHEMA_VERSION_FIELD}":{c.SCHEMA_VERSION},"{c.TRANSACTION_ID}":"', tid,
-                f'","{c.CUSTOMER_ID}":"', cid, f'","{c.TERMINAL_ID}":"', term,
-                f'","{c.TX_DATETIME}":"', stamp, f'","{c.IS_FRAUD}":', flag,
-                f',"{c.LABELLED_AT}":"', self._formatter.format(label_times), '"}')
-        return EncodedChunk(tx_values=tx_values, keys=texts[c.CUSTOMER_ID], times=times, label_values=label_values,
-                            label_times=label_times, rejects=rejects, read=n + len(raw.rejects),
-                            rows=raw.index[valid])
+    def _label_json(self, escaped: dict[str, "pa.Array"], stamp: "pa.Array", labels: np.ndarray,
+                    label_times: np.ndarray) -> "pa.Array":
+        flag = pc.cast(from_numpy(labels), pa.string())
+        return join(
+            f'{{"{c.SCHEMA_VERSION_FIELD}":{c.SCHEMA_VERSION},"{c.TRANSACTION_ID}":"', escaped[c.TRANSACTION_ID],
+            f'","{c.CUSTOMER_ID}":"', escaped[c.CUSTOMER_ID], f'","{c.TERMINAL_ID}":"', escaped[c.TERMINAL_ID],
+            f'","{c.TX_DATETIME}":"', stamp, f'","{c.IS_FRAUD}":', flag,
+            f',"{c.LABELLED_AT}":"', self._formatter.format(label_times), '"}')
 
     def decide(self, raw: RawChunk) -> None:
         """Time mode and pass-through columns, judged on the first chunk with rows."""
@@ -230,11 +269,10 @@ class Encoder:
             self.extras = [name for name in m.candidates if looks_numeric(cols[name])]
             self.not_numeric = [name for name in m.candidates if name not in self.extras]
 
-    @staticmethod
-    def _row_text(cols: dict[str, "pa.Array"], i: int) -> str:
-        out = io.StringIO()
-        values = [cols[name][int(i)].as_py() for name in cols]
-        csv.writer(out, lineterminator="").writerow(["" if v is None else v for v in values])
-        return out.getvalue()
 
-
+def _row_text(cols: dict[str, "pa.Array"], i: int) -> str:
+    """A rejected row as a CSV line, for the rejects file."""
+    out = io.StringIO()
+    values = [cols[name][int(i)].as_py() for name in cols]
+    csv.writer(out, lineterminator="").writerow(["" if v is None else v for v in values])
+    return out.getvalue()

@@ -12,7 +12,6 @@ not the list the model's own MLmodel file declares, which a crafted model could 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import sys
 import tempfile
@@ -23,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from fraudctl.clock import utc_seconds
 from fraudctl.errors import FraudctlError, NotFoundError, ServiceError, UnavailableError
 from fraudctl.features import FeatureSpec
 from fraudctl.model.registry.contract import (
-    THRESHOLD_METADATA, ContractMismatchError, UntrustedModelError, check_model_contract, recorded_feature_spec,
+    TAG, THRESHOLD_METADATA, ContractMismatchError, UntrustedModelError, check_model_contract, recorded_feature_spec,
 )
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
 HOLDOUT_DIR = "holdout"
 HOLDOUT_FILE = "holdout.parquet"
-TAG = "fraudctl."
 # skops refuses any type not listed when loading. Gradient boosting and random forest hold sklearn's tree
 # structure; logistic regression needs nothing beyond skops' defaults.
 TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
@@ -309,12 +308,11 @@ class Registry:
 
     def _describe(self, mv, aliases: list[str] | None = None) -> dict[str, Any]:
         tags = dict(mv.tags or {})
-        created = dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=dt.timezone.utc)
         return {
             "name": mv.name,
             "version": str(mv.version),
             "aliases": sorted(aliases if aliases is not None else (mv.aliases or [])),
-            "created": created.isoformat(timespec="seconds"),
+            "created": utc_seconds(mv.creation_timestamp / 1000),
             "run_id": mv.run_id,
             "estimator": tags.get(f"{TAG}estimator"),
             "train_window": tags.get(f"{TAG}train_window"),

@@ -9,24 +9,20 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, Callable
 
+from fraudctl.clock import utc_seconds
 from fraudctl.contracts import IS_FRAUD, TX_DATETIME
 from fraudctl.errors import NotFoundError, RefusedError
 from fraudctl.model.registry.client import CHALLENGER, CHAMPION, TAG, Registry
 from fraudctl.model.registry.contract import ContractMismatchError
 from fraudctl.model.registry.gate import Comparison, gate, headline, overlap_warning
 
-HISTORY_TAG = "fraudctl.champion_history"
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+HISTORY_TAG = f"{TAG}champion_history"
 
 
 def _holdout_metrics(registry: Registry, version: str, holdout) -> dict[str, float]:
-    from fraudctl.model.training import evaluate
+    from fraudctl.model.evaluation import evaluate
 
     return headline(evaluate(holdout, registry.load(version).scores(holdout)))
 
@@ -90,7 +86,7 @@ def promote(registry: Registry, version: str, *, force: bool = False, comparison
         if registry.alias_version(CHALLENGER) == candidate:
             client.delete_registered_model_alias(registry.name, CHALLENGER)
         for key, value in {
-            "promoted_at": _now(), "promoted_over": previous or "", "promotion_forced": str(bool(force)).lower(),
+            "promoted_at": utc_seconds(), "promoted_over": previous or "", "promotion_forced": str(bool(force)).lower(),
             "promotion_reason": comparison.reason[:500],
         }.items():
             client.set_model_version_tag(registry.name, candidate, TAG + key, value)
@@ -118,7 +114,7 @@ def rollback(registry: Registry, *, confirm: Callable[[str | None, str], None] |
             confirm(current, target)
         client.set_registered_model_alias(registry.name, CHAMPION, target)
         client.set_registered_model_tag(registry.name, HISTORY_TAG, ",".join(earlier[:-1]))
-        now = _now()
+        now = utc_seconds()
         client.set_model_version_tag(registry.name, target, f"{TAG}restored_at", now)
         if current is not None:
             client.set_model_version_tag(registry.name, current, f"{TAG}rolled_back_at", now)

@@ -58,16 +58,12 @@ def log_training(registry: Registry, result: "TrainingResult", data: "LoadedData
     import mlflow.sklearn
     import sklearn
     import skops
-    import skops.io
     from mlflow.models import infer_signature
 
     registry.ensure_registered_model()  # also sets the URIs the mlflow module functions use
     with registry.errors("logging the training run"), quiet_mlflow():
         experiment = mlflow.set_experiment(registry.config.mlflow.experiment)
-        untrusted = set(skops.io.get_untrusted_types(data=skops.io.dumps(result.model)))
-        if not untrusted <= set(TRUSTED_TYPES):
-            raise UntrustedModelError(f"the {result.estimator} model holds types fraudctl does not trust to load: "
-                                      f"{', '.join(sorted(untrusted - set(TRUSTED_TYPES)))}")
+        untrusted = _skops_types(result)
         lineage = {
             "data": data.lineage() if data else None,
             "window": result.split.as_dict(),
@@ -82,13 +78,7 @@ def log_training(registry: Registry, result: "TrainingResult", data: "LoadedData
             mlflow.log_metrics(_metrics(result))
             for step, value in enumerate(result.metrics.get("card_precision_at_100_daily", [])):
                 mlflow.log_metric("test_card_precision_at_100_by_day", value, step=step)
-            mlflow.set_tags({
-                f"{TAG}git_commit": lineage["git"]["commit"], f"{TAG}git_dirty": lineage["git"]["dirty"],
-                f"{TAG}feature_spec_version": str(result.spec.version),
-                f"{TAG}estimator": result.estimator,
-                f"{TAG}data_fingerprint": data.fingerprint if data else "",
-                **{f"{TAG}warning_{i}": w[:500] for i, w in enumerate(result.warnings)},
-            })
+            mlflow.set_tags(_run_tags(result, data, lineage))
             mlflow.log_dict(lineage, "lineage.json")
             mlflow.log_dict(result.summary(), "summary.json")
             _log_datasets(result, data)
@@ -114,25 +104,50 @@ def log_training(registry: Registry, result: "TrainingResult", data: "LoadedData
                                   "pandas<3", "numpy"],
                 metadata={SPEC_METADATA: result.spec.as_dict(), THRESHOLD_METADATA: result.threshold.threshold},
             )
-        metrics = result.metrics
-        tags = {
-            f"{TAG}threshold": repr(result.threshold.threshold),
-            f"{TAG}threshold_policy": result.threshold.policy,
-            f"{TAG}feature_spec_version": str(result.spec.version),
-            f"{TAG}estimator": result.estimator,
-            f"{TAG}train_window": f"{result.split.train_start}..{result.split.train_end}",
-            f"{TAG}test_window": f"{result.split.test_start}..{result.split.test_end}",
-            f"{TAG}test_roc_auc": f"{metrics['roc_auc']:.6f}",
-            f"{TAG}test_average_precision": f"{metrics['average_precision']:.6f}",
-            f"{TAG}test_card_precision_at_100": f"{metrics['card_precision_at_100']:.6f}",
-            f"{TAG}git_commit": lineage["git"]["commit"],
-        }
-        version = registry.register(info.model_uri, run.info.run_id, info.model_id, tags)
+        version = registry.register(info.model_uri, run.info.run_id, info.model_id, _version_tags(result, lineage))
     return {
         "name": registry.name, "version": version, "alias": CHALLENGER, "run_id": run.info.run_id,
         "experiment_id": experiment.experiment_id,
         "run_url": registry.run_url(experiment.experiment_id, run.info.run_id),
         "version_url": registry.version_url(version),
+    }
+
+
+def _skops_types(result: "TrainingResult") -> set[str]:
+    """The types skops must be told to trust to load the model; refuses a model needing any we do not trust."""
+    import skops.io
+
+    untrusted = set(skops.io.get_untrusted_types(data=skops.io.dumps(result.model)))
+    if not untrusted <= set(TRUSTED_TYPES):
+        raise UntrustedModelError(f"the {result.estimator} model holds types fraudctl does not trust to load: "
+                                  f"{', '.join(sorted(untrusted - set(TRUSTED_TYPES)))}")
+    return untrusted
+
+
+def _run_tags(result: "TrainingResult", data: "LoadedData | None", lineage: dict[str, Any]) -> dict[str, str]:
+    return {
+        f"{TAG}git_commit": lineage["git"]["commit"], f"{TAG}git_dirty": lineage["git"]["dirty"],
+        f"{TAG}feature_spec_version": str(result.spec.version),
+        f"{TAG}estimator": result.estimator,
+        f"{TAG}data_fingerprint": data.fingerprint if data else "",
+        **{f"{TAG}warning_{i}": w[:500] for i, w in enumerate(result.warnings)},
+    }
+
+
+def _version_tags(result: "TrainingResult", lineage: dict[str, Any]) -> dict[str, str]:
+    """What `fraudctl models` and the promotion read from a version without opening its run."""
+    metrics = result.metrics
+    return {
+        f"{TAG}threshold": repr(result.threshold.threshold),
+        f"{TAG}threshold_policy": result.threshold.policy,
+        f"{TAG}feature_spec_version": str(result.spec.version),
+        f"{TAG}estimator": result.estimator,
+        f"{TAG}train_window": f"{result.split.train_start}..{result.split.train_end}",
+        f"{TAG}test_window": f"{result.split.test_start}..{result.split.test_end}",
+        f"{TAG}test_roc_auc": f"{metrics['roc_auc']:.6f}",
+        f"{TAG}test_average_precision": f"{metrics['average_precision']:.6f}",
+        f"{TAG}test_card_precision_at_100": f"{metrics['card_precision_at_100']:.6f}",
+        f"{TAG}git_commit": lineage["git"]["commit"],
     }
 
 
