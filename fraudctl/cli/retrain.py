@@ -10,7 +10,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from fraudctl.cli.common import OutputFormat, OutputOption, print_json, state, stderr_console, stdout_console
+from fraudctl.cli.common import (
+    OutputFormat, OutputOption, command_config, config_option, emit, print_json, stderr_console, stdout_console,
+)
 
 app = typer.Typer(help="Retrain on Airflow (the fraud_retrain DAG): trigger, follow, list, inspect.",
                   invoke_without_command=True, no_args_is_help=False)
@@ -28,8 +30,9 @@ def retrain(
         help="A run parameter: window_days, estimator, promotion_margin, source (a file instead of the lake), "
              "cutoff (ISO date). Repeatable.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the run to its end, showing task states.")] = False,
-    timeout: Annotated[Optional[float], typer.Option(
-        help="Seconds --wait waits (default: config retrain.timeout); then exit 7, the run goes on.")] = None,
+    timeout: Annotated[Optional[float], config_option(
+        "retrain.timeout", "--timeout", override=False,
+        help="Seconds --wait waits; then exit 7, the run goes on.")] = None,
     logs: Annotated[bool, typer.Option("--logs", help="Print the failing task's log when the run fails.")] = False,
     output: OutputOption = OutputFormat.text,
 ) -> None:
@@ -39,7 +42,7 @@ def retrain(
     from fraudctl.errors import RunFailedError
     from fraudctl.retraining.trigger import parse_conf, retrain as run
 
-    config = state(ctx).config()
+    config = command_config(ctx)
     err = stderr_console()
     shown: dict[str, Any] = {}
 
@@ -58,10 +61,7 @@ def retrain(
         if output is OutputFormat.json and getattr(exc, "result", None):
             print_json(exc.result)  # type: ignore[attr-defined]
         raise
-    if output is OutputFormat.json:
-        print_json(result)
-        return
-    _render(result)
+    emit(output, result, _render)
 
 
 @app.command("list")
@@ -71,19 +71,9 @@ def list_runs(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """The latest runs of the retraining DAG."""
-    from rich.table import Table
-
     from fraudctl.retraining.trigger import list_runs as runs
 
-    rows = runs(state(ctx).config(), limit=limit)
-    if output is OutputFormat.json:
-        print_json({"runs": rows})
-        return
-    table = Table("run id", "type", "state", "start", "end")
-    for row in rows:
-        table.add_row(row["run_id"], row["run_type"] or "-", row["state"] or "-", row["start"] or "-",
-                      row["end"] or "-")
-    stdout_console().print(table)
+    emit(output, {"runs": runs(command_config(ctx), limit=limit)}, _render_runs)
 
 
 @app.command("status")
@@ -96,11 +86,17 @@ def status(
     """One run: its state, its tasks and, when it finished, the outcome."""
     from fraudctl.retraining.trigger import status as run_status
 
-    result = run_status(state(ctx).config(), run_id, logs=logs)
-    if output is OutputFormat.json:
-        print_json(result)
-        return
-    _render(result)
+    emit(output, run_status(command_config(ctx), run_id, logs=logs), _render)
+
+
+def _render_runs(data: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table("run id", "type", "state", "start", "end")
+    for row in data["runs"]:
+        table.add_row(row["run_id"], row["run_type"] or "-", row["state"] or "-", row["start"] or "-",
+                      row["end"] or "-")
+    stdout_console().print(table)
 
 
 def _render(result: dict[str, Any]) -> None:
