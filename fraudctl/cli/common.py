@@ -1,4 +1,5 @@
-"""What every command shares: the lazily loaded config, the --output option, and rendering helpers.
+"""What every command shares: the lazily loaded config, config-bound options, the --output option, and
+rendering helpers.
 
 Command modules import only this, typer and rich at module level; core modules (and heavy libraries)
 are imported inside the command functions so that `fraudctl --help` stays fast.
@@ -7,8 +8,11 @@ are imported inside the command functions so that `fraudctl --help` stays fast.
 from __future__ import annotations
 
 import enum
+import functools
+import inspect
 import json
 import sys
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
@@ -34,26 +38,66 @@ PresetName = enum.Enum("PresetName", [(name, name) for name in PRESET_NAMES], ty
 TimeFormat = enum.Enum("TimeFormat", [(name, name) for name in TIME_FORMATS], type=str)
 
 
-# The layout options of every command that reads an input file (`replay`, `train --data`); the config's
-# layout section gives their defaults.
-PresetOption = Annotated[Optional[PresetName], typer.Option(
-    "--preset", case_sensitive=False,
+# Options whose default is a config key: {option: dotted key} of those `command_config` passes as overrides.
+_OVERRIDES: dict[Any, str] = {}
+
+
+def config_option(key: str, *param_decls: str, help: str, fallback: str | None = None, override: bool = True,
+                  **kwargs: Any) -> Any:
+    """A typer.Option whose default is config key `key`: the parameter defaults to None (the config decides)
+    and the help ends with the key, e.g. "(default: config replay.max_errors, 0)", `fallback` naming what
+    applies when the key is unset. With `override` (the usual case) `command_config` passes the given value
+    as the key's override; without, the command hands the value to a core function that falls back to the
+    key itself."""
+    default = f"{key}, {fallback}" if fallback else key
+    option = typer.Option(*param_decls, help=f"{help} (default: config {default})", show_default=False, **kwargs)
+    if override:
+        _OVERRIDES[option] = key
+    return option
+
+
+def config_overrides(ctx: typer.Context) -> dict[str, Any]:
+    """The config-bound options of the running command (see `config_option`) as {dotted key: value given};
+    an option not given is None, which leaves the key to the file, FRAUDCTL_* or the default."""
+    keys = _override_keys(ctx.command.callback)
+    return {key: _plain(ctx.params.get(name)) for name, key in keys.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def _override_keys(callback: Callable[..., Any] | None) -> dict[str, str]:
+    """{parameter name: config key} from the command function's Annotated options."""
+    if callback is None:
+        return {}
+    hints = typing.get_type_hints(inspect.unwrap(callback), include_extras=True)
+    return {name: _OVERRIDES[meta] for name, hint in hints.items() for meta in getattr(hint, "__metadata__", ())
+            if meta in _OVERRIDES}
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def command_config(ctx: typer.Context) -> "Config":
+    """The validated config with the running command's config-bound options as overrides."""
+    return state(ctx).config(**config_overrides(ctx))
+
+
+# The layout options of every command that reads an input file (`replay`, `train --data`).
+PresetOption = Annotated[Optional[PresetName], config_option(
+    "layout.preset", "--preset", case_sensitive=False, fallback="auto",
     help="Column layout: generator (fraudctl generate), ulb (Time,V1..V28,Amount,Class), sparkov "
-         "(trans_date_trans_time,cc_num,merchant,amt,is_fraud), or auto: recognised from the header. "
-         "(default: layout.preset, auto)", show_default=False)]
+         "(trans_date_trans_time,cc_num,merchant,amt,is_fraud), or auto: recognised from the header.")]
 MapOption = Annotated[Optional[list[str]], typer.Option(
     "--map", "-m", metavar="SOURCE=FIELD",
     help="Map a source column to a field (transaction_id, tx_datetime, customer_id, terminal_id, amount, "
          "is_fraud), over the preset and layout.columns; SOURCE= ignores a column. Repeatable, e.g. "
          "--map TX_FRAUD=is_fraud.")]
-TimeFormatOption = Annotated[Optional[TimeFormat], typer.Option(
-    "--time-format", case_sensitive=False,
-    help="How tx_datetime is written: iso, epoch_s, epoch_ms, offset (seconds after --start), or auto. "
-         "(default: layout.time_format, else the preset's, else auto)", show_default=False)]
-StartOption = Annotated[Optional[str], typer.Option(
-    "--start", metavar="DATETIME",
-    help="Origin of offset times, ISO-8601 (UTC when no offset), e.g. 2013-09-01T00:00:00Z. "
-         "(default: layout.start, else the preset's)", show_default=False)]
+TimeFormatOption = Annotated[Optional[TimeFormat], config_option(
+    "layout.time_format", "--time-format", case_sensitive=False, fallback="else the preset's, else auto",
+    help="How tx_datetime is written: iso, epoch_s, epoch_ms, offset (seconds after --start), or auto.")]
+StartOption = Annotated[Optional[str], config_option(
+    "layout.start", "--start", metavar="DATETIME", fallback="else the preset's",
+    help="Origin of offset times, ISO-8601 (UTC when no offset), e.g. 2013-09-01T00:00:00Z.")]
 
 OutputOption = Annotated[
     OutputFormat,
@@ -110,6 +154,14 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def emit(output: OutputFormat, data: Any, render: Callable[[Any], Any]) -> None:
+    """The end of a command: `data` as one JSON document on stdout for scripts, or `render(data)` for people."""
+    if output is OutputFormat.json:
+        print_json(data)
+    else:
+        render(data)
+
+
 def refresh_loop(step: Callable[[int], Any], *, interval: float, count: int | None,
                  json_line: Callable[[Any], Any], render: Callable[[Any], Any] | None = None,
                  console: Console | None = None) -> tuple[Any, bool]:
@@ -147,12 +199,6 @@ def refresh_loop(step: Callable[[int], Any], *, interval: float, count: int | No
             live.stop()
             if not live.console.is_terminal:  # Live leaves the last line open when it cannot redraw
                 live.console.print()
-
-
-def layout_overrides(preset: Any, time_format: Any, start: str | None) -> dict[str, Any]:
-    """--preset, --time-format and --start as overrides of the config's layout section."""
-    return {"layout.preset": preset.value if preset else None,
-            "layout.time_format": time_format.value if time_format else None, "layout.start": start}
 
 
 def input_layout(config: "Config", column_map: list[str] | None) -> "InputLayout":
@@ -196,6 +242,11 @@ def confirm(question: str, output: OutputFormat) -> None:
     """Ask on the terminal before a change (Ctrl-C or "no" aborts, exit 130); refuse when no one can answer."""
     ensure_can_confirm(output)
     typer.confirm(question, abort=True, err=True)
+
+
+def health_colour(health: str) -> str:
+    """The colour of the scorer's health (fraudctl.operate.scorer_service.status) in text views."""
+    return {"healthy": "green", "degraded": "yellow"}.get(health, "red")
 
 
 def print_warnings(console: Console, warnings: list[str]) -> None:

@@ -2,32 +2,34 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from fraudctl.cli.common import FileFormat, OutputFormat, OutputOption, print_json, stderr_console, stdout_console
-
-DEFAULT_OUT_DIR = Path("data")
-DEFAULT_OUT_STEM = "transactions"
+from fraudctl.cli.common import FileFormat, OutputFormat, OutputOption, emit, stderr_console, stdout_console
 
 
-def _parse_start_date(value: str) -> str:
+def _check_start_date(value: str) -> str:
+    """At parse time, so that a bad date is a usage mistake (exit 2) found before any work."""
+    from fraudctl.data.generator import parse_start_date
+    from fraudctl.errors import BadInputError
+
     try:
-        dt.date.fromisoformat(value.strip())
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date; expected YYYY-MM-DD, e.g. 2018-04-01") from None
+        parse_start_date(value)
+    except BadInputError as exc:
+        raise typer.BadParameter(exc.message) from None
     return value.strip()
 
 
+# The defaults are fraudctl.data.generator's DEFAULT_* (the handbook's run), written out because importing the
+# generator (numpy) would slow `fraudctl --help`; tests/unit/test_generator.py holds the two equal.
 def generate(
     customers: Annotated[int, typer.Option("--customers", min=1, help="Number of customers.")] = 5000,
     terminals: Annotated[int, typer.Option("--terminals", min=1, help="Number of terminals.")] = 10000,
     days: Annotated[int, typer.Option("--days", min=1, help="Number of days simulated.")] = 183,
-    start_date: Annotated[str, typer.Option("--start-date", callback=_parse_start_date, metavar="YYYY-MM-DD",
+    start_date: Annotated[str, typer.Option("--start-date", callback=_check_start_date, metavar="YYYY-MM-DD",
                                             help="First simulated day (UTC).")] = "2018-04-01",
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed: the same seed writes the same bytes.")] = 0,
     file_format: Annotated[Optional[FileFormat], typer.Option(
@@ -46,10 +48,12 @@ def generate(
     fraud_scenario 1: amount over 220; 2: compromised terminal (28 days); 3: compromised customer (14 days).
     """
     from fraudctl.errors import BadInputError
-    from fraudctl.data.generator import generate_transactions, resolve_format, summarize, write_transactions
+    from fraudctl.data.generator import (
+        generate_transactions, output_path, resolve_format, summarize, write_transactions,
+    )
 
     fmt = file_format.value if file_format else None
-    path = out if out is not None else DEFAULT_OUT_DIR / f"{DEFAULT_OUT_STEM}.{fmt or FileFormat.csv.value}"
+    path = output_path(out, fmt)
     try:
         fmt = resolve_format(path, fmt)  # before the work, so a bad name fails at once
     except BadInputError as exc:
@@ -69,17 +73,17 @@ def generate(
                            on_progress=lambda done, total: progress.update(writing, completed=done, total=total))
     seconds = time.perf_counter() - started
 
-    summary = summarize(df)
-    if output is OutputFormat.json:
-        print_json({
-            "path": str(path), "format": fmt, **summary, "seconds": round(seconds, 3),
-            "parameters": {"customers": customers, "terminals": terminals, "days": days,
-                           "start_date": start_date, "seed": seed},
-        })
-        return
+    emit(output, {
+        "path": str(path), "format": fmt, **summarize(df), "seconds": round(seconds, 3),
+        "parameters": {"customers": customers, "terminals": terminals, "days": days, "start_date": start_date,
+                       "seed": seed},
+    }, lambda summary: _print_summary(summary, seconds))
+
+
+def _print_summary(summary: dict, seconds: float) -> None:
     scenarios = summary["scenarios"]
     stdout_console().print(
-        f"wrote {summary['rows']:,} transactions to {path} in {seconds:.1f} s; "
+        f"wrote {summary['rows']:,} transactions to {summary['path']} in {seconds:.1f} s; "
         f"fraud {summary['fraud_rate']:.2%} ({summary['frauds']:,}: amount {scenarios['1']:,}, "
         f"terminal {scenarios['2']:,}, customer {scenarios['3']:,})",
         highlight=False,

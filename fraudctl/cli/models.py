@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from fraudctl.cli.common import (
-    OutputFormat, OutputOption, YesOption, confirm, ensure_can_confirm, format_number, print_json, print_warnings,
-    state, stderr_console, stdout_console,
+    OutputFormat, OutputOption, YesOption, command_config, confirm, emit, ensure_can_confirm, format_number,
+    print_warnings, stderr_console, stdout_console,
 )
 
 if TYPE_CHECKING:
@@ -32,11 +32,13 @@ def list_versions(ctx: typer.Context, output: OutputOption = OutputFormat.text) 
     """Every version, newest first: aliases, test metrics, windows, creation time, link to the MLflow UI."""
     from fraudctl.model.workflows import list_models
 
-    listed = list_models(state(ctx).config())
+    listed = list_models(command_config(ctx))
+    emit(output, {"name": listed["name"], "versions": [_without_tags(v) for v in listed["versions"]]},
+         lambda _: _render_versions(listed))
+
+
+def _render_versions(listed: dict[str, Any]) -> None:
     name, uri, versions = listed["name"], listed["uri"], listed["versions"]
-    if output is OutputFormat.json:
-        print_json({"name": name, "versions": [_without_tags(v) for v in versions]})
-        return
     console = stdout_console()
     if not versions:
         console.print(f"no versions of {name} yet: `fraudctl train` registers one", highlight=False)
@@ -60,10 +62,10 @@ def show(ctx: typer.Context, version: Annotated[str, typer.Argument(help="Versio
     """One version in full: aliases, metrics, parameters, artifacts, feature-contract check, links."""
     from fraudctl.model.workflows import show_model
 
-    details = show_model(state(ctx).config(), version)
-    if output is OutputFormat.json:
-        print_json(details)
-        return
+    emit(output, show_model(command_config(ctx), version), _render_details)
+
+
+def _render_details(details: dict[str, Any]) -> None:
     console = stdout_console()
     aliases = " ".join(f"@{a}" for a in details["aliases"]) or "no alias"
     console.print(f"[bold]{details['name']}[/] version {details['version']} ({aliases}), created "
@@ -93,7 +95,7 @@ def promote(
     """Compare VERSION with the @champion on VERSION's holdout, apply the gate, move @champion."""
     from fraudctl.model.workflows import promote_version
 
-    config = state(ctx).config()
+    config = command_config(ctx)
     status = stderr_console().status(f"scoring version {version} and the champion on the same holdout")
 
     def review(comparison: "Comparison") -> None:
@@ -107,9 +109,10 @@ def promote(
 
     with status:
         result = promote_version(config, version, force=force, review=review)
-    if output is OutputFormat.json:
-        print_json(result)
-        return
+    emit(output, result, _render_promotion)
+
+
+def _render_promotion(result: dict[str, Any]) -> None:
     console = stdout_console()
     if not result["changed"]:
         console.print(f"nothing to do: {result['reason']}", highlight=False)
@@ -126,19 +129,16 @@ def rollback(ctx: typer.Context, yes: YesOption = False, output: OutputOption = 
 
     if not yes:
         ensure_can_confirm(output)  # before any network: CI without --yes learns it at once
-    config = state(ctx).config()
+    config = command_config(ctx)
 
     def ask(current: str | None, target: str) -> None:
         if not yes:
             confirm(f"Roll @champion of {config.model.name} back from version {current or '(none)'} to version "
                     f"{target}?", output)
 
-    result = rollback_champion(config, confirm=ask)
-    if output is OutputFormat.json:
-        print_json(result)
-        return
-    stdout_console().print(f"[green]@champion[/] is version {result['champion']} again (was "
-                           f"{result['replaced'] or 'none'})", highlight=False)
+    emit(output, rollback_champion(config, confirm=ask), lambda result: stdout_console().print(
+        f"[green]@champion[/] is version {result['champion']} again (was {result['replaced'] or 'none'})",
+        highlight=False))
 
 
 def _render_comparison(comparison: "Comparison", name: str) -> None:

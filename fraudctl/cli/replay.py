@@ -12,8 +12,8 @@ from typing import Annotated, Iterator, Optional
 import typer
 
 from fraudctl.cli.common import (
-    FileFormat, MapOption, OutputFormat, OutputOption, PresetOption, StartOption, TimeFormatOption, input_layout,
-    layout_overrides, print_json, state, stderr_console, stdout_console,
+    FileFormat, MapOption, OutputFormat, OutputOption, PresetOption, StartOption, TimeFormatOption, command_config,
+    config_option, emit, input_layout, stderr_console, stdout_console,
 )
 
 
@@ -28,20 +28,18 @@ def replay(
     labels: Annotated[bool, typer.Option(
         "--labels/--no-labels", help="Send label events to the labels topic when the file has a label column.")
     ] = True,
-    label_delay: Annotated[Optional[str], typer.Option(
-        "--label-delay", metavar="DURATION",
-        help="Event-time delay of each label after its transaction: 7d, 12h, 30m, 90s, or days. "
-             "(default: replay.label_delay, else model.label_delay_days)", show_default=False)] = None,
+    label_delay: Annotated[Optional[str], config_option(
+        "replay.label_delay", "--label-delay", metavar="DURATION", fallback="else model.label_delay_days",
+        help="Event-time delay of each label after its transaction: 7d, 12h, 30m, 90s, or days.")] = None,
     rate: Annotated[Optional[float], typer.Option(
         "--rate", min=0.001, help="Pace at N transactions per second (default: as fast as possible).")] = None,
     speedup: Annotated[Optional[float], typer.Option(
         "--speedup", min=0.000001, help="Pace at X times event time (labels included).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=0, help="Replay at most N data rows.")] = None,
     skip: Annotated[int, typer.Option("--skip", min=0, help="Skip the first N data rows.")] = 0,
-    max_errors: Annotated[Optional[int], typer.Option(
-        "--max-errors", min=0,
-        help="Rejected rows allowed before the exit code is 11. (default: replay.max_errors, 0)",
-        show_default=False)] = None,
+    max_errors: Annotated[Optional[int], config_option(
+        "replay.max_errors", "--max-errors", min=0, fallback="0",
+        help="Rejected rows allowed before the exit code is 11.")] = None,
     rejects: Annotated[Optional[Path], typer.Option(
         "--rejects", dir_okay=False,
         help="Where rejected rows go (line, reason, content). (default: FILE.rejects.csv beside FILE, or in "
@@ -58,30 +56,14 @@ def replay(
 
     Exit codes: 11 rejects over --max-errors, 8 broker unreachable or events undelivered, 130 interrupted.
     """
-    import datetime as dt
-
-    from fraudctl.data.replay.options import ReplayOptions, parse_duration  # light: no numpy, no pyarrow
+    from fraudctl.data.replay.options import ReplayOptions  # light: no numpy, no pyarrow
 
     if rate is not None and speedup is not None:
         raise typer.BadParameter("give --rate or --speedup, not both", param_hint="'--rate' / '--speedup'")
-    config = state(ctx).config(**layout_overrides(preset, time_format, start), **{
-        "replay.label_delay": label_delay,
-        "replay.max_errors": max_errors,
-    })
-    layout = input_layout(config, column_map)
-    settings = config.replay
-    if settings.label_delay is not None:
-        delay = parse_duration(settings.label_delay)
-    else:
-        delay = dt.timedelta(days=config.model.label_delay_days)
-    rejects_path = rejects
-    if rejects_path is None and settings.rejects_dir is not None:
-        rejects_path = settings.rejects_dir / (file.name + ".rejects.csv")
-    options = ReplayOptions(
-        path=file, file_format=file_format.value if file_format else None, layout=layout, labels=labels,
-        label_delay=delay, rate=rate, speedup=speedup, limit=limit, skip=skip, max_errors=settings.max_errors,
-        rejects_path=rejects_path,
-    )
+    config = command_config(ctx)
+    options = ReplayOptions.from_config(
+        config, file, file_format=file_format.value if file_format else None, layout=input_layout(config, column_map),
+        labels=labels, rate=rate, speedup=speedup, limit=limit, skip=skip, rejects_path=rejects)
 
     # The broker handshake runs while the heavy part of replay (numpy, pyarrow) is imported.
     from fraudctl.data.replay.producer import Connecting, Deliveries
@@ -100,15 +82,12 @@ def replay(
         summary = run_replay(config, options, on_progress=on_progress, interrupt=interrupt,
                              producer_factory=connecting.producer, deliveries=deliveries)
 
-    if output is OutputFormat.json:
-        print_json(summary.as_dict())
-    else:
-        _print_summary(summary)
+    emit(output, summary.as_dict(), lambda _: _print_summary(summary))
     if summary.interrupted:
         resume = f"--skip {summary.resume_skip}" if summary.resume_skip is not None else f"--skip {skip}"
         raise ReplayInterrupted("interrupted: the summary counts what was sent before the stop",
                                 hint=f"{resume} resumes after the last transaction sent")
-    raise_for_outcome(summary, settings.max_errors)
+    raise_for_outcome(summary, options.max_errors)
 
 
 def _print_summary(s) -> None:

@@ -10,7 +10,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from fraudctl.cli.common import OutputFormat, OutputOption, print_json, state, stderr_console, stdout_console
+from fraudctl.cli.common import (
+    OutputFormat, OutputOption, command_config, config_option, emit, print_json, stderr_console, stdout_console,
+)
 
 app = typer.Typer(help="Retrain on Airflow (the fraud_retrain DAG): trigger, follow, list, inspect.",
                   invoke_without_command=True, no_args_is_help=False)
@@ -28,8 +30,9 @@ def retrain(
         help="A run parameter: window_days, estimator, promotion_margin, source (a file instead of the lake), "
              "cutoff (ISO date). Repeatable.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the run to its end, showing task states.")] = False,
-    timeout: Annotated[Optional[float], typer.Option(
-        help="Seconds --wait waits (default: config retrain.timeout); then exit 7, the run goes on.")] = None,
+    timeout: Annotated[Optional[float], config_option(
+        "retrain.timeout", "--timeout", override=False,
+        help="Seconds --wait waits; then exit 7, the run goes on.")] = None,
     logs: Annotated[bool, typer.Option("--logs", help="Print the failing task's log when the run fails.")] = False,
     output: OutputOption = OutputFormat.text,
 ) -> None:
@@ -40,7 +43,7 @@ def retrain(
     from fraudctl.operate.connect import airflow_client
     from fraudctl.retraining.trigger import parse_conf, retrain as run
 
-    config = state(ctx).config()
+    config = command_config(ctx)
     err = stderr_console()
     shown: dict[str, Any] = {}
 
@@ -53,16 +56,13 @@ def retrain(
             err.print(f"run {run_state}: " + "  ".join(f"{t}={s}" for t, s in changed.items()), highlight=False)
 
     try:
-        result = run(config, parse_conf(conf), connect=lambda: airflow_client(config), wait_for_end=wait, timeout=timeout or config.retrain.timeout,
-                     logs=logs, on_change=on_change)
+        result = run(config, parse_conf(conf), connect=lambda: airflow_client(config), wait_for_end=wait,
+                     timeout=timeout or config.retrain.timeout, logs=logs, on_change=on_change)
     except RunFailedError as exc:
         if output is OutputFormat.json and getattr(exc, "result", None):
             print_json(exc.result)  # type: ignore[attr-defined]
         raise
-    if output is OutputFormat.json:
-        print_json(result)
-        return
-    _render(result)
+    emit(output, result, _render)
 
 
 @app.command("list")
@@ -72,21 +72,11 @@ def list_runs(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """The latest runs of the retraining DAG."""
-    from rich.table import Table
-
     from fraudctl.operate.connect import airflow_client
     from fraudctl.retraining.trigger import list_runs as runs
 
-    config = state(ctx).config()
-    rows = runs(config, limit=limit, af=airflow_client(config))
-    if output is OutputFormat.json:
-        print_json({"runs": rows})
-        return
-    table = Table("run id", "type", "state", "start", "end")
-    for row in rows:
-        table.add_row(row["run_id"], row["run_type"] or "-", row["state"] or "-", row["start"] or "-",
-                      row["end"] or "-")
-    stdout_console().print(table)
+    config = command_config(ctx)
+    emit(output, {"runs": runs(config, limit=limit, af=airflow_client(config))}, _render_runs)
 
 
 @app.command("status")
@@ -100,12 +90,18 @@ def status(
     from fraudctl.operate.connect import airflow_client
     from fraudctl.retraining.trigger import status as run_status
 
-    config = state(ctx).config()
-    result = run_status(config, run_id, logs=logs, af=airflow_client(config))
-    if output is OutputFormat.json:
-        print_json(result)
-        return
-    _render(result)
+    config = command_config(ctx)
+    emit(output, run_status(config, run_id, logs=logs, af=airflow_client(config)), _render)
+
+
+def _render_runs(data: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table("run id", "type", "state", "start", "end")
+    for row in data["runs"]:
+        table.add_row(row["run_id"], row["run_type"] or "-", row["state"] or "-", row["start"] or "-",
+                      row["end"] or "-")
+    stdout_console().print(table)
 
 
 def _render(result: dict[str, Any]) -> None:

@@ -8,7 +8,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from fraudctl.cli.common import OutputFormat, OutputOption, format_number, print_json, state, stderr_console, stdout_console
+from fraudctl.cli.common import (
+    OutputFormat, OutputOption, command_config, config_option, emit, format_number, health_colour, print_json,
+    stderr_console, stdout_console,
+)
 
 scorer_app = typer.Typer(help="The Spark streaming scorer: Kafka transactions -> scores and alerts.", no_args_is_help=True)
 scores_app = typer.Typer(help="The published scores.", no_args_is_help=True)
@@ -24,20 +27,23 @@ def start(
     ctx: typer.Context,
     wait_for_model: Annotated[bool, typer.Option(
         "--wait-for-model", help="Start even without a @champion and wait for one (default: refuse, exit 9).")] = False,
-    master: Annotated[Optional[str], typer.Option(
-        "--master", metavar="URL", help="Spark master: local[N], spark://host:port (default: config spark.master).")] = None,
-    timeout: Annotated[Optional[float], typer.Option(
-        help="Seconds to wait for the query to run (default: config scorer.start_timeout).")] = None,
+    # Handed to scorer_service.start, which falls back to the keys (under compose the job's config names the
+    # in-network master, which --master must beat).
+    master: Annotated[Optional[str], config_option(
+        "spark.master", "--master", metavar="URL", override=False,
+        help="Spark master: local[N], spark://host:port.")] = None,
+    timeout: Annotated[Optional[float], config_option(
+        "scorer.start_timeout", "--timeout", override=False, help="Seconds to wait for the query to run.")] = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Start the scorer under the stack's supervisor and wait until its query runs."""
     from fraudctl.operate import scorer_service as control
 
-    config = state(ctx).config()
+    config = command_config(ctx)
     with stderr_console().status("starting the scorer…") as progress:
         report = control.start(config, master=master, wait_for_model=wait_for_model, timeout=timeout,
                                on_progress=progress.update)
-    _render(report, output)
+    emit(output, report, _render)
 
 
 @scorer_app.command("stop")
@@ -46,11 +52,9 @@ def stop(ctx: typer.Context, output: OutputOption = OutputFormat.text) -> None:
     runtime.stop_timeout)."""
     from fraudctl.operate import scorer_service as control
 
-    report = control.stop(state(ctx).config())
-    if output is OutputFormat.json:
-        print_json(report)
-    else:
-        stdout_console().print("scorer stopped" if report["was"] == "RUNNING" else "the scorer was not running")
+    report = control.stop(command_config(ctx))
+    emit(output, report, lambda report: stdout_console().print(
+        "scorer stopped" if report["was"] == "RUNNING" else "the scorer was not running"))
 
 
 @scorer_app.command("status")
@@ -60,9 +64,9 @@ def status(ctx: typer.Context, output: OutputOption = OutputFormat.text) -> None
     from fraudctl.errors import UnavailableError
     from fraudctl.operate import scorer_service as control
 
-    report = control.status(state(ctx).config())
-    _render(report, output)
-    if report["health"] not in ("healthy", "degraded"):
+    report = control.status(command_config(ctx))
+    emit(output, report, _render)
+    if not control.is_running(report["health"]):
         raise UnavailableError(f"the scorer is {report['health']}", hint="fraudctl scorer start")
 
 
@@ -76,14 +80,12 @@ def wait(
     Exits 8 if the scorer is not running, 7 on timeout."""
     from fraudctl.operate.summary import wait_until_caught_up
 
-    config = state(ctx).config()
+    config = command_config(ctx)
     with stderr_console().status("waiting for the scorer to catch up…") as progress:
         report = wait_until_caught_up(config, timeout=timeout, on_progress=lambda left: progress.update(
             "waiting for the scorer to catch up: " + ", ".join(f"{n:,} {topic}" for topic, n in left.items()) + " to read"))
-    if output is OutputFormat.json:
-        print_json(report)
-    else:
-        stdout_console().print(f"scorer caught up: {report['counters'].get('scored', 0):,} scored since it started")
+    emit(output, report, lambda report: stdout_console().print(
+        f"scorer caught up: {report['counters'].get('scored', 0):,} scored since it started"))
 
 
 @scorer_app.command("logs")
@@ -95,7 +97,7 @@ def logs(
     """Print the scorer's log (the Spark driver's output)."""
     from fraudctl.stack import get_runtime
 
-    for line in get_runtime(state(ctx).config()).logs("scorer", lines=lines, follow=follow):
+    for line in get_runtime(command_config(ctx)).logs("scorer", lines=lines, follow=follow):
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
@@ -111,7 +113,7 @@ def tail(
     """The latest scores (or alerts), newest last; with --follow, new ones as they are published."""
     from fraudctl.clients.kafka import follow_records, latest_records
 
-    config = state(ctx).config()
+    config = command_config(ctx)
     topics = config.kafka.topics
     topic = topics.alerts.name if alerts else topics.scores.name
     latest = latest_records(config.kafka, topic, count)
@@ -145,13 +147,10 @@ def summary(
     scored, and the UIs' URLs."""
     from fraudctl.operate.summary import summarize
 
-    config = state(ctx).config()
+    config = command_config(ctx)
     with stderr_console().status("reading the scores…") as progress:
         report = summarize(config, since=since, timeout=timeout, on_progress=progress.update)
-    if output is OutputFormat.json:
-        print_json(report)
-        return
-    _render_summary(report)
+    emit(output, report, _render_summary)
 
 
 def _render_summary(report: dict[str, Any]) -> None:
@@ -211,19 +210,15 @@ def _score_line(record: dict[str, Any]) -> str:
     return "  ".join(_cells(record))
 
 
-def _render(report: dict[str, Any], output: OutputFormat) -> None:
-    if output is OutputFormat.json:
-        print_json(report)
-        return
+def _render(report: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = stdout_console()
-    colour = {"healthy": "green", "degraded": "yellow"}.get(report["health"], "red")
     model = report.get("model") or {}
     since = dt.datetime.fromtimestamp(model["since"], tz=dt.timezone.utc).isoformat(timespec="seconds") \
         if model.get("since") else "-"
-    console.print(f"scorer [{colour}]{report['health']}[/] (process {report['process']}, pid {report.get('pid') or '-'}, "
-                  f"master {report.get('master') or '-'})", highlight=False)
+    console.print(f"scorer [{health_colour(report['health'])}]{report['health']}[/] (process {report['process']}, "
+                  f"pid {report.get('pid') or '-'}, master {report.get('master') or '-'})", highlight=False)
     if report.get("degraded"):
         console.print(f"[yellow]degraded:[/] {report['degraded']}", highlight=False)
     counters = report.get("counters") or {}

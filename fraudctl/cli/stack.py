@@ -12,8 +12,8 @@ from rich.markup import escape
 
 from fraudctl.choices import RUNTIME_KINDS
 from fraudctl.cli.common import (
-    CountOption, IntervalOption, OutputFormat, OutputOption, print_json, refresh_loop, state, stderr_console,
-    stdout_console,
+    CountOption, IntervalOption, OutputFormat, OutputOption, command_config, config_option, emit, health_colour,
+    refresh_loop, stderr_console, stdout_console,
 )
 
 if TYPE_CHECKING:
@@ -21,10 +21,8 @@ if TYPE_CHECKING:
 
 # The choices are fraudctl.choices.RUNTIME_KINDS, the values config key runtime.kind accepts.
 RuntimeChoice = enum.Enum("RuntimeChoice", [(kind, kind) for kind in RUNTIME_KINDS], type=str)
-RuntimeOption = Annotated[
-    Optional[RuntimeChoice],
-    typer.Option("--runtime", "-r", help="Which runtime runs the stack (default from config: runtime.kind)."),
-]
+RuntimeOption = Annotated[Optional[RuntimeChoice], config_option(
+    "runtime.kind", "--runtime", "-r", help="Which runtime runs the stack.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -37,9 +35,9 @@ def register(app: typer.Typer) -> None:
 def up(
     ctx: typer.Context,
     runtime: RuntimeOption = None,
-    timeout: Annotated[Optional[float], typer.Option(help="Seconds to wait for all services to be healthy "
-                                                          "(default: runtime.start_timeout; compose: "
-                                                          "runtime.compose_start_timeout).")] = None,
+    timeout: Annotated[Optional[float], config_option(
+        "runtime.start_timeout", "--timeout", help="Seconds to wait for all services to be healthy.",
+        fallback="under compose runtime.compose_start_timeout")] = None,
     build: Annotated[bool, typer.Option("--build", help="compose: rebuild the fraudctl/* images first "
                                                         "(after a change to the code or stack/).")] = False,
     output: OutputOption = OutputFormat.text,
@@ -47,7 +45,7 @@ def up(
     """Start the stack and wait until every service passes its health probe."""
     from fraudctl.stack import get_runtime
 
-    config = state(ctx).config(**{"runtime.kind": runtime})
+    config = command_config(ctx)
     rt = get_runtime(config, build=build)
     limit = timeout if timeout is not None else rt.start_timeout
     started = time.monotonic()
@@ -59,13 +57,15 @@ def up(
     else:
         statuses = rt.up(timeout=limit)
     elapsed = time.monotonic() - started
-    if output is OutputFormat.json:
-        print_json({"runtime": rt.name, "healthy": True, "seconds": round(elapsed, 2),
-                    "services": [s.as_dict() for s in statuses]})
-        return
-    if not sys.stderr.isatty():
-        stdout_console().print(_table(statuses))
-    stdout_console().print(f"[green]stack up[/] ({rt.name} runtime, {len(statuses)} services healthy in {elapsed:.1f}s)")
+
+    def render(_) -> None:
+        if not sys.stderr.isatty():
+            stdout_console().print(_table(statuses))
+        stdout_console().print(f"[green]stack up[/] ({rt.name} runtime, {len(statuses)} services healthy in "
+                               f"{elapsed:.1f}s)")
+
+    emit(output, {"runtime": rt.name, "healthy": True, "seconds": round(elapsed, 2),
+                  "services": [s.as_dict() for s in statuses]}, render)
 
 
 def down(
@@ -77,15 +77,12 @@ def down(
     """Stop every service (gracefully, then forcibly after runtime.stop_timeout)."""
     from fraudctl.stack import get_runtime
 
-    config = state(ctx).config(**{"runtime.kind": runtime})
-    rt = get_runtime(config)
+    rt = get_runtime(command_config(ctx))
     started = time.monotonic()
     rt.down(purge=purge)
     elapsed = time.monotonic() - started
-    if output is OutputFormat.json:
-        print_json({"runtime": rt.name, "stopped": True, "purged": purge, "seconds": round(elapsed, 2)})
-    else:
-        stdout_console().print(f"stack down in {elapsed:.1f}s" + (" (state deleted)" if purge else ""))
+    emit(output, {"runtime": rt.name, "stopped": True, "purged": purge, "seconds": round(elapsed, 2)},
+         lambda _: stdout_console().print(f"stack down in {elapsed:.1f}s" + (" (state deleted)" if purge else "")))
 
 
 def status(
@@ -108,18 +105,14 @@ def status(
     """
     from fraudctl.operate.overview import overview
 
-    config = state(ctx).config(**{"runtime.kind": runtime})
-    view = overview(config)
+    view = overview(command_config(ctx))
     if watch:
         last = _watch(view, interval, count, output)
         if last is not None and not last["healthy"]:
             raise _not_healthy(last)
         return
     report = view.gather()
-    if output is OutputFormat.json:
-        print_json(report)
-    else:
-        stdout_console().print(_overview(report))
+    emit(output, report, lambda report: stdout_console().print(_overview(report)))
     if not report["healthy"]:
         raise _not_healthy(report)
 
@@ -156,7 +149,7 @@ def logs(
     """Print a service's log."""
     from fraudctl.stack import get_runtime
 
-    rt = get_runtime(state(ctx).config(**{"runtime.kind": runtime}))
+    rt = get_runtime(command_config(ctx))
     for line in rt.logs(service, lines=lines, follow=follow):
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
@@ -214,13 +207,14 @@ def _service(data: dict) -> "ServiceStatus":
 
 
 def _scorer_line(p: dict) -> str:
-    colour = {"healthy": "green", "degraded": "yellow"}.get(p["health"], "red")
-    line = f"[{colour}]{p['health']}[/]"
+    from fraudctl.operate.scorer_service import is_running
+
+    line = f"[{health_colour(p['health'])}]{p['health']}[/]"
     if p.get("degraded"):
         line += f" ({escape(str(p['degraded']))})"
     if p.get("model_version"):
         line += f", model v{p['model_version']}"
-    if p["health"] in ("healthy", "degraded"):
+    if is_running(p["health"]):
         latency = p.get("latency_ms") or {}
         line += (f", in {_figure(p.get('input_rows_per_second'))} rows/s, processed "
                  f"{_figure(p.get('processed_rows_per_second'))} rows/s, batch "

@@ -9,8 +9,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from fraudctl.cli.common import (
-    MapOption, OutputFormat, OutputOption, PresetOption, StartOption, TimeFormatOption, format_number, input_layout,
-    layout_overrides, print_json, print_warnings, state, stderr_console, stdout_console,
+    MapOption, OutputFormat, OutputOption, PresetOption, StartOption, TimeFormatOption, command_config, config_option,
+    emit, format_number, input_layout, print_warnings, stderr_console, stdout_console,
 )
 from fraudctl.model.estimators import ESTIMATORS
 
@@ -35,20 +35,23 @@ def train(
     train_start: Annotated[Optional[dt.datetime], typer.Option(
         "--train-start", formats=["%Y-%m-%d"],
         help="First training day (UTC). Default: the latest window that ends with the data.")] = None,
-    train_days: Annotated[Optional[int], typer.Option(help="Training days (default: config model.train_days).")] = None,
-    delay_days: Annotated[Optional[int], typer.Option(
-        help="Label delay: gap between training and test, and the terminal features' delay "
-             "(default: config model.label_delay_days).")] = None,
-    test_days: Annotated[Optional[int], typer.Option(help="Test days (default: config model.test_days).")] = None,
-    validation_days: Annotated[Optional[int], typer.Option(
+    train_days: Annotated[Optional[int], config_option(
+        "model.train_days", "--train-days", help="Training days.")] = None,
+    delay_days: Annotated[Optional[int], config_option(
+        "model.label_delay_days", "--delay-days",
+        help="Label delay: gap between training and test, and the terminal features' delay.")] = None,
+    test_days: Annotated[Optional[int], config_option("model.test_days", "--test-days", help="Test days.")] = None,
+    validation_days: Annotated[Optional[int], config_option(
+        "model.validation_days", "--validation-days",
         help="Days at the end of the training window that pick the threshold, scored by a model trained "
-             "before them; 0 picks it on training scores (default: config model.validation_days).")] = None,
-    estimator: Annotated[Optional[EstimatorChoice], typer.Option(help="The estimator (default: config model.estimator).")] = None,
-    alert_budget: Annotated[Optional[int], typer.Option(
-        help="Alerts per day the threshold allows (default: config model.alert_budget_per_day).")] = None,
-    precision_target: Annotated[Optional[float], typer.Option(
-        help="Pick the threshold reaching this precision instead of the alert budget "
-             "(default: config model.precision_target).")] = None,
+             "before them; 0 picks it on training scores.")] = None,
+    estimator: Annotated[Optional[EstimatorChoice], config_option(
+        "model.estimator", "--estimator", help="The estimator.")] = None,
+    alert_budget: Annotated[Optional[int], config_option(
+        "model.alert_budget_per_day", "--alert-budget", help="Alerts per day the threshold allows.")] = None,
+    precision_target: Annotated[Optional[float], config_option(
+        "model.precision_target", "--precision-target",
+        help="Pick the threshold reaching this precision instead of the alert budget.")] = None,
     promote_if_better: Annotated[bool, typer.Option(
         "--promote-if-better", help="Make the new version @champion if it passes the promotion gate.")] = False,
     dry_run: Annotated[bool, typer.Option(
@@ -56,11 +59,7 @@ def train(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Train a fraud model on a time-ordered split and register it as @challenger."""
-    config = state(ctx).config(**layout_overrides(preset, time_format, start), **{
-        "model.train_days": train_days, "model.label_delay_days": delay_days, "model.test_days": test_days,
-        "model.validation_days": validation_days, "model.estimator": estimator.value if estimator else None,
-        "model.alert_budget_per_day": alert_budget, "model.precision_target": precision_target,
-    })
+    config = command_config(ctx)
     layout = input_layout(config, column_map)
     from fraudctl.model.workflows import train_and_register
     from fraudctl.stack import get_runtime
@@ -71,10 +70,7 @@ def train(
                                      layout=layout, dry_run=dry_run, progress=status.update,
                                      train_start=train_start.date() if train_start else None,
                                      promote_if_better=promote_if_better)
-    if output is OutputFormat.json:
-        print_json(summary)
-        return
-    _render(summary)
+    emit(output, summary, _render)
 
 
 def _render(summary: dict[str, Any]) -> None:

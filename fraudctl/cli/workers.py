@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from fraudctl.cli.common import (
-    CountOption, IntervalOption, OutputFormat, OutputOption, print_json, refresh_loop, state, stdout_console,
+    CountOption, IntervalOption, OutputFormat, OutputOption, command_config, emit, refresh_loop, stdout_console,
 )
 
 COLUMNS = ("worker", "online", "pid", "concurrency", "active", "processed", "failed", "load 1/5/15", "heartbeat")
@@ -36,14 +36,12 @@ def workers(
     """
     from fraudctl.operate.connect import flower_client
 
-    config = state(ctx).config()
+    config = command_config(ctx)
     client = flower_client(config)
     if not follow:
         rows = _rows(client, refresh=True)
-        if output is OutputFormat.json:
-            print_json({"workers": rows})
-        else:
-            stdout_console().print(_table(rows) if rows else "no Celery worker known to Flower")
+        emit(output, {"workers": rows},
+             lambda _: stdout_console().print(_table(rows) if rows else "no Celery worker known to Flower"))
         _check_online(rows)
         return
     rows = _follow(client, config.flower.url, interval, count, output)

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from fraudctl import contracts as c
+from fraudctl.choices import FILE_FORMATS
 from fraudctl.data.layout import resolve_format as layout_resolve_format
 from fraudctl.errors import BadInputError
 
@@ -76,6 +77,14 @@ CUSTOMER_COMPROMISE_DAYS = 14
 CUSTOMER_FRAUD_SHARE_DIVISOR = 3  # int(n / 3) of a compromised customer's window is fraudulent
 CUSTOMER_FRAUD_AMOUNT_FACTOR = 5
 
+DEFAULT_OUT = Path("data") / "transactions"  # .csv or .parquet
+
+# The handbook's run: about 1.75 M transactions over half a year, 0.84 % of them fraud.
+DEFAULT_CUSTOMERS = 5000
+DEFAULT_TERMINALS = 10000
+DEFAULT_DAYS = 183
+DEFAULT_START_DATE = "2018-04-01"
+DEFAULT_SEED = 0
 CSV_DATETIME_UNIT = "s"
 WRITE_CHUNK_ROWS = 250_000  # progress granularity when writing; the bytes do not depend on it
 
@@ -121,11 +130,11 @@ class Transactions:
 
 def generate_transactions(
     *,
-    n_customers: int = 5000,
-    n_terminals: int = 10000,
-    n_days: int = 183,
-    start_date: str | dt.date = "2018-04-01",
-    seed: int = 0,
+    n_customers: int = DEFAULT_CUSTOMERS,
+    n_terminals: int = DEFAULT_TERMINALS,
+    n_days: int = DEFAULT_DAYS,
+    start_date: str | dt.date = DEFAULT_START_DATE,
+    seed: int = DEFAULT_SEED,
     radius: float = 5.0,
     on_progress: ProgressCallback | None = None,
 ) -> "pd.DataFrame":
@@ -338,6 +347,11 @@ def summarize(df: "pd.DataFrame") -> dict[str, object]:
         "fraud_rate": frauds / rows if rows else 0.0,
         "scenarios": {str(i): int(n) for i, n in enumerate(per_scenario)},
     }
+
+
+def output_path(out: Path | None, fmt: str | None) -> Path:
+    """Where to write: `out`, else data/transactions with the extension of `fmt` (csv when none is given)."""
+    return out if out is not None else DEFAULT_OUT.with_suffix(f".{fmt or FILE_FORMATS[0]}")  # csv
 
 
 def resolve_format(path: Path, fmt: str | None) -> str:

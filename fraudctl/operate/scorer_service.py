@@ -17,6 +17,14 @@ if TYPE_CHECKING:
 
 SERVICE = SCORER
 POLL_SECONDS = 0.5
+# The healths of `status` in which the query runs and scores (degraded: on the model it has, the registry
+# unreachable); the others (stopped, stalled, starting, failed, ...) score nothing.
+RUNNING_HEALTHS = ("healthy", "degraded")
+
+
+def is_running(health: str) -> bool:
+    """Whether a scorer of this `status()["health"]` counts as running."""
+    return health in RUNNING_HEALTHS
 
 
 def _runtime(config: Config) -> "OnDemandServices":

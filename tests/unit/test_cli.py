@@ -203,3 +203,27 @@ def test_scorer_status_text_shows_the_last_batch_latency(monkeypatch, capsys):
     monkeypatch.setattr("fraudctl.operate.scorer_service.status", lambda config: {**report, "latency_ms": None})
     assert run(["scorer", "status"]) == 0
     assert re.search(r"^\s*latency\s+│\s+-\s*$", capsys.readouterr().out, re.M)
+
+
+def test_config_options_reach_the_config_as_overrides(monkeypatch, capsys):
+    seen = {}
+
+    def train_and_register(config, data, **kwargs):
+        seen["config"] = config
+        return {"trained": True}
+
+    monkeypatch.setattr("fraudctl.model.workflows.train_and_register", train_and_register)
+    assert run(["train", "--data", "x.csv", "--train-days", "3", "--estimator", "random_forest",
+                "--preset", "ulb", "--dry-run", "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"trained": True}
+    config = seen["config"]
+    assert (config.model.train_days, config.model.estimator, config.layout.preset) == (3, "random_forest", "ulb")
+    assert config.model.test_days == 7  # not given: the config's
+
+
+@pytest.mark.parametrize("health, code", [("healthy", 0), ("degraded", 0), ("stalled", ExitCode.UNAVAILABLE),
+                                          ("stopped", ExitCode.UNAVAILABLE)])
+def test_scorer_status_exits_8_unless_running(health, code, monkeypatch, capsys):
+    monkeypatch.setattr("fraudctl.operate.scorer_service.status", lambda config: {"health": health, "lag": {}})
+    assert run(["scorer", "status", "-o", "json"]) == code
+    assert json.loads(capsys.readouterr().out)["health"] == health

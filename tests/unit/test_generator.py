@@ -401,3 +401,14 @@ def test_cli_bad_arguments_fail_with_a_clear_message(cli_app, tmp_path: Path, mo
     assert result.exit_code != 0
     assert message in result.output
     assert not (tmp_path / "data").exists()
+
+
+def test_cli_defaults_are_the_generators() -> None:
+    import inspect
+
+    from fraudctl.cli.generate import generate
+
+    defaults = {name: p.default for name, p in inspect.signature(generate).parameters.items()}
+    assert (defaults["customers"], defaults["terminals"], defaults["days"], defaults["start_date"],
+            defaults["seed"]) == (g.DEFAULT_CUSTOMERS, g.DEFAULT_TERMINALS, g.DEFAULT_DAYS, g.DEFAULT_START_DATE,
+                                  g.DEFAULT_SEED)

@@ -671,3 +671,16 @@ def test_cli_usage_and_file_errors(cli_config, tmp_path):
     assert run(["-c", str(config), "replay", str(path), "--rate", "5", "--speedup", "2"]) == ExitCode.USAGE
     assert run(["-c", str(config), "replay", str(path)]) == ExitCode.BAD_INPUT  # no mapping for the fields
     assert run(["-c", str(config), "replay", str(path), "--label-delay", "soon"]) == ExitCode.CONFIG
+
+
+def test_options_from_config_take_the_replay_section_and_the_model_label_delay(tmp_path):
+    path = tmp_path / "tx.csv"
+    plain = ReplayOptions.from_config(Config(), path)
+    assert plain.rejects_file == tmp_path / "tx.csv.rejects.csv" and plain.max_errors == 0
+    assert plain.label_delay == dt.timedelta(days=7)  # model.label_delay_days
+    config = Config(replay={"rejects_dir": str(tmp_path / "rejects"), "label_delay": "12h", "max_errors": 3},
+                    model={"label_delay_days": 2})
+    options = ReplayOptions.from_config(config, path, skip=5, rate=None)
+    assert options.rejects_file == tmp_path / "rejects" / "tx.csv.rejects.csv"
+    assert (options.label_delay, options.max_errors, options.skip) == (dt.timedelta(hours=12), 3, 5)
+    assert ReplayOptions.from_config(config, path, rejects_path=tmp_path / "r.csv").rejects_file == tmp_path / "r.csv"

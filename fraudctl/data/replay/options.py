@@ -8,12 +8,18 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING, Any
+
 from fraudctl.config import DURATION_PATTERN
 from fraudctl.errors import BadInputError
 from fraudctl.data.layout import InputLayout
 
+if TYPE_CHECKING:
+    from fraudctl.config import Config
+
 _DURATION_RE = re.compile(DURATION_PATTERN)
 _DURATION_UNITS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1, "": 86_400}
+REJECTS_SUFFIX = ".rejects.csv"  # FILE's rejects are FILE.rejects.csv
 
 
 @dataclass
@@ -28,7 +34,8 @@ class ReplayOptions:
     limit: int | None = None  # data rows, after --skip
     skip: int = 0  # data rows
     max_errors: int = 0
-    rejects_path: Path | None = None  # None: FILE.rejects.csv beside FILE
+    rejects_path: Path | None = None  # None: FILE.rejects.csv in rejects_dir
+    rejects_dir: Path | None = None  # None: beside FILE
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -43,9 +50,29 @@ class ReplayOptions:
         if self.label_delay < dt.timedelta(0):
             raise BadInputError("the label delay must not be negative")
 
+    @classmethod
+    def from_config(cls, config: "Config", path: Path, **given: Any) -> "ReplayOptions":
+        """The options of a replay of `path`: what the caller gives (None: not given) over the config's
+        replay section."""
+        settings = config.replay
+        defaults = {"label_delay": label_delay(config), "max_errors": settings.max_errors,
+                    "rejects_dir": settings.rejects_dir}
+        return cls(path=path, **{**defaults, **{name: value for name, value in given.items() if value is not None}})
+
     @property
     def rejects_file(self) -> Path:
-        return self.rejects_path or self.path.with_name(self.path.name + ".rejects.csv")
+        if self.rejects_path is not None:
+            return self.rejects_path
+        folder = self.rejects_dir if self.rejects_dir is not None else self.path.parent
+        return folder / (self.path.name + REJECTS_SUFFIX)
+
+
+def label_delay(config: "Config") -> dt.timedelta:
+    """How long after its transaction a label is sent: replay.label_delay, else model.label_delay_days, so
+    that by default labels arrive when training assumes they are known."""
+    if config.replay.label_delay is not None:
+        return parse_duration(config.replay.label_delay)
+    return dt.timedelta(days=config.model.label_delay_days)
 
 
 def parse_duration(text: str | float | int) -> dt.timedelta:
