@@ -152,3 +152,6 @@ def _check_common(event: Mapping[str, Any], fields: tuple[str, ...]) -> list[str
             except (ValueError, TypeError):
                 problems.append(f"{name} is not an ISO-8601 UTC time: {event[name]!r}")
     return problems
+
+# The prefix of every MLflow tag fraudctl sets (runs, model versions, the registered model).
+TAG_PREFIX = "fraudctl."

@@ -76,28 +76,23 @@ def scorer_panel(config: "Config") -> dict[str, Any]:
 
 def _mlflow_alias(config: "Config", alias: str, timeout: float) -> dict[str, Any] | None:
     """The model version an alias points at, from MLflow's REST API (None: it points nowhere, or there is
-    no registered model yet). Plain HTTP on purpose: the MLflow client costs 2 s to import, and this view
-    is polled."""
-    import httpx
-
-    from fraudctl.model.registry.client import NO_SUCH_THING
+    no registered model yet). Plain HTTP on purpose (`fraudctl.model.registry.rest`, standard library only):
+    the MLflow client costs 2 s to import, and this view is polled."""
+    from fraudctl.model.registry import rest
 
     uri = config.mlflow.tracking_uri
     try:
-        response = httpx.get(f"{uri}/api/2.0/mlflow/registered-models/alias",
-                             params={"name": config.model.name, "alias": alias}, timeout=timeout)
-    except httpx.HTTPError as exc:
-        raise UnavailableError(f"MLflow at {uri} did not answer: {exc or type(exc).__name__}") from None
-    if response.status_code in (400, 404):  # MLflow 3 answers 400 INVALID_PARAMETER_VALUE for an unset alias
-        try:
-            code = response.json().get("error_code")
-        except ValueError:
-            code = None
-        if code in NO_SUCH_THING:
+        return rest.get(uri, "registered-models/alias", {"name": config.model.name, "alias": alias},
+                        timeout).get("model_version") or None
+    except rest.MlflowAnswer as exc:
+        if exc.error_code in rest.NO_SUCH_THING:  # MLflow 3 answers 400 INVALID_PARAMETER_VALUE for an unset alias
             return None
-    if response.status_code != 200:
-        raise UnavailableError(f"MLflow answered {response.status_code}: {response.text[:200]}")
-    return response.json().get("model_version") or None
+        raise UnavailableError(f"MLflow answered {exc.status}: {exc.body[:200]}") from None
+    except rest.BadStatus as exc:
+        raise UnavailableError(f"MLflow answered {exc.status}: {exc.body[:200]}") from None
+    except (OSError, ValueError) as exc:
+        why = getattr(exc, "reason", None) or exc
+        raise UnavailableError(f"MLflow at {uri} did not answer: {why or type(exc).__name__}") from None
 
 
 def champion_panel(config: "Config", timeout: float = HTTP_TIMEOUT) -> dict[str, Any]:
@@ -105,7 +100,7 @@ def champion_panel(config: "Config", timeout: float = HTTP_TIMEOUT) -> dict[str,
     on it (`changed_at`, `changed_by`). MLflow keeps no time for an alias, so for a champion set another
     way `changed_at` is None and `version_updated_at` (the version's last update) is all there is. Also the
     @challenger version, if any."""
-    from fraudctl.model.registry.client import CHALLENGER, CHAMPION, TAG
+    from fraudctl.model.registry.rest import CHALLENGER, CHAMPION, TAG
 
     champion = _mlflow_alias(config, CHAMPION, timeout)
     challenger = _mlflow_alias(config, CHALLENGER, timeout)

@@ -207,7 +207,7 @@ def train(config: "Config", params: RetrainParams, extracted: Mapping[str, Any],
     import pandas as pd
 
     from fraudctl.model.registry import Registry
-    from fraudctl.model.registry.contract import TAG
+    from fraudctl.contracts import TAG_PREFIX as TAG
     from fraudctl.model.training import default_split
     from fraudctl.model.workflows import train_and_register
 
@@ -286,7 +286,7 @@ def report(config: "Config", params: RetrainParams, folder: Path, *, dag_id: str
            promoted: Mapping[str, Any] | None, log: Log = print) -> dict[str, Any]:
     """What happened, in one small document (also report.json and a version tag)."""
     from fraudctl.model.registry import Registry
-    from fraudctl.model.registry.contract import TAG
+    from fraudctl.contracts import TAG_PREFIX as TAG
 
     summary = _read_json(trained["summary_path"])
     lineage = _read_json(extracted["lineage_path"])

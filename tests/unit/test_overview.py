@@ -131,12 +131,13 @@ def test_champion_panel_takes_the_time_fraudctl_recorded_on_promotion(monkeypatc
     assert panel["version"] is None and panel["message"].startswith("no champion")
 
 
-class Response:
-    def __init__(self, status_code, body):
-        self.status_code, self.body, self.text = status_code, body, json.dumps(body)
+def mlflow_config(uri):
+    from fraudctl.config import Config
 
-    def json(self):
-        return self.body
+    config = Config()
+    host, port = uri.rsplit(":", 1)
+    config.mlflow.host, config.mlflow.port = host.split("//")[1], int(port)
+    return config
 
 
 @pytest.mark.parametrize("status_code, body, expected", [
@@ -144,30 +145,33 @@ class Response:
     (400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "Registered model alias champion not found."}, None),
     (404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Registered Model fraud-detector not found."}, None),
 ])
-def test_an_unset_alias_is_no_version(monkeypatch, status_code, body, expected):
-    import httpx
+def test_an_unset_alias_is_no_version(status_code, body, expected):
+    from tests.unit.test_registry_rest import Canned
 
-    from fraudctl.config import Config
+    server = Canned()
+    server.api("registered-models/alias", (status_code, body))
+    try:
+        assert ov._mlflow_alias(mlflow_config(server.uri), "champion", 1.0) == expected
+    finally:
+        server.server.shutdown()
 
-    monkeypatch.setattr(httpx, "get", lambda url, params, timeout: Response(status_code, body))
-    assert ov._mlflow_alias(Config(), "champion", 1.0) == expected
 
+def test_an_mlflow_error_or_silence_is_unavailable():
+    from tests.unit.test_registry_rest import Canned
 
-def test_an_mlflow_error_or_silence_is_unavailable(monkeypatch):
-    import httpx
-
-    from fraudctl.config import Config
-
-    monkeypatch.setattr(httpx, "get", lambda url, params, timeout: Response(500, {"error_code": "INTERNAL_ERROR"}))
-    with pytest.raises(UnavailableError, match="MLflow answered 500"):
-        ov._mlflow_alias(Config(), "champion", 1.0)
-
-    def silent(url, params, timeout):
-        raise httpx.ReadTimeout("timed out")
-
-    monkeypatch.setattr(httpx, "get", silent)
-    with pytest.raises(UnavailableError, match="did not answer: timed out"):
-        ov._mlflow_alias(Config(), "champion", 1.0)
+    server = Canned()
+    try:
+        server.api("registered-models/alias", (500, {"error_code": "INTERNAL_ERROR"}))
+        with pytest.raises(UnavailableError, match="MLflow answered 500"):
+            ov._mlflow_alias(mlflow_config(server.uri), "champion", 1.0)
+        server.api("registered-models/alias", (403, {"error_code": "PERMISSION_DENIED"}))
+        with pytest.raises(UnavailableError, match="MLflow answered 403: .*PERMISSION_DENIED"):
+            ov._mlflow_alias(mlflow_config(server.uri), "champion", 1.0)
+        server.api("registered-models/alias", ("hang", 2.0))
+        with pytest.raises(UnavailableError, match="did not answer: .*timed out"):
+            ov._mlflow_alias(mlflow_config(server.uri), "champion", 0.3)
+    finally:
+        server.server.shutdown()
 
 
 def test_retrain_panel_reads_the_latest_run_and_asks_a_finished_one_once(monkeypatch):

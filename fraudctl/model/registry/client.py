@@ -15,18 +15,18 @@ import contextlib
 import os
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from fraudctl.clock import utc_seconds
-from fraudctl.errors import FraudctlError, NotFoundError, ServiceError, UnavailableError
+from fraudctl.errors import FraudctlError, NotFoundError, ServiceError
 from fraudctl.features import FeatureSpec
+from fraudctl.model.registry.rest import (  # noqa: F401 (CHAMPION ... TAG: names of this module too)
+    CHALLENGER, CHAMPION, NO_SUCH_THING, PROBE_TIMEOUT, TAG, describe, ping, unreachable, version_url,
+)
 from fraudctl.model.registry.contract import (
-    TAG, THRESHOLD_METADATA, ContractMismatchError, UntrustedModelError, check_model_contract, recorded_feature_spec,
+    THRESHOLD_METADATA, ContractMismatchError, UntrustedModelError, check_model_contract, recorded_feature_spec,
 )
 
 if TYPE_CHECKING:
@@ -35,16 +35,12 @@ if TYPE_CHECKING:
 
     from fraudctl.config import Config
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
 HOLDOUT_DIR = "holdout"
 HOLDOUT_FILE = "holdout.parquet"
 # skops refuses any type not listed when loading. Gradient boosting and random forest hold sklearn's tree
 # structure; logistic regression needs nothing beyond skops' defaults.
 TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
-PROBE_TIMEOUT = 3.0
-NO_SUCH_THING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")  # MLflow's answers to an unknown version
 UNREACHABLE_WORDS = ("Max retries", "Connection", "timed out", "API request")
 
 
@@ -79,8 +75,7 @@ def quiet_mlflow() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _unreachable(what: str, uri: str, text: str) -> UnavailableError:
-    return UnavailableError(f"{what}: MLflow at {uri} did not answer: {text}", hint="is the stack up? `fraudctl status`")
+_unreachable = unreachable
 
 
 @contextlib.contextmanager
@@ -163,18 +158,7 @@ class Registry:
 
     def ping(self) -> None:
         """Fail in seconds with UnavailableError when the server does not answer /health."""
-        timeout = min(PROBE_TIMEOUT, self.config.mlflow.request_timeout)
-        try:
-            with urllib.request.urlopen(f"{self.uri}/health", timeout=timeout) as response:
-                if response.status == 200:
-                    return
-                problem = f"HTTP {response.status}"
-        except urllib.error.HTTPError as exc:
-            problem = f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError) as exc:
-            problem = str(getattr(exc, "reason", exc))
-        raise UnavailableError(f"MLflow at {self.uri} is not reachable ({problem})",
-                               hint="start the stack with `fraudctl up`, or check mlflow.host/port in the config")
+        ping(self.uri, min(PROBE_TIMEOUT, self.config.mlflow.request_timeout))
 
     @property
     def client(self):
@@ -201,7 +185,7 @@ class Registry:
     # -- links
 
     def version_url(self, version: str) -> str:
-        return f"{self.uri}/#/models/{self.name}/versions/{version}"
+        return version_url(self.uri, self.name, version)
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
         return f"{self.uri}/#/experiments/{experiment_id}/runs/{run_id}"
@@ -307,23 +291,8 @@ class Registry:
         return found
 
     def _describe(self, mv, aliases: list[str] | None = None) -> dict[str, Any]:
-        tags = dict(mv.tags or {})
-        return {
-            "name": mv.name,
-            "version": str(mv.version),
-            "aliases": sorted(aliases if aliases is not None else (mv.aliases or [])),
-            "created": utc_seconds(mv.creation_timestamp / 1000),
-            "run_id": mv.run_id,
-            "estimator": tags.get(f"{TAG}estimator"),
-            "train_window": tags.get(f"{TAG}train_window"),
-            "test_window": tags.get(f"{TAG}test_window"),
-            "threshold": _float(tags.get(f"{TAG}threshold")),
-            "test_roc_auc": _float(tags.get(f"{TAG}test_roc_auc")),
-            "test_average_precision": _float(tags.get(f"{TAG}test_average_precision")),
-            "test_card_precision_at_100": _float(tags.get(f"{TAG}test_card_precision_at_100")),
-            "tags": dict(tags),
-            "url": self.version_url(str(mv.version)),
-        }
+        return describe(self.uri, mv.name, str(mv.version), mv.creation_timestamp, mv.run_id, dict(mv.tags or {}),
+                        list(aliases if aliases is not None else (mv.aliases or [])))
 
     # -- what a version records, its contract, loading
 

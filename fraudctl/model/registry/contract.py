@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from fraudctl.contracts import TAG_PREFIX
 from fraudctl.errors import ContractError
 from fraudctl.features import FEATURE_NAMES, FEATURE_SPEC_VERSION, FeatureSpec
 
-TAG = "fraudctl."  # prefix of every MLflow tag fraudctl sets (runs, model versions, the registered model)
+TAG = TAG_PREFIX
 PREDICT_FN = "predict_proba"  # the pyfunc flavor returns [P(legit), P(fraud)] per row; column 1 is the score
 SPEC_METADATA = "fraudctl_feature_spec"
 THRESHOLD_METADATA = "fraudctl_threshold"
