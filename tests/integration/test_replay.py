@@ -20,11 +20,11 @@ import pandas as pd
 import pytest
 
 from fraudctl import contracts as c
+from fraudctl.clients.kafka import end_offsets
 from fraudctl.errors import ExitCode
 from fraudctl.data.generator import generate_transactions, write_transactions
 from tests.conftest import FRAUDCTL, REPO, run_fraudctl
 from tests.integration.conftest import write_config
-from tests.support import end_offsets
 
 
 @dataclass

@@ -50,7 +50,7 @@ def test_train_is_retried_after_the_worker_is_killed(stack_config_path, stack_co
     from fraudctl.retraining import trigger as retraining
     from fraudctl.data.generator import generate_transactions
     from fraudctl.data.lake import lake_for
-    from tests.lake_seed import seed_lake
+    from bench.support import seed_lake
 
     seed_lake(lake_for(stack_config),
               generate_transactions(n_customers=300, n_terminals=600, n_days=45))

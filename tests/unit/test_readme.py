@@ -28,3 +28,20 @@ def test_readme_layout_matches_the_tree():
     folders = {path.split("/")[0] + "/" for path in tracked.splitlines() if "/" in path and not path.startswith(".")}
     unlisted = sorted(folders - listed)
     assert not unlisted, f"folders of the tree the README's layout does not list: {unlisted}"
+
+
+def test_benchmarks_do_not_import_the_tests():
+    """bench/ runs from a checkout without tests/ on its mind: what both need lives in bench/support.py."""
+    import ast
+
+    found = []
+    for path in sorted((REPO / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            found += [f"{path.name}:{node.lineno} {name}" for name in names if name.split(".")[0] == "tests"]
+    assert not found, f"benchmarks import the tests: {found}"

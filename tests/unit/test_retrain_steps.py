@@ -12,7 +12,7 @@ from fraudctl.config import load_config
 from fraudctl.errors import BadInputError
 from fraudctl.data.generator import generate_transactions
 from fraudctl.data.lake import Lake, lake_uri
-from tests.lake_seed import seed_lake
+from bench.support import seed_lake
 
 
 @pytest.fixture(scope="module")
