@@ -24,14 +24,32 @@ def fraudctl_ok(config_path: Path, *args: str, timeout: float = 600):
     return result
 
 
-def wait_for(condition, timeout: float, what: str, every: float = 0.5):
-    """Poll `condition` until it returns something true (returned), or fail the test after `timeout`."""
+def wait_for(condition, timeout: float, what: str, every: float = 0.5, *, ignoring=(), explain=None):
+    """Poll `condition` until it returns something true (returned), or fail the test after `timeout`.
+
+    `ignoring`: exception types that mean "not yet" (a service still coming back), the last one named in the
+    failure. `explain`: called once on failure for what the message should add (counts seen, a status)."""
     import pytest
 
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
+    last_error = None
+    while True:
+        try:
+            value = condition()
+        except ignoring as exc:
+            value, last_error = None, exc
         if value:
             return value
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        # checked once more at the deadline, so a slow condition still gets its last look
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(max(0.0, min(every, deadline - time.monotonic())))
+    message = f"timed out after {timeout:.0f}s waiting for {what}"
+    if last_error is not None:
+        message += f"; last error: {last_error}"
+    if explain is not None:
+        try:
+            message += f"; {explain()}"
+        except Exception as exc:  # the timeout is the failure to report, not a broken explanation
+            message += f"; (explaining failed: {exc!r})"
+    pytest.fail(message)

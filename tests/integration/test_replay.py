@@ -23,7 +23,7 @@ from fraudctl import contracts as c
 from fraudctl.clients.kafka import end_offsets
 from fraudctl.errors import ExitCode
 from fraudctl.data.generator import generate_transactions, write_transactions
-from tests.conftest import FRAUDCTL, REPO, run_fraudctl
+from tests.conftest import FRAUDCTL, REPO, run_fraudctl, wait_for
 from tests.integration.conftest import write_config
 
 
@@ -86,11 +86,13 @@ class Offsets:
 def wait_until_landed(offsets: Offsets, topic: str, count: int, process: subprocess.Popen,
                       timeout: float = 60) -> None:
     """Until a running replay has landed `count` events on `topic` since `offsets` were taken."""
-    deadline = time.monotonic() + timeout
-    while sum(end_offsets(offsets.config.kafka, topic).values()) - sum(offsets.start[topic].values()) < count:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, f"the replay did not land {count} events within {timeout} s"
-        time.sleep(0.5)
+    def landed() -> bool:
+        if sum(end_offsets(offsets.config.kafka, topic).values()) - sum(offsets.start[topic].values()) >= count:
+            return True
+        assert process.poll() is None, process.communicate()  # a replay that ended will land nothing more
+        return False
+
+    wait_for(landed, timeout, f"the replay to land {count} events")
 
 
 def replay_cli(config_path: Path, *args: str, timeout: float = 600, env: dict | None = None):
@@ -302,15 +304,7 @@ def wait_for_kafka(config, timeout: float = 120) -> None:
     from fraudctl.errors import UnavailableError
     from fraudctl.clients.kafka import probe
 
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            probe(config.kafka, timeout=3)
-            return
-        except UnavailableError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
+    wait_for(lambda: probe(config.kafka, timeout=3), timeout, "Kafka to answer again", every=1, ignoring=UnavailableError)
 
 
 def test_broker_restart_mid_replay_still_delivers_every_row_once(stack_config, stack_config_path, generated):
