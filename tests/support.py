@@ -10,6 +10,10 @@ import yaml
 
 from fraudctl.config import KafkaConfig
 
+# A module's topics have at most two partitions (the count these modules always used): still more than one,
+# so keys are spread, and each partition is one more Spark task per micro-batch on a two-core machine.
+MODULE_PARTITIONS = 2
+
 
 def read_topic(kafka: KafkaConfig, topic: str, start: dict[int, int] | None = None, timeout: float = 60.0,
                with_headers: bool = False) -> list[dict[str, Any]]:
@@ -43,10 +47,12 @@ def module_config(stack_config_path: Path, folder: Path, suffix: str, **sections
     from fraudctl.clients.kafka import ensure_topics
 
     data = yaml.safe_load(stack_config_path.read_text())
-    data["kafka"]["topics"] = {kind: {"name": f"{name}{suffix}", "partitions": partitions}
-                               for kind, name, partitions in (("transactions", "transactions", 2), ("labels", "labels", 2),
-                                                              ("scores", "scores", 2), ("alerts", "alerts", 1),
-                                                              ("dlq", "transactions.dlq", 1))}
+    topics = load_config(stack_config_path, env={}).kafka.topics
+    data["kafka"]["topics"] = {}
+    for kind in type(topics).model_fields:
+        topic = getattr(topics, kind)
+        data["kafka"]["topics"][kind] = {"name": f"{topic.name}{suffix}",
+                                         "partitions": min(topic.partitions, MODULE_PARTITIONS)}
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
     path = folder / "fraudctl.yaml"
