@@ -3,6 +3,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,8 +32,6 @@ def wait_for(condition, timeout: float, what: str, every: float = 0.5, *, ignori
 
     `ignoring`: exception types that mean "not yet" (a service still coming back), the last one named in the
     failure. `explain`: called once on failure for what the message should add (counts seen, a status)."""
-    import pytest
-
     deadline = time.monotonic() + timeout
     last_error = None
     while True:
@@ -53,3 +54,24 @@ def wait_for(condition, timeout: float, what: str, every: float = 0.5, *, ignori
         except Exception as exc:  # the timeout is the failure to report, not a broken explanation
             message += f"; (explaining failed: {exc!r})"
     pytest.fail(message)
+
+
+class Generated(NamedTuple):
+    frame: Any  # pandas.DataFrame, as generate_transactions returns it
+    path: Path  # the same rows as `fraudctl generate` writes them (CSV)
+
+
+@pytest.fixture(scope="module")
+def generated(request, tmp_path_factory) -> Generated:
+    """Simulated transactions for the requesting module, made once per module with its GENERATED_ARGS
+    (generate_transactions' arguments): each module's assertions hold for its own data (a date range, a fraud
+    rate, a replay's length), so the data are shared as a recipe, not as one frame."""
+    from fraudctl.data.generator import generate_transactions, write_transactions
+
+    arguments = getattr(request.module, "GENERATED_ARGS", None)
+    if arguments is None:
+        pytest.fail(f"{request.module.__name__} uses `generated` but sets no GENERATED_ARGS")
+    frame = generate_transactions(**arguments)
+    path = tmp_path_factory.mktemp("generated") / "transactions.csv"
+    write_transactions(frame, path)
+    return Generated(frame, path)

@@ -26,6 +26,8 @@ from fraudctl.data.generator import generate_transactions, write_transactions
 from tests.conftest import FRAUDCTL, REPO, run_fraudctl, wait_for
 from tests.integration.conftest import write_config
 
+GENERATED_ARGS = dict(n_customers=200, n_terminals=400, n_days=20, seed=11)  # for the `generated` fixture
+
 
 @dataclass
 class Record:
@@ -116,15 +118,6 @@ def assert_each_once_keyed_and_ordered(records: list[Record], expected_ids: list
     for key, times in by_key.items():
         parsed = [c.parse_time(t) for t in times]
         assert parsed == sorted(parsed), f"customer {key}: events out of event-time order"
-
-
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    frame = generate_transactions(n_customers=200, n_terminals=400, n_days=20, seed=11)
-    folder = tmp_path_factory.mktemp("replay")
-    path = folder / "transactions.csv"
-    write_transactions(frame, path)
-    return frame, path
 
 
 # --- the generator's layout ------------------------------------------------------------------------------
