@@ -224,7 +224,7 @@ def _events(data: Path, labels: bool):
 
 def _end_offset(config, topic: str) -> int:
     """Sum of the topic's partition end offsets."""
-    from tests.support import end_offsets
+    from fraudctl.clients.kafka import end_offsets
 
     return sum(end_offsets(config.kafka, topic).values())
 
@@ -238,7 +238,7 @@ def _kcat_version() -> str:
 
 
 def _write_config(folder: Path) -> Path:
-    from tests.support import write_shifted_config
+    from bench.support import write_shifted_config
 
     return write_shifted_config(folder, BENCH_PORT_OFFSET, runtime={"stop_timeout": 20})
 

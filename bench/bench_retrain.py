@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from tests.support import write_shifted_config  # noqa: E402
+from bench.support import write_shifted_config  # noqa: E402
 
 BIN = Path(sys.executable).parent
 OFFSET = 950
@@ -106,7 +106,7 @@ def main() -> None:
         if not args.skip_lake:
             import fraudctl.data.lake as lakes
             from fraudctl.config import load_config
-            from tests.lake_seed import seed_lake
+            from bench.support import seed_lake
 
             loaded = load_config(config, env={})
             from fraudctl.stack import get_runtime

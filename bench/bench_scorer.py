@@ -109,7 +109,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
 
 class Bench:
     def __init__(self, folder: Path, plan: Plan, lean: bool):
-        from tests.support import write_shifted_config
+        from bench.support import write_shifted_config
 
         self.folder = folder
         self.plan = plan
@@ -162,7 +162,7 @@ class Bench:
         return read_status(self.scorer_folder()) or {}
 
     def end_offsets(self, topic: str) -> dict[int, int]:
-        from tests.support import end_offsets
+        from fraudctl.clients.kafka import end_offsets
 
         return end_offsets(self.config.kafka, topic)
 

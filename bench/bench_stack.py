@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from tests.support import write_shifted_config  # noqa: E402
+from bench.support import write_shifted_config  # noqa: E402
 
 BIN = Path(sys.executable).parent
 OFFSET = 15000

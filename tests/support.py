@@ -1,8 +1,5 @@
-"""Helpers for tests and benchmarks, kept out of the shipped package: a second native stack's config on
-shifted ports, Kafka end offsets to count what a run delivered, and a topic reader.
-
-Benchmarks import it as `tests.support` after putting the repository root on sys.path.
-"""
+"""Helpers for integration tests, kept out of the shipped package: a topic reader and a module's own
+config. What benchmarks need too (a shifted config, a seeded lake) lives in bench/support.py."""
 
 from __future__ import annotations
 
@@ -11,40 +8,11 @@ from typing import Any, Mapping
 
 import yaml
 
-from fraudctl.config import Config, KafkaConfig
+from fraudctl.config import KafkaConfig
 
-
-def config_ports(config: Config | None = None) -> dict[str, dict[str, int]]:
-    """Every port of `config` (default: the defaults), by section: {"kafka": {"port": 9092, ...}, ...}."""
-    config = Config() if config is None else config
-    ports = {}
-    for name in type(config).model_fields:
-        section = getattr(config, name)
-        fields = getattr(type(section), "model_fields", {})
-        found = {key: getattr(section, key) for key in fields if key == "port" or key.endswith("_port")}
-        if found:
-            ports[name] = found
-    return ports
-
-
-def write_shifted_config(folder: Path, offset: int, **sections: Mapping[str, Any]) -> Path:
-    """folder/fraudctl.yaml for a second native stack: every port moved by `offset`, state in folder/.fraudctl,
-    then `sections` merged over it (e.g. runtime={"stop_timeout": 20})."""
-    data: dict[str, dict[str, Any]] = {name: {key: port + offset for key, port in ports.items()}
-                                       for name, ports in config_ports().items()}
-    data["runtime"] = {"kind": "native", "state_dir": str(folder / ".fraudctl")}
-    for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
-    path = folder / "fraudctl.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-def end_offsets(kafka: KafkaConfig, topic: str, timeout: float = 10.0) -> dict[int, int]:
-    """Partition -> end offset (the next offset to be written) of `topic`."""
-    from fraudctl.clients.kafka import end_offsets as kafka_end_offsets
-
-    return kafka_end_offsets(kafka, topic, timeout=timeout)
+# A module's topics have at most two partitions (the count these modules always used): still more than one,
+# so keys are spread, and each partition is one more Spark task per micro-batch on a two-core machine.
+MODULE_PARTITIONS = 2
 
 
 def read_topic(kafka: KafkaConfig, topic: str, start: dict[int, int] | None = None, timeout: float = 60.0,
@@ -79,10 +47,12 @@ def module_config(stack_config_path: Path, folder: Path, suffix: str, **sections
     from fraudctl.clients.kafka import ensure_topics
 
     data = yaml.safe_load(stack_config_path.read_text())
-    data["kafka"]["topics"] = {kind: {"name": f"{name}{suffix}", "partitions": partitions}
-                               for kind, name, partitions in (("transactions", "transactions", 2), ("labels", "labels", 2),
-                                                              ("scores", "scores", 2), ("alerts", "alerts", 1),
-                                                              ("dlq", "transactions.dlq", 1))}
+    topics = load_config(stack_config_path, env={}).kafka.topics
+    data["kafka"]["topics"] = {}
+    for kind in type(topics).model_fields:
+        topic = getattr(topics, kind)
+        data["kafka"]["topics"][kind] = {"name": f"{topic.name}{suffix}",
+                                         "partitions": min(topic.partitions, MODULE_PARTITIONS)}
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
     path = folder / "fraudctl.yaml"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.support import write_shifted_config
 from tests.conftest import run_fraudctl
-from tests.support import write_shifted_config
 
 # The session stack sits far from a developer's stack on the defaults; stacks that a test starts (and
 # breaks) on its own sit elsewhere again. Both stay below Linux's ephemeral port range (32768-60999): there

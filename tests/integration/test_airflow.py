@@ -3,8 +3,6 @@ on the Celery worker, and Flower's authenticated API shows the worker and the ta
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
@@ -12,6 +10,7 @@ from fraudctl.errors import UnavailableError
 from fraudctl.clients.airflow import AirflowClient, health
 from fraudctl.clients.flower import FlowerClient
 from fraudctl.stack.services_airflow import CELERY_WORKER_NAME
+from tests.conftest import wait_for
 
 DAG_ID = "fraudctl_smoke"
 
@@ -49,14 +48,14 @@ def test_dag_runs_on_the_celery_worker_and_flower_sees_it(stack_config, secrets)
     workers = flower.workers()
     assert any(name.startswith(CELERY_WORKER_NAME + "@") for name in workers)
     # Flower learns task outcomes from worker events: wait for both successes to arrive.
-    deadline = time.monotonic() + 60
-    while True:
-        succeeded = [t for t in flower.tasks().values()
-                     if t.get("state") == "SUCCESS" and (t.get("worker") or "").startswith(CELERY_WORKER_NAME)]
-        if len(succeeded) >= 2 or time.monotonic() > deadline:
-            break
-        time.sleep(1)
-    assert len(succeeded) >= 2, flower.tasks()
+    def succeeded_on_the_worker():
+        done = [t for t in flower.tasks().values()
+                if t.get("state") == "SUCCESS" and (t.get("worker") or "").startswith(CELERY_WORKER_NAME)]
+        return done if len(done) >= 2 else None
+
+    succeeded = wait_for(succeeded_on_the_worker, 60, "Flower to see both tasks succeed on the worker", every=1,
+                         explain=lambda: f"Flower's tasks: {flower.tasks()}")
+    assert len(succeeded) >= 2
 
 
 def test_flower_requires_authentication(stack_config):

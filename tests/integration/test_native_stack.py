@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 import uuid
 
 from fraudctl.errors import ExitCode
-from tests.conftest import run_fraudctl
+from tests.conftest import run_fraudctl, wait_for
 from tests.integration.conftest import alive, processes_naming, stack_pids, write_config
 
 
@@ -33,16 +32,18 @@ def test_kafka_round_trip(stack_config):
     from confluent_kafka import TopicPartition
 
     consumer.assign([TopicPartition(topic, partition, offset)])
-    deadline = time.monotonic() + 30
-    received = None
-    while received is None and time.monotonic() < deadline:
+
+    def consumed():
         msg = consumer.poll(1.0)
-        if msg is not None and not msg.error():
-            received = msg
-    consumer.close()
-    assert received is not None, "message not consumed back within 30 s"
-    assert json.loads(received.value())["transaction_id"] == marker
-    assert received.key() == b"42"
+        # a tuple, not the message: a Message's truth is the length of its value
+        return (json.loads(msg.value()), msg.key()) if msg is not None and not msg.error() else None
+
+    try:
+        value, key = wait_for(consumed, 30, "the message to be consumed back", every=0)
+    finally:
+        consumer.close()
+    assert value["transaction_id"] == marker
+    assert key == b"42"
 
 
 def test_topics_exist_with_configured_partitions(stack_config):
@@ -209,10 +210,7 @@ def test_down_cleans_up_after_a_dead_process_manager(tmp_path):
     pids = stack_pids(config, state_dir)
     supervisord = int((state_dir / "run" / "supervisord.pid").read_text())
     os.kill(supervisord, signal.SIGKILL)  # the services live on as orphans
-    deadline = time.monotonic() + 10
-    while alive({supervisord}) and time.monotonic() < deadline:  # gone, or a zombie
-        time.sleep(0.1)
-    assert not alive({supervisord})
+    wait_for(lambda: not alive({supervisord}), 10, "the killed supervisord to be gone (or a zombie)", every=0.1)
     assert len(alive(pids)) > 5
     down = run_fraudctl("-c", str(config), "down", "--purge", timeout=300)
     assert down.returncode == 0, down.stderr

@@ -14,7 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from fraudctl.errors import ExitCode, FraudctlError, UnavailableError
-from tests.conftest import run_fraudctl
+from tests.conftest import run_fraudctl, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -150,13 +150,6 @@ def test_objectstore_stopped_commands_fail_unavailable_and_nothing_half_written(
         assert service["state"] == "STOPPED" and status["healthy"] is False
     finally:
         supervisor.start(SERVICE)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                probe(storage_of(stack_config))
-                break
-            except UnavailableError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+        wait_for(lambda: probe(storage_of(stack_config)), 120, "the objectstore to answer again",
+                 ignoring=UnavailableError)
     assert not [k for k in bucket_keys(stack_config, "lake/transactions/") if "batch-000000999999" in k]

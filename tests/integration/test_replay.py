@@ -20,11 +20,13 @@ import pandas as pd
 import pytest
 
 from fraudctl import contracts as c
+from fraudctl.clients.kafka import end_offsets
 from fraudctl.errors import ExitCode
 from fraudctl.data.generator import generate_transactions, write_transactions
-from tests.conftest import FRAUDCTL, REPO, run_fraudctl
+from tests.conftest import FRAUDCTL, REPO, run_fraudctl, wait_for
 from tests.integration.conftest import write_config
-from tests.support import end_offsets
+
+GENERATED_ARGS = dict(n_customers=200, n_terminals=400, n_days=20, seed=11)  # for the `generated` fixture
 
 
 @dataclass
@@ -86,11 +88,13 @@ class Offsets:
 def wait_until_landed(offsets: Offsets, topic: str, count: int, process: subprocess.Popen,
                       timeout: float = 60) -> None:
     """Until a running replay has landed `count` events on `topic` since `offsets` were taken."""
-    deadline = time.monotonic() + timeout
-    while sum(end_offsets(offsets.config.kafka, topic).values()) - sum(offsets.start[topic].values()) < count:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, f"the replay did not land {count} events within {timeout} s"
-        time.sleep(0.5)
+    def landed() -> bool:
+        if sum(end_offsets(offsets.config.kafka, topic).values()) - sum(offsets.start[topic].values()) >= count:
+            return True
+        assert process.poll() is None, process.communicate()  # a replay that ended will land nothing more
+        return False
+
+    wait_for(landed, timeout, f"the replay to land {count} events")
 
 
 def replay_cli(config_path: Path, *args: str, timeout: float = 600, env: dict | None = None):
@@ -114,15 +118,6 @@ def assert_each_once_keyed_and_ordered(records: list[Record], expected_ids: list
     for key, times in by_key.items():
         parsed = [c.parse_time(t) for t in times]
         assert parsed == sorted(parsed), f"customer {key}: events out of event-time order"
-
-
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    frame = generate_transactions(n_customers=200, n_terminals=400, n_days=20, seed=11)
-    folder = tmp_path_factory.mktemp("replay")
-    path = folder / "transactions.csv"
-    write_transactions(frame, path)
-    return frame, path
 
 
 # --- the generator's layout ------------------------------------------------------------------------------
@@ -302,15 +297,7 @@ def wait_for_kafka(config, timeout: float = 120) -> None:
     from fraudctl.errors import UnavailableError
     from fraudctl.clients.kafka import probe
 
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            probe(config.kafka, timeout=3)
-            return
-        except UnavailableError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
+    wait_for(lambda: probe(config.kafka, timeout=3), timeout, "Kafka to answer again", every=1, ignoring=UnavailableError)
 
 
 def test_broker_restart_mid_replay_still_delivers_every_row_once(stack_config, stack_config_path, generated):

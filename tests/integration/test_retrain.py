@@ -21,7 +21,7 @@ WINDOW = ["--conf", "window_days=45", "--conf", "cutoff=2018-05-16"]  # the gene
 def seeded(stack_config, stack_storage):
     from fraudctl.data.generator import generate_transactions
     from fraudctl.data.lake import lake_for
-    from tests.lake_seed import seed_lake
+    from bench.support import seed_lake
 
     lake = lake_for(stack_config, stack_storage)
     batches = seed_lake(lake, generate_transactions(n_customers=300, n_terminals=600, n_days=45))

@@ -9,10 +9,9 @@ import signal
 import time
 
 import psutil
-import pytest
 
 from fraudctl.errors import ExitCode
-from tests.conftest import run_fraudctl
+from tests.conftest import run_fraudctl, wait_for
 
 WORKER = "airflow-worker"
 
@@ -33,24 +32,13 @@ def flower_row(config_path) -> tuple[int, dict | None]:
     return result.returncode, next((r for r in rows if r["name"].startswith(CELERY_WORKER_NAME + "@")), None)
 
 
-def wait_until(what: str, check, timeout: float, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f}s")
-        time.sleep(every)
-
-
 def test_train_is_retried_after_the_worker_is_killed(stack_config_path, stack_config, stack_runtime):
     import airflow_client.client as ac
 
     from fraudctl.retraining import trigger as retraining
     from fraudctl.data.generator import generate_transactions
     from fraudctl.data.lake import lake_for
-    from tests.lake_seed import seed_lake
+    from bench.support import seed_lake
 
     seed_lake(lake_for(stack_config, stack_runtime.storage()),
               generate_transactions(n_customers=300, n_terminals=600, n_days=45))
@@ -61,7 +49,7 @@ def test_train_is_retried_after_the_worker_is_killed(stack_config_path, stack_co
     run_id = json.loads(result.stdout)["run_id"]
     af = retraining.client(stack_config, stack_runtime.require_secrets().airflow_admin_password)
     dag_id = stack_config.retrain.dag_id
-    wait_until("train running", lambda: retraining.task_states(af, dag_id, run_id).get("train") == "running", 180)
+    wait_for(lambda: retraining.task_states(af, dag_id, run_id).get("train") == "running", 180, "train running")
 
     old = worker_pid(stack_config_path)
     assert old
@@ -76,21 +64,22 @@ def test_train_is_retried_after_the_worker_is_killed(stack_config_path, stack_co
     killed_at = time.monotonic()
     # Flower: offline once the heartbeats stop (expiry: 2 beats of 2 s), exit 8 as no worker is online; on a
     # loaded machine supervisord may have the worker back (same name, new pid) before Flower expires the old one
-    code, row = wait_until("workers shows the worker offline, or replaced", lambda: (
+    code, row = wait_for(lambda: (
         lambda r: r if r[1] and (not r[1]["online"] or r[1]["pid"] != old) else None)(flower_row(stack_config_path)),
-        60, every=0.2)
+        60, "workers to show the worker offline, or replaced", every=0.2)
     if not row["online"]:
         assert code == ExitCode.UNAVAILABLE and row["pid"] == old and row["heartbeat_age"] >= 2
         print(f"workers: offline {time.monotonic() - killed_at:.1f}s after the kill, last heartbeat {row['heartbeat_age']}s ago")
     else:
         print(f"workers: replaced by pid {row['pid']} before Flower expired the old one")
     # supervisord restarts it (autorestart on an unexpected exit)
-    new = wait_until("the worker back", lambda: (lambda pid: pid if pid and pid != old else None)(
-        worker_pid(stack_config_path)), 90, every=1)
+    new = wait_for(lambda: (lambda pid: pid if pid and pid != old else None)(
+        worker_pid(stack_config_path)), 90, "the worker back", every=1)
     assert new != old
     # online again as the restarted process: the same name, the new pid, a fresh heartbeat
-    code, row = wait_until("workers shows the restarted worker online", lambda: (
-        lambda r: r if r[1] and r[1]["online"] and r[1]["pid"] == new else None)(flower_row(stack_config_path)), 90, every=1)
+    code, row = wait_for(lambda: (
+        lambda r: r if r[1] and r[1]["online"] and r[1]["pid"] == new else None)(flower_row(stack_config_path)),
+        90, "workers to show the restarted worker online", every=1)
     assert code == 0 and row["heartbeat_age"] < 10
     print(f"workers: online again (pid {new}) {time.monotonic() - killed_at:.1f}s after the kill")
     state = retraining.wait(stack_config, run_id, timeout=400, af=af)

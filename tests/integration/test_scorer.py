@@ -21,11 +21,12 @@ import yaml
 from pathlib import Path
 
 from fraudctl import contracts as c
+from fraudctl.clients.kafka import end_offsets
 from fraudctl.config import load_config
 from fraudctl.features import FEATURE_NAMES, compute_features
 from fraudctl.data.generator import generate_transactions, write_transactions
 from tests.conftest import fraudctl_ok, run_fraudctl, wait_for
-from tests.support import end_offsets, module_config, read_topic
+from tests.support import module_config, read_topic
 
 TOPIC_SUFFIX = "-scorer-test"
 PARITY_ROWS = 0.6  # the first 60 % of the data scores from a backlog; the rest is replayed live, in two parts

@@ -31,7 +31,7 @@ def env(stack_config_path, stack_config, stack_storage, tmp_path_factory):
     there is no champion yet), and a config with this module's own topics and lake for the scorer."""
     from fraudctl.data.generator import generate_transactions, write_transactions
     from fraudctl.data.lake import lake_for
-    from tests.lake_seed import seed_lake
+    from bench.support import seed_lake
 
     frame = generate_transactions(n_customers=300, n_terminals=600, n_days=45)
     seed_lake(lake_for(stack_config, stack_storage), frame)

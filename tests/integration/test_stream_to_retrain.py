@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import fraudctl_ok, run_fraudctl
+from tests.conftest import fraudctl_ok, run_fraudctl, wait_for
 from tests.support import module_config
 
 TOPIC_SUFFIX = "-stream-retrain"
@@ -79,12 +79,10 @@ def test_replayed_stream_fills_the_lake_and_retrain_registers_from_it(env):
 
     # the scorer writes every transaction and, as the labels arrive, every label to the lake
     seen: dict = {}
-    deadline = time.monotonic() + 180
-    while not lake_filled(config, wanted, seen):
-        if time.monotonic() > deadline:
-            status = run_fraudctl("-c", str(cfg), "scorer", "status", "-o", "json").stdout
-            pytest.fail(f"the lake holds {seen} of {len(wanted)} streamed transactions after 180s; scorer: {status}")
-        time.sleep(1)
+    wait_for(lambda: lake_filled(config, wanted, seen), 180,
+             f"the lake to hold all {len(wanted)} streamed transactions with their labels", every=1,
+             explain=lambda: f"the lake holds {seen}; scorer: "
+                             f"{run_fraudctl('-c', str(cfg), 'scorer', 'status', '-o', 'json').stdout}")
     filled = time.monotonic() - started
     status = json.loads(run_fraudctl("-c", str(cfg), "scorer", "status", "-o", "json").stdout)
     assert status["health"] == "healthy" and status["counters"]["batches"] > 1 and status["dead_letters"] == 0

@@ -9,7 +9,7 @@ import time
 
 from fraudctl.errors import ExitCode
 from fraudctl.stack.services_airflow import CELERY_WORKER_NAME
-from tests.conftest import run_fraudctl
+from tests.conftest import run_fraudctl, wait_for
 
 
 def mine(rows: list[dict]) -> dict:
@@ -59,7 +59,9 @@ def test_flower_down_exits_8(stack_config_path, stack_config):
         assert all("did not answer" in json.loads(line)["error"] for line in follow.stdout.splitlines())
     finally:
         supervisor.start("flower")
-    deadline = time.monotonic() + 90
-    while (back := run_fraudctl("-c", str(stack_config_path), "workers", "-o", "json", timeout=60)).returncode != 0:
-        assert time.monotonic() < deadline, f"Flower not back: {back.stderr}"
-        time.sleep(1)
+
+    def workers():
+        return run_fraudctl("-c", str(stack_config_path), "workers", "-o", "json", timeout=60)
+
+    wait_for(lambda: workers().returncode == 0, 90, "Flower to be back (`workers` exits 0)", every=1,
+             explain=lambda: f"Flower not back: {workers().stderr}")

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from fraudctl.config import Config, load_config
 from fraudctl.errors import ConfigError, ExitCode
-from tests.support import config_ports, write_shifted_config
+from bench.support import config_ports, write_shifted_config
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -36,3 +36,20 @@ def test_readme_architecture_names_every_package():
     assert section, "README has no Architecture section"
     packages = sorted(p.parent.name for p in (REPO / "fraudctl").glob("*/__init__.py"))
     assert [name for name in packages if f"`{name}/`" not in section.group(1)] == []
+
+
+def test_benchmarks_do_not_import_the_tests():
+    """bench/ runs from a checkout without tests/ on its mind: what both need lives in bench/support.py."""
+    import ast
+
+    found = []
+    for path in sorted((REPO / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            found += [f"{path.name}:{node.lineno} {name}" for name in names if name.split(".")[0] == "tests"]
+    assert not found, f"benchmarks import the tests: {found}"

@@ -18,12 +18,13 @@ from fraudctl import contracts as c
 from fraudctl.cli import run
 from fraudctl.config import Config
 from fraudctl.errors import BadInputError, ExitCode, NotFoundError, UnavailableError
-from fraudctl.data.generator import generate_transactions, write_transactions
+from fraudctl.data.generator import write_transactions
 from fraudctl.data.layout import InputLayout
 from fraudctl.data.replay import ReplayOptions, parse_duration, raise_for_outcome, replay
 
 UTC = dt.timezone.utc
 TX, LABELS = "transactions", "labels"
+GENERATED_ARGS = dict(n_customers=60, n_terminals=120, n_days=30, seed=3)  # for the `generated` fixture
 
 
 # --- a producer that delivers on poll ----------------------------------------------------------------------
@@ -114,14 +115,6 @@ def decode(sent, topic=None):
 def write_csv(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
-
-
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    frame = generate_transactions(n_customers=60, n_terminals=120, n_days=30, seed=3)
-    path = tmp_path_factory.mktemp("gen") / "transactions.csv"
-    write_transactions(frame, path)
-    return frame, path
 
 
 def test_durations():

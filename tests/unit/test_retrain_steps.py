@@ -10,14 +10,10 @@ import pytest
 from fraudctl.retraining import steps
 from fraudctl.config import load_config
 from fraudctl.errors import BadInputError
-from fraudctl.data.generator import generate_transactions
 from fraudctl.data.lake import Lake, lake_uri
-from tests.lake_seed import seed_lake
+from bench.support import seed_lake
 
-
-@pytest.fixture(scope="module")
-def generated():
-    return generate_transactions(n_customers=100, n_terminals=200, n_days=30)
+GENERATED_ARGS = dict(n_customers=100, n_terminals=200, n_days=30)  # for the `generated` fixture
 
 
 @pytest.fixture
@@ -44,14 +40,15 @@ def test_params_default_from_the_config_and_bad_ones_say_why(config):
 
 
 def test_extract_from_the_lake_and_validate(config, generated):
-    seed_lake(Lake(lake_uri(config)), generated, batch_rows=2000)
+    history = generated.frame
+    seed_lake(Lake(lake_uri(config)), history, batch_rows=2000)
     params = steps.check_params(config, {"window_days": 20, "cutoff": "2018-05-01"})
     folder = steps.run_dir(config, "manual__2018-05-01T00:00:00+00:00")
     assert folder.name == "manual__2018-05-01T00_00_00_00_00"
     extracted = steps.extract(config, params, folder, dt.datetime(2030, 1, 1), storage=config.storage, log=lambda line: None)
     assert (extracted["since"], extracted["until"]) == ("2018-04-11", "2018-05-01")
     frame = pd.read_parquet(extracted["path"])
-    window = generated[(generated["tx_datetime"] >= "2018-04-11") & (generated["tx_datetime"] < "2018-05-01")]
+    window = history[(history["tx_datetime"] >= "2018-04-11") & (history["tx_datetime"] < "2018-05-01")]
     assert len(frame) == len(window) and frame["transaction_id"].is_unique
     # labels arrive 7 days after the transaction: the last 7 days have none by the cutoff
     assert frame.loc[frame["tx_datetime"] >= "2018-04-24", "is_fraud"].isna().all()
@@ -66,7 +63,7 @@ def test_extract_from_the_lake_and_validate(config, generated):
 
 
 def test_validate_names_the_failed_checks_and_numbers(config, generated):
-    seed_lake(Lake(lake_uri(config)), generated, batch_rows=2000)
+    seed_lake(Lake(lake_uri(config)), generated.frame, batch_rows=2000)
     params = steps.check_params(config, {"window_days": 5, "cutoff": "2018-06-01"})  # after the data
     folder = steps.run_dir(config, "r1")
     extracted = steps.extract(config, params, folder, dt.datetime(2030, 1, 1), storage=config.storage, log=lambda line: None)
@@ -85,7 +82,7 @@ def test_validate_names_the_failed_checks_and_numbers(config, generated):
 
 def test_extract_from_a_file(config, generated, tmp_path):
     path = tmp_path / "data.csv"
-    generated.to_csv(path, index=False)
+    generated.frame.to_csv(path, index=False)
     params = steps.check_params(config, {"window_days": 10, "source": str(path), "cutoff": "2018-04-21"})
     folder = steps.run_dir(config, "r2")
     extracted = steps.extract(config, params, folder, dt.datetime(2030, 1, 1), storage=config.storage, log=lambda line: None)

@@ -16,6 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from fraudctl.errors import ContractError, NotFoundError, ServiceError, UnavailableError, WaitTimeoutError
 from fraudctl.features import FEATURE_NAMES
 from fraudctl.stream.model import LoadedModel, ModelHolder
+from tests.conftest import wait_for
 
 NAME = "fraud-detector"
 
@@ -246,9 +247,6 @@ def test_the_background_refresh_swaps_without_being_asked(holders):
     holder = holders(registry, refresh_seconds=0.02)
     holder.start(wait_for_model=False)
     registry.champion = "3"
-    deadline = time.monotonic() + 5
-    while holder.for_batch().version != "3":
-        assert time.monotonic() < deadline, "the refresher never staged version 3"
-        time.sleep(0.01)
+    wait_for(lambda: holder.for_batch().version == "3", 5, "the refresher to stage version 3", every=0.01)
     assert holder.last_check is not None
     holder.stop()

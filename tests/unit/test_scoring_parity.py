@@ -12,13 +12,13 @@ import pytest
 
 from fraudctl.contracts import AMOUNT, CUSTOMER_ID, IS_FRAUD, TERMINAL_ID, TRANSACTION_ID, TX_DATETIME
 from fraudctl.features import DEFAULT_SPEC, FEATURE_NAMES, OnlineFeatureState, compute_features
-from fraudctl.data.generator import generate_transactions
 from fraudctl.stream.state import PRUNE_SLACK_DAYS, FeatureState
 
 DELAY = pd.Timedelta(days=DEFAULT_SPEC.delay_days)
 # Sizes in events of the merged stream (labels and transactions), cycled: single events, small batches,
 # big ones; some batches hold only labels.
 BATCH_SIZES = (1, 7, 500, 3, 1200, 1, 60, 2500)
+GENERATED_ARGS = dict(n_customers=300, n_terminals=600, n_days=50, seed=7)  # for the `generated` fixture
 
 
 def _with_ties(df: pd.DataFrame) -> pd.DataFrame:
@@ -43,15 +43,14 @@ def tie_ids(day, terminal=None, other=None):
 
 
 @pytest.fixture(scope="module")
-def generated() -> pd.DataFrame:
-    df = generate_transactions(n_customers=300, n_terminals=600, n_days=50, seed=7)
-    return _with_ties(df)
+def history(generated) -> pd.DataFrame:
+    return _with_ties(generated.frame)
 
 
 @pytest.fixture(scope="module")
-def offline(generated) -> pd.DataFrame:
+def offline(history) -> pd.DataFrame:
     # As training computes them: integer ids as the generator writes them, every label known.
-    features = compute_features(generated)
+    features = compute_features(history)
     features.index = features[TRANSACTION_ID].astype(str)
     return features
 
@@ -96,8 +95,8 @@ def stream_through_state(state: FeatureState, stream: pd.DataFrame, sizes=BATCH_
 
 
 @pytest.fixture(scope="module")
-def streamed(generated, tmp_path_factory) -> pd.DataFrame:
-    stream = merged_stream(contract_frame(generated))
+def streamed(history, tmp_path_factory) -> pd.DataFrame:
+    stream = merged_stream(contract_frame(history))
     state = FeatureState(tmp_path_factory.mktemp("state"), DEFAULT_SPEC, snapshot_every=25)
     result = stream_through_state(state, stream)
     # The state forgot what no window can reach any more.
@@ -142,10 +141,10 @@ def test_same_second_ties_follow_the_text_order_of_ids(streamed, offline):
                                    rtol=1e-9, atol=0)
 
 
-def test_batch_boundaries_do_not_matter(generated, offline, tmp_path):
+def test_batch_boundaries_do_not_matter(history, offline, tmp_path):
     # Other batch sizes, and one batch spanning more than the label delay (labels of transactions in the
     # same batch), give the same values.
-    txs = contract_frame(generated)
+    txs = contract_frame(history)
     txs = txs[txs[TX_DATETIME] < txs[TX_DATETIME].min() + pd.Timedelta(days=20)]
     stream = merged_stream(txs)
     stream = stream[stream["_time"] <= txs[TX_DATETIME].max()]
@@ -154,9 +153,9 @@ def test_batch_boundaries_do_not_matter(generated, offline, tmp_path):
     assert_features_equal(result, offline.loc[txs[TRANSACTION_ID]])
 
 
-def test_feature_state_agrees_with_the_per_event_reference(streamed, generated):
+def test_feature_state_agrees_with_the_per_event_reference(streamed, history):
     # The first 12 days, one event at a time through the reference online implementation.
-    txs = contract_frame(generated)
+    txs = contract_frame(history)
     txs = txs[txs[TX_DATETIME] < txs[TX_DATETIME].min() + pd.Timedelta(days=12)]
     reference = OnlineFeatureState(DEFAULT_SPEC)
     stream = merged_stream(txs)
@@ -171,9 +170,9 @@ def test_feature_state_agrees_with_the_per_event_reference(streamed, generated):
     assert_features_equal(streamed.loc[per_event.index], per_event)
 
 
-def test_a_restart_mid_stream_keeps_parity(generated, offline, tmp_path):
+def test_a_restart_mid_stream_keeps_parity(history, offline, tmp_path):
     # Half the stream, a new FeatureState on the same folder (a scorer restart), the other half.
-    txs = contract_frame(generated)
+    txs = contract_frame(history)
     txs = txs[txs[TX_DATETIME] < txs[TX_DATETIME].min() + pd.Timedelta(days=40)]
     stream = merged_stream(txs)
     stream = stream[stream["_time"] <= txs[TX_DATETIME].max()]
@@ -232,7 +231,7 @@ def _kafka_records(values: list[str], is_label: np.ndarray, keys: list[str]):
     })
 
 
-def test_replayed_events_scored_by_the_scorer_publish_the_offline_features(generated, offline, tmp_path):
+def test_replayed_events_scored_by_the_scorer_publish_the_offline_features(history, offline, tmp_path):
     # The generator's file, the events `fraudctl replay` sends for it (its encoder and sequencer: labels
     # interleaved at the delay), cut into micro-batches, through Scorer.process (decoding, dedup, state,
     # features, publishing): every published feature equals the offline one.
@@ -244,7 +243,7 @@ def test_replayed_events_scored_by_the_scorer_publish_the_offline_features(gener
 
     path = tmp_path / "transactions.csv"
     # In event order with ties by id as text (see test_ties_straddling_a_batch_boundary for why).
-    ordered = generated.assign(_text=generated[TRANSACTION_ID].astype(str)).sort_values([TX_DATETIME, "_text"])
+    ordered = history.assign(_text=history[TRANSACTION_ID].astype(str)).sort_values([TX_DATETIME, "_text"])
     write_transactions(ordered.drop(columns=["_text"]).assign(fraud_scenario=0), path)
     values, is_label, keys = [], [], []
     for out in encoded_events(ReplayOptions(path=path, label_delay=DELAY.to_pytimedelta())):
@@ -252,7 +251,7 @@ def test_replayed_events_scored_by_the_scorer_publish_the_offline_features(gener
         keys += out.keys
         is_label.append(out.is_label)
     is_label = np.concatenate(is_label)
-    assert is_label.sum() == len(generated) == (~is_label).sum()
+    assert is_label.sum() == len(history) == (~is_label).sum()
 
     publisher = _RecordingPublisher()
     scorer = Scorer(transactions_topic="transactions", labels_topic="labels",
@@ -274,11 +273,11 @@ def test_replayed_events_scored_by_the_scorer_publish_the_offline_features(gener
 @pytest.mark.xfail(strict=True, reason="known limit: same-second transactions of one customer must reach the "
                                        "scorer in the order of their ids as text when a batch boundary falls "
                                        "between them (replay sends a file's order)")
-def test_ties_straddling_a_batch_boundary(generated, offline, tmp_path):
+def test_ties_straddling_a_batch_boundary(history, offline, tmp_path):
     # Offline, "100024" precedes "99912" (same customer, same second). If the stream delivers 99912 in one
     # batch and 100024 in the next, 99912 is scored before its predecessor exists: its customer count is
     # one short. Inside one batch the order of arrival does not matter (see the tests above).
-    txs = contract_frame(generated)
+    txs = contract_frame(history)
     stream = merged_stream(txs[txs[TX_DATETIME] <= pd.Timestamp("2018-04-13 10:00:00")])
     first = stream.index[stream[TRANSACTION_ID] == "100024"][0]
     tie = stream.index[stream[TRANSACTION_ID] == "99912"][0]

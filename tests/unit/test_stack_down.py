@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from fraudctl.errors import ExitCode
-from tests.support import write_shifted_config
+from bench.support import write_shifted_config
 
 # (command, expected exit code, a word of the hint that says how to start what is missing)
 COMMANDS = [
