@@ -29,7 +29,7 @@ if str(PROJECT_ROOT) not in sys.path:  # run as a script: the package beside it
     sys.path.insert(0, str(PROJECT_ROOT))
 
 from fraudctl.config import Config  # noqa: E402
-from fraudctl.errors import FraudctlError  # noqa: E402
+from fraudctl.errors import ContractError, FraudctlError  # noqa: E402
 
 log = logging.getLogger("fraudctl.scorer")
 STATUS_EVERY_SECONDS = 1.0
@@ -64,9 +64,36 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+class RegistrySource:
+    """The champion's source for the scorer's core (a `fraudctl.stream.model.ModelSource`): the MLflow
+    registry through fraudctl's registry client. Wired here, so the core knows no registry client."""
+
+    def __init__(self, config, threshold_override: float | None = None):
+        from fraudctl.model.registry import Registry
+
+        self.registry = Registry(config)
+        self.name = config.model.name
+        self.threshold_override = threshold_override
+
+    def resolve(self, alias: str) -> str | None:
+        return self.registry.alias_version(alias)
+
+    def load(self, version: str):
+        from fraudctl.stream.model import LoadedModel
+
+        self.registry.check_contract(version)
+        threshold = self.threshold_override
+        if threshold is None:
+            threshold = self.registry.threshold(version)
+            if threshold is None:
+                raise ContractError(f"model {self.name} version {version} records no threshold "
+                                    f"and scorer.threshold is not set")
+        return LoadedModel(self.name, version, self.registry.load_model(version), float(threshold))
+
+
 def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
     from fraudctl.clients.objectstore import environment
-    from fraudctl.stream.model import ModelHolder, RegistrySource
+    from fraudctl.stream.model import ModelHolder
     from fraudctl.stream.status import write_status
     from fraudctl.clients.spark import build_session, scorer_dir
 

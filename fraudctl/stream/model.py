@@ -50,30 +50,6 @@ class ModelSource(Protocol):
     def load(self, version: str) -> LoadedModel: ...
 
 
-class RegistrySource:
-    """The MLflow registry, through fraudctl's registry client."""
-
-    def __init__(self, config, threshold_override: float | None = None):
-        from fraudctl.model.registry import Registry
-
-        self.registry = Registry(config)
-        self.name = config.model.name
-        self.threshold_override = threshold_override
-
-    def resolve(self, alias: str) -> str | None:
-        return self.registry.alias_version(alias)
-
-    def load(self, version: str) -> LoadedModel:
-        self.registry.check_contract(version)
-        threshold = self.threshold_override
-        if threshold is None:
-            threshold = self.registry.threshold(version)
-            if threshold is None:
-                raise ContractError(f"model {self.name} version {version} records no threshold "
-                                    f"and scorer.threshold is not set")
-        return LoadedModel(self.name, version, self.registry.load_model(version), float(threshold))
-
-
 class ModelHolder:
     def __init__(self, source: ModelSource, *, refresh_seconds: float, alias: str = CHAMPION,
                  clock: Callable[[], float] = time.monotonic):

@@ -136,3 +136,17 @@ def test_the_checks_see_a_circle_and_an_upward_import():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert layer_of("fraudctl.stack.native") > layer_of("fraudctl.clients.objectstore")
     assert layer_of("fraudctl.data.replay.core") == layer_of("fraudctl.features")
+
+
+def test_the_scorers_core_knows_no_spark_runtime_or_registry_client():
+    """fraudctl/stream/ is the scorer's Spark-free core: jobs/scorer.py wires Spark and the registry to it,
+    and the scorer as a service (fraudctl/operate/scorer_service.py) sits above the runtimes."""
+    edges = graph()
+    forbidden = ("fraudctl.stack", "fraudctl.operate", "fraudctl.model.registry", "fraudctl.clients.spark")
+    found = [f"{name} imports {target}" for name, targets in edges.items() if name.startswith("fraudctl.stream")
+             for target in targets if target.startswith(forbidden)]
+    assert found == []
+    for path in (REPO / "fraudctl" / "stream").glob("*.py"):
+        assert "pyspark" not in path.read_text(), path
+    assert not [name for name, targets in edges.items() if "fraudctl.operate.scorer_service" in targets
+                and layer_of(name) < layer_of("fraudctl.operate.scorer_service")]
