@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from fraudctl.config import Config, StorageConfig
+from fraudctl.stack import table
 from fraudctl.stack.base import filled_storage, published_storage_url
 from fraudctl.stack.prereqs import Tools
 from fraudctl.stack.secrets import Secrets
@@ -73,3 +74,12 @@ def runs_objectstore(config: Config) -> bool:
     no endpoint configured, unless `storage.objectstore: false` (a null endpoint then means AWS)."""
     storage = config.storage
     return storage.kind == "s3" and storage.endpoint_url is None and storage.objectstore
+
+
+def table_service(ctx: "NativeContext", name: str, *, program: Program, probe: Callable[[], str],
+                  extra_ports: tuple[tuple[str, int], ...] = (), **options) -> NativeService:
+    """A native service of the stack's table: its name, endpoint and published port come from
+    fraudctl.stack.table; `extra_ports` are further ports it listens on (checked free before `up`)."""
+    return NativeService(name=name, endpoint=table.endpoint(ctx.config, name),
+                         ports=[table.address(ctx.config, name), *extra_ports], program=program, probe=probe,
+                         **options)

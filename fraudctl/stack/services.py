@@ -23,7 +23,7 @@ from fraudctl.config import Config
 from fraudctl.errors import ServiceFailedError, UnavailableError
 from fraudctl.stack import table
 from fraudctl.stack.base import published_storage_url
-from fraudctl.stack.native_context import NativeContext, NativeService, runs_objectstore
+from fraudctl.stack.native_context import NativeContext, NativeService, table_service, runs_objectstore
 from fraudctl.stack.secrets import write_private
 from fraudctl.stack.services_airflow import airflow_services, flower_service
 from fraudctl.stack.services_spark import scorer_service, spark_standalone_services
@@ -113,10 +113,8 @@ def _postgres(ctx: NativeContext) -> NativeService:
         stop_signal="INT",  # "fast" shutdown; TERM would wait for every client to disconnect
         priority=100,
     )
-    return NativeService(
-        name=table.POSTGRES,
-        endpoint=table.endpoint(ctx.config, table.POSTGRES),
-        ports=[(pg.host, pg.port)],
+    return table_service(
+        ctx, table.POSTGRES,
         program=program,
         probe=lambda: postgres.probe(pg, postgres.SUPERUSER, ctx.secrets.postgres_superuser_password),
         prepare=prepare,
@@ -149,10 +147,8 @@ def _redis(ctx: NativeContext) -> NativeService:
         write_private(conf, text)
 
     server = str(ctx.tools.redis_server) if ctx.tools else "redis-server"
-    return NativeService(
-        name=table.REDIS,
-        endpoint=table.endpoint(ctx.config, table.REDIS),
-        ports=[(rc.host, rc.port)],
+    return table_service(
+        ctx, table.REDIS,
         program=ctx.program(table.REDIS, [server, str(conf)], priority=100),
         probe=lambda: redis_db.probe(rc, ctx.secrets.redis_password),
         prepare=prepare,
@@ -217,10 +213,8 @@ def _kafka(ctx: NativeContext) -> NativeService:
         priority=200,
         exit_codes=(0, 143),  # the JVM exits 128+SIGTERM after a clean shutdown
     )
-    return NativeService(
-        name=table.KAFKA,
-        endpoint=table.endpoint(ctx.config, table.KAFKA),
-        ports=[(kc.host, kc.port), (kc.host, kc.controller_port)],
+    return table_service(
+        ctx, table.KAFKA, extra_ports=((kc.host, kc.controller_port),),
         program=program,
         probe=lambda: kafka.probe(kc),
         prepare=prepare,  # the topics: fraudctl.stack.provision, after every service is healthy
@@ -359,10 +353,8 @@ def _mlflow(ctx: NativeContext) -> NativeService:
         start_seconds=3,
         priority=300,
     )
-    return NativeService(
-        name=table.MLFLOW,
-        endpoint=table.endpoint(ctx.config, table.MLFLOW),
-        ports=[(mc.host, mc.port)],
+    return table_service(
+        ctx, table.MLFLOW,
         program=program,
         probe=lambda: mlflow_probe(mc.host, mc.port),
         depends_on=[table.POSTGRES, *([table.OBJECTSTORE] if runs_objectstore(ctx.config) else [])],

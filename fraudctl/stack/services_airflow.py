@@ -12,7 +12,7 @@ from fraudctl.clients import airflow, jvm, postgres, redis_db
 from fraudctl.clients import objectstore
 from fraudctl.errors import ServiceFailedError, UnavailableError
 from fraudctl.stack import table
-from fraudctl.stack.native_context import NativeContext, NativeService
+from fraudctl.stack.native_context import NativeContext, NativeService, table_service
 from fraudctl.stack.secrets import write_private
 
 
@@ -139,10 +139,8 @@ def flower_service(ctx: NativeContext) -> NativeService:
     fc = ctx.config.flower
     env = airflow_environment(ctx)
     client = FlowerClient(fc, ctx.secrets.flower_password)
-    return NativeService(
-        name=table.FLOWER,
-        endpoint=table.endpoint(ctx.config, table.FLOWER),
-        ports=[(fc.host, fc.port)],
+    return table_service(
+        ctx, table.FLOWER,
         program=ctx.program(table.FLOWER, [str(ctx.venv_bin / "airflow"), "celery", "flower"], environment=env,
                             start_seconds=3, priority=500),
         probe=client.probe,

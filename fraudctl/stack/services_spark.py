@@ -8,7 +8,7 @@ import json
 from fraudctl.clients import jvm, objectstore
 from fraudctl.errors import UnavailableError
 from fraudctl.stack import table
-from fraudctl.stack.native_context import NativeContext, NativeService, runs_objectstore
+from fraudctl.stack.native_context import NativeContext, NativeService, table_service, runs_objectstore
 
 
 def _http_json(url: str, timeout: float = 3.0) -> dict:
@@ -80,10 +80,8 @@ def scorer_service(ctx: NativeContext) -> NativeService:
     folder = scorer_dir(config)
     command = [str(ctx.venv_bin / "python"), str(jvm.PROJECT_ROOT / "jobs" / "scorer.py"),
                "--launch", str(folder / LAUNCH_FILE)]
-    return NativeService(
-        name=table.SCORER,
-        endpoint=table.endpoint(config, table.SCORER),
-        ports=[("127.0.0.1", config.spark.ui_port)],
+    return table_service(
+        ctx, table.SCORER,
         # SIGTERM to the driver alone: it stops the query between batches and then Spark's JVM. Signalled as a
         # group, the JVM would die under a running batch. A SIGKILL still takes the whole group.
         program=ctx.program(table.SCORER, command, environment={**spark_environment(), **objectstore.environment(ctx.storage)},
