@@ -74,6 +74,11 @@ app.add_typer(config_cmd.app, name="config")
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI and exit with the documented code."""
+    import faulthandler
+
+    # A crash in a client library's C code (SIGSEGV, SIGABRT) then leaves every thread's Python stack on
+    # stderr instead of a bare exit status.
+    faulthandler.enable()
     sys.exit(run(argv))
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from fraudctl.stack.base import ServiceStatus
 
 PANEL_TIMEOUT = 5.0  # seconds a panel may take before the view shows it as unavailable
+SETTLE_SECONDS = 1.0  # how long a panel thread that has answered may take to end
 HTTP_TIMEOUT = 3.0  # per request of the panels that ask over HTTP themselves (MLflow, Flower)
 PANELS = ("scorer", "champion", "retrain", "workers")
 FINISHED_RUN_STATES = ("success", "failed")
@@ -223,7 +224,8 @@ class _Job:
         self.started = time.monotonic()
         self.done = threading.Event()
         self.value: dict[str, Any] | None = None
-        threading.Thread(target=self._run, args=(panel,), name=f"overview-{name}", daemon=True).start()
+        self.thread = threading.Thread(target=self._run, args=(panel,), name=f"overview-{name}", daemon=True)
+        self.thread.start()
 
     def _run(self, panel: Panel) -> None:
         try:
@@ -267,6 +269,9 @@ class Overview:
         for name, job in jobs.items():
             if job.done.wait(max(deadline - time.monotonic(), 0.0)):
                 view[name] = job.value
+                # Let the thread finish unwinding: a daemon thread still running (a client's teardown, a
+                # warning to stderr) when the interpreter exits can abort it (SIGABRT at shutdown).
+                job.thread.join(SETTLE_SECONDS)
             else:
                 self._pending[name] = job  # asked again only once this answer is in
                 view[name] = unavailable(f"no answer within {time.monotonic() - job.started:.0f}s")
