@@ -4,8 +4,11 @@ idempotent `up`, and failed `up`s that leave nothing behind."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import uuid
+
+import pytest
 
 from fraudctl.errors import ExitCode
 from tests.conftest import run_fraudctl, wait_for
@@ -98,6 +101,17 @@ def test_postgres_databases_owned_by_app_role(stack_config):
             cur.execute("CREATE TABLE IF NOT EXISTS probe_ownership (id int)")  # needs CREATE on public
             cur.execute("SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (db,))
             assert cur.fetchone()[0] == pg.user
+
+
+def test_redis_probe_speaks_to_the_real_server(stack_runtime, stack_config):
+    """The probe speaks RESP itself (no redis-py on the status path): AUTH, PING, INFO against Redis."""
+    from fraudctl.clients import redis_db
+    from fraudctl.errors import UnavailableError
+
+    answer = redis_db.probe(stack_config.redis, stack_runtime.require_secrets().redis_password)
+    assert re.fullmatch(r"PONG \(redis \d+\.\d+\.\d+\)", answer), answer
+    with pytest.raises(UnavailableError, match="WRONGPASS"):
+        redis_db.probe(stack_config.redis, "not-the-password")
 
 
 def test_status_json(stack_config_path):

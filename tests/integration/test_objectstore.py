@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 import uuid
 
@@ -67,10 +68,15 @@ def test_storage_defaults_to_the_native_objectstore(stack_config):
     storage = storage_of(stack_config)
     assert storage.endpoint_url == f"http://127.0.0.1:{stack_config.storage.port}"
     assert probe(storage) == f"bucket {storage.bucket} reachable"  # `up` created it
+    # the probe signs its own requests (AWS SigV4 over urllib): the real server accepts them
+    assert re.fullmatch(r"S3 API answers, [1-9][0-9]* bucket\(s\)", probe(storage, bucket=False))
+    with pytest.raises(UnavailableError, match="has no bucket no-such-bucket"):
+        probe(storage.model_copy(update={"bucket": "no-such-bucket"}))
     # the keys are generated ones, and the store checks them
     wrong = storage.model_copy(update={"secret_access_key": SecretStr("not-the-key")})
-    with pytest.raises(UnavailableError, match="refused"):
-        probe(wrong)
+    for bucket in (True, False):
+        with pytest.raises(UnavailableError, match="refused"):
+            probe(wrong, bucket=bucket)
     # its data lives under the state dir (removed by `down --purge`)
     assert (stack_config.state_dir / "data" / "objectstore" / storage.bucket).is_dir()
 
