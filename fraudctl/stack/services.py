@@ -194,7 +194,7 @@ def _kafka(ctx: NativeContext) -> NativeService:
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",
         ]) + "\n")
-        (conf_dir / "log4j2.yaml").write_text(_KAFKA_LOG4J)
+        (conf_dir / "log4j2.yaml").write_text(jvm.KAFKA_LOG4J.read_text())
         if not (data / "meta.properties").exists():
             result = subprocess.run(
                 [java, "-cp", f"{jars}/*", "kafka.tools.StorageTool", "format", "--standalone",
@@ -221,24 +221,6 @@ def _kafka(ctx: NativeContext) -> NativeService:
     )
 
 
-_KAFKA_LOG4J = """\
-Configuration:
-  Appenders:
-    Console:
-      name: STDOUT
-      PatternLayout:
-        pattern: "[%d] %p %m (%c)%n"
-  Loggers:
-    Root:
-      level: INFO
-      AppenderRef:
-        - ref: STDOUT
-    Logger:
-      - name: org.apache.kafka
-        level: WARN
-      - name: kafka.request.logger
-        level: WARN
-"""
 
 
 # --- the object store: S3Proxy over the filesystem, in the state dir --------------------------------------
@@ -273,7 +255,7 @@ def _objectstore(ctx: NativeContext) -> NativeService:
             f"jclouds.identity={key}",
             f"jclouds.credential={secret}",
         ]) + "\n")
-        (conf_dir / "logback.xml").write_text(_S3PROXY_LOGBACK)
+        (conf_dir / "logback.xml").write_text(jvm.S3PROXY_LOGBACK.read_text())
 
     program = ctx.program(
         table.OBJECTSTORE,
@@ -294,15 +276,6 @@ def _objectstore(ctx: NativeContext) -> NativeService:
     )
 
 
-_S3PROXY_LOGBACK = """\
-<configuration>
-  <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
-    <encoder><pattern>%d{ISO8601} %-5level %logger{36} - %msg%n</pattern></encoder>
-  </appender>
-  <root level="WARN"><appender-ref ref="STDOUT"/></root>
-  <logger name="org.gaul.s3proxy.Main" level="INFO"/>
-</configuration>
-"""
 
 
 # --- MLflow ------------------------------------------------------------------------------------------------
