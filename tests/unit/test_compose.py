@@ -781,3 +781,20 @@ def test_ps_json_maps_to_service_status(output):
     assert statuses["scorer"].state == "EXITED" and statuses["scorer"].healthy is False
     assert statuses["spark-worker"].state == "RESTARTING" and statuses["spark-worker"].healthy is None
     assert parse_ps_json("") == []
+
+
+def test_the_compose_objectstore_runs_s3proxy_with_the_native_settings(services):
+    """The same jars (the JVM image resolves the native pom) and the same properties as the native objectstore."""
+    from fraudctl.stack.services import s3proxy_properties
+
+    script = (STACK / "images" / "jvm" / "s3proxy.sh").read_text()
+    written = dict(line.split("=", 1) for line in script.split("<<PROPS\n")[1].split("\nPROPS")[0].splitlines())
+    native = s3proxy_properties("http://0.0.0.0:9000", "${S3PROXY_IDENTITY}", "${S3PROXY_CREDENTIAL}",
+                                "/var/lib/s3proxy/data")
+    assert written.keys() == native.keys()
+    for key in ("s3proxy.authorization", "s3proxy.ignore-unknown-headers", "jclouds.provider", "s3proxy.endpoint",
+                "jclouds.filesystem.basedir"):
+        assert written[key] == native[key], key
+    assert services["objectstore"]["command"] == ["/usr/local/bin/fraudctl-s3proxy"]
+    assert any(v.endswith(":/var/lib/s3proxy/data") for v in services["objectstore"]["volumes"])
+    assert "/dev/shm/" in script and "umask 077" in script  # the keys: in memory, private
