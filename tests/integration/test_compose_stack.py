@@ -229,6 +229,18 @@ def test_no_secret_in_any_image_and_the_env_file_is_private(compose_stack, compo
         assert not leaked, f"{image} holds secrets of stack/.env: {leaked}"
 
 
+def test_no_secret_in_any_process_argument(compose_stack, compose_env):
+    """Passwords reach the servers through the environment and private files, never their command lines."""
+    from fraudctl.stack.compose import env_file_path, read_env_file
+
+    secrets = [value for value in read_env_file(env_file_path()).values() if len(value) >= 8]
+    ids = docker(compose_env, "ps", "--quiet", "--filter", f"label=com.docker.compose.project={PROJECT}").split()
+    for container in ids:
+        processes = docker(compose_env, "top", container, "-eo", "pid,args")
+        leaked = [f"{value[:3]}..." for value in secrets if value in processes]
+        assert not leaked, f"container {container}: a secret on a command line: {leaked}"
+
+
 def _s3(config_path: Path, env: dict[str, str]):
     """A boto3 client on the stack's objectstore with its keys (from stack/.env), as the host's commands make it."""
     from fraudctl.clients import objectstore
