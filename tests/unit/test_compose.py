@@ -275,8 +275,15 @@ def test_every_variable_is_a_config_setting_or_a_generated_secret(text):
             # A secret: required, never defaulted, and written by the .env generator.
             assert name in SECRETS, f"{name} is not generated into stack/.env"
             assert {kind for kind, _ in forms} == {":?"}, f"{name} must be ${{{name}:?...}}"
-    assert set(used) == set(settings) | set(SECRETS) | set(STACK_VARIABLES), "declared but never used"
+    # The Airflow components' secrets reach them through the generated env file (compose.airflow_env), not
+    # through interpolation; every other secret is interpolated here.
+    assert set(used) | AIRFLOW_ENV_ONLY == set(settings) | set(SECRETS) | set(STACK_VARIABLES), "declared but never used"
+    assert not AIRFLOW_ENV_ONLY & set(used)
     assert "$$" not in VARIABLE.sub("", text).replace("$${", "")  # no stray unescaped dollars
+
+
+# Secrets that only the Airflow components use, and receive in their env file (compose.write_airflow_env).
+AIRFLOW_ENV_ONLY = {"AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "FLOWER_PASSWORD"}
 
 
 def test_credentials_wiring_and_no_literal_secrets(services):
@@ -297,20 +304,52 @@ def test_credentials_wiring_and_no_literal_secrets(services):
     pg_password = "${POSTGRES_PASSWORD:?"
     assert pg_password in env("postgres")["APP_DB_PASSWORD"]
     assert env("postgres")["POSTGRES_PASSWORD"].startswith("${POSTGRES_SUPERUSER_PASSWORD:?")
-    for name in ("airflow-apiserver", "airflow-worker", "flower"):
-        assert pg_password in env(name)["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-        assert env(name)["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
-        assert env(name)["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://:${REDIS_PASSWORD:?")
-        assert env(name)["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
-        assert env(name)["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    for name, service in services.items():  # the Airflow components: the generated env file, nothing inline
+        if name.startswith("airflow-") or name == "flower":
+            assert service["env_file"] == [{"path": "${STACK_AIRFLOW_ENV_FILE:?run fraudctl up --runtime compose}",
+                                            "required": False}], name
+            assert set(service.get("environment") or {}) <= {"AIRFLOW_ADMIN_USER", "AIRFLOW_ADMIN_PASSWORD"}, name
     assert pg_password in env("mlflow")["MLFLOW_BACKEND_STORE_URI"]
     assert "command" not in services["redis"]  # a password on the command line shows in `ps`
     assert env("redis")["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
     assert env("objectstore")["S3PROXY_CREDENTIAL"].startswith("${OBJECTSTORE_SECRET_KEY:?")
-    assert env("flower")["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"].startswith("${FRAUDCTL_FLOWER__USER:-flower}:${FLOWER_PASSWORD:?")
     assert env("mlflow")["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert "--serve-artifacts" in services["mlflow"]["command"]
 
+
+def test_the_airflow_containers_get_the_native_runtimes_environment(tmp_path):
+    """One function (fraudctl.stack.airflow_env) makes the Airflow environment of both runtimes: compose's
+    differs from the native one only where a container must differ (addresses, folders, bind addresses)."""
+    from fraudctl.stack.airflow_env import AirflowPlaces, airflow_settings
+
+    config = in_tmp(tmp_path)
+    env_file, values = secret_env(tmp_path, config)
+    secrets = compose.secrets_from_env(values, env_file)
+    env = compose.airflow_env(config, secrets)
+    native = airflow_settings(config, secrets, config.storage, AirflowPlaces(
+        home="h", passwords_file="p", dags_folder="d", log_folder="l", state_dir="s", config_file="c",
+        api_bind="127.0.0.1", flower_bind="127.0.0.1"))
+    assert set(native) <= set(env)
+    same = {k for k in native if native[k] == env[k]}
+    assert {"AIRFLOW__CORE__EXECUTOR", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET",
+            "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CELERY__FLOWER_BASIC_AUTH", "AIRFLOW__CORE__PARALLELISM",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT", "AIRFLOW__API__BASE_URL"} <= same
+
+    user, pg = config.postgres.user, values["POSTGRES_PASSWORD"]
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"postgresql+psycopg2://{user}:{pg}@postgres:5432/airflow"
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == f"db+postgresql://{user}:{pg}@postgres:5432/airflow"
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == f"redis://:{values['REDIS_PASSWORD']}@redis:6379/0"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+    assert env["AIRFLOW__API__HOST"] == env["AIRFLOW__CELERY__FLOWER_HOST"] == "0.0.0.0"  # inside its container
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] == "/opt/airflow/auth/passwords.json"  # the volume
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert env["FRAUDCTL_STORAGE__SECRET_ACCESS_KEY"] == env["AWS_SECRET_ACCESS_KEY"] == values["OBJECTSTORE_SECRET_KEY"]
+    for name in AIRFLOW_ENV_ONLY:
+        assert values[name] in "\n".join(env.values()), name
+
+    path = compose.write_airflow_env(config, secrets)
+    assert path == compose.airflow_env_path(config) and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert compose.stack_env(config)["STACK_AIRFLOW_ENV_FILE"] == str(path)
 
 # -- the real parser -----------------------------------------------------------------------------------
 
@@ -348,7 +387,10 @@ def render(compose_cli, tmp_path: Path, config: Config, write: bool = True) -> t
         container = compose.write_container_config(config).read_text()
     else:
         container = yaml.safe_dump(compose.container_config(config, None), sort_keys=False)
-    result = run_config(compose_cli, env_file, compose_env(config), "--format", "json")
+    # The Airflow containers' env file, as `up` writes it (here beside the .env: one per render).
+    airflow_file = compose.write_airflow_env(config, compose.secrets_from_env(secrets, env_file), tmp_path / "airflow.env")
+    result = run_config(compose_cli, env_file, {**compose_env(config), "STACK_AIRFLOW_ENV_FILE": str(airflow_file)},
+                        "--format", "json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)["services"], secrets, container
 
@@ -638,7 +680,7 @@ def test_docker_compose_refuses_to_run_without_the_secrets(compose_cli, tmp_path
     empty.write_text("")
     result = run_config(compose_cli, empty, compose_env(in_tmp(tmp_path)), "--quiet")
     assert result.returncode != 0
-    for name in SECRETS:
+    for name in set(SECRETS) - AIRFLOW_ENV_ONLY:
         assert f"required variable {name} is missing" in result.stderr
     # ... and without what fraudctl computes on each run.
     env_file, _ = secret_env(tmp_path)
