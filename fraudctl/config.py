@@ -53,6 +53,20 @@ class RuntimeConfig(Section):
     kill_timeout: Seconds = Field(10.0, description="Seconds to wait, after SIGKILL, for the process to vanish.")
 
 
+class ComposeConfig(Section):
+    """The compose runtime's images: every one is built by fraudctl from one Debian base image."""
+
+    base_image: str = Field("debian:bookworm-slim", description=(
+        "The Debian bookworm image every fraudctl/* image is built on. When it is neither present nor pullable "
+        "(no image registry), `up` makes it from Debian's packages (debootstrap) and imports it under this name."))
+    debian_mirror: str | None = Field(None, description=(
+        "The Debian mirror a home-made base image is bootstrapped from; null: the host's apt mirror, else "
+        "http://deb.debian.org/debian."))
+    ca_bundle: Path | None = Field(None, description=(
+        "A PEM bundle of extra CA certificates the image builds trust (apt, pip, Maven/Java), for networks that "
+        "inspect TLS (e.g. /etc/ssl/certs/ca-certificates.crt); null: the base image's own store."))
+
+
 class TopicConfig(Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$", description="The topic's name.")
     partitions: int = Field(default=3, ge=1, le=1000, description="Partitions `up` creates the topic with.")
@@ -182,27 +196,27 @@ class StorageConfig(Section):
     """Where the model artifacts and the lake live: an S3 bucket or a local folder."""
 
     kind: Literal["local", "s3"] = Field("s3", description=(
-        "s3: a bucket on any S3 endpoint (MinIO in compose); local: a folder."))
+        "s3: a bucket on any S3 endpoint (by default the stack's objectstore); local: a folder."))
     local_dir: Path = Field(Path("artifacts"), description="kind local: the folder, relative to the state dir.")
     bucket: str = Field("fraudctl", description="kind s3: the bucket; `up` creates it in the stack's S3 server.")
     lake_prefix: str = Field(default="lake", pattern=r"^[A-Za-z0-9._-]+$", description=(
         "The lake's folder (local) or key prefix (s3)."))
     endpoint_url: str | None = Field(None, description=(
         "null: the stack's own S3 server: natively the `objectstore` service (S3Proxy) when `objectstore` is true, "
-        "else AWS; under compose MinIO. Set: any S3 endpoint, used as given (under compose it must not be "
+        "else AWS; under compose always the objectstore. Set: any S3 endpoint, used as given (under compose it must not be "
         "loopback: the containers use it too)."))
     region: str = Field("us-east-1", description="The S3 region.")
     access_key_id: SecretStr | None = Field(None, description=(
-        "null: generated on first `up` for the stack's S3 server (objectstore, or MinIO's root user under "
-        "compose), else the AWS credential chain."))
+        "null: generated on first `up` for the stack's S3 server (the objectstore), else the AWS credential "
+        "chain."))
     secret_access_key: SecretStr | None = Field(None, description="The secret of access_key_id; null as for it.")
     objectstore: bool = Field(True, description=(
-        "Native runtime: run the objectstore (S3Proxy, data in the state dir) and use it while endpoint_url is null."))
+        "Native runtime: run the objectstore (S3Proxy, data in the state dir) and use it while endpoint_url is null "
+        "(compose always runs it, data in a volume)."))
     host: str = Field("127.0.0.1", description=(
-        "The stack's S3 server's address: the objectstore's, or MinIO's published S3 API under compose."))
-    port: Port = Field(9000, description="The stack's S3 server's port (objectstore, or MinIO under compose).")
+        "The address the stack's objectstore listens on (compose: where its S3 API is published)."))
+    port: Port = Field(9000, description="The stack's objectstore's port.")
     heap: str = Field(default="256m", pattern=r"^\d+[mg]$", description="The objectstore's JVM heap.")
-    console_port: Port = Field(9001, description="compose only: MinIO's web console (MinIO's S3 API is on host:port).")
 
 
 class SparkConfig(Section):
@@ -322,6 +336,7 @@ class ReplayConfig(Section):
 
 class Config(Section):
     runtime: RuntimeConfig = RuntimeConfig()
+    compose: ComposeConfig = ComposeConfig()
     kafka: KafkaConfig = KafkaConfig()
     postgres: PostgresConfig = PostgresConfig()
     redis: RedisConfig = RedisConfig()

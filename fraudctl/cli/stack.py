@@ -53,9 +53,10 @@ def up(
         from rich.live import Live
 
         with Live(_table([]), console=stderr_console(), refresh_per_second=4, transient=False) as live:
-            statuses = rt.up(timeout=limit, on_progress=lambda s: live.update(_table(s)))
+            statuses = rt.up(timeout=limit, on_progress=lambda s: live.update(_table(s)),
+                             on_message=lambda line: live.console.print(f"[dim]{escape(line)}[/]"))
     else:
-        statuses = rt.up(timeout=limit)
+        statuses = rt.up(timeout=limit, on_message=lambda line: stderr_console().print(escape(line)))
     elapsed = time.monotonic() - started
 
     def render(_) -> None:

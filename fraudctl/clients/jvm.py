@@ -19,6 +19,9 @@ JVM_DIR = PROJECT_ROOT / "stack" / "native" / "jvm"
 KAFKA_POM = JVM_DIR / "kafka" / "pom.xml"
 SPARK_POM = JVM_DIR / "spark" / "pom.xml"
 S3PROXY_POM = JVM_DIR / "s3proxy" / "pom.xml"
+# Logging of the Kafka broker and S3Proxy, for both runtimes (the compose runtime's fraudctl/jvm image copies them).
+KAFKA_LOG4J = JVM_DIR / "kafka" / "log4j2.yaml"
+S3PROXY_LOGBACK = JVM_DIR / "s3proxy" / "logback.xml"
 ENV_CACHE_DIR = "FRAUDCTL_CACHE_DIR"  # not a config key: shared by every state dir on the machine
 
 

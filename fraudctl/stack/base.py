@@ -33,6 +33,7 @@ class ServiceStatus:
 
 
 ProgressCallback = Callable[[list[ServiceStatus]], None]
+MessageCallback = Callable[[str], None]  # a line for the operator (e.g. compose: "building fraudctl/python")
 
 
 class Runtime(Protocol):
@@ -62,8 +63,10 @@ class Runtime(Protocol):
         """Before work that stores objects: raise UnavailableError naming the stack's own store when it does
         not answer (an external S3 is left to its own errors: its keys may not allow the probe)."""
 
-    def up(self, *, timeout: float, on_progress: ProgressCallback | None = None) -> list[ServiceStatus]:
-        """Start every service and wait until all are healthy; raise FraudctlError otherwise."""
+    def up(self, *, timeout: float, on_progress: ProgressCallback | None = None,
+           on_message: MessageCallback | None = None) -> list[ServiceStatus]:
+        """Start every service and wait until all are healthy; raise FraudctlError otherwise. `on_message`
+        gets a line about long steps before the services start (compose: building the images)."""
 
     def down(self, *, purge: bool = False) -> None:
         """Stop every service (gracefully, then forcibly); with purge, delete the state too."""

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlparse
@@ -38,8 +39,11 @@ from fraudctl.errors import (
 )
 from fraudctl.stack.engine import docker_engine_problem
 from fraudctl.stack import table
-from fraudctl.stack.base import Answers, ProgressCallback, ServiceStatus, filled_storage, published_storage_url
-from fraudctl.stack.secrets import SOURCES, Secrets, config_value, config_with_secrets, generate
+from fraudctl.stack.base import (
+    Answers, MessageCallback, ProgressCallback, ServiceStatus, filled_storage, published_storage_url,
+)
+from fraudctl.stack.airflow_env import AirflowPlaces, airflow_settings
+from fraudctl.stack.secrets import SOURCES, Secrets, config_value, config_with_secrets, generate, write_private
 
 STACK_DIR = Path(__file__).resolve().parents[2] / "stack"  # the source checkout's stack/ folder
 COMPOSE_FILE = "compose.yaml"
@@ -70,15 +74,9 @@ OTHER_SETTINGS = (
     "postgres.mlflow_db",
     "mlflow.workers",
     "airflow.admin_user",
-    "airflow.parallelism",
-    "airflow.worker_concurrency",
-    "airflow.api_workers",
-    "airflow.heartbeat_timeout",
-    "airflow.worker_log_port",
-    "airflow.triggerer_log_port",
-    "flower.user",
     "storage.bucket",
     "storage.region",
+    "storage.heap",
     "spark.master_port",
     "spark.worker_port",
     "spark.worker_cores",
@@ -96,7 +94,8 @@ STACK_VARIABLES = (
     "STACK_SCORER_DIR",  # <state_dir>/scorer on the host: launch file, status, checkpoint, feature state
     "STACK_UID",  # the scorer runs as the host user, so the host can read and delete what it writes
     "STACK_GID",
-    "STACK_S3_ENDPOINT",  # the object store as containers reach it: MinIO, or storage.endpoint_url
+    "STACK_S3_ENDPOINT",  # the object store as containers reach it: the stack's objectstore, or storage.endpoint_url
+    "STACK_AIRFLOW_ENV_FILE",  # <state_dir>/compose/airflow.env: the Airflow containers' environment (airflow_env)
 )
 
 
@@ -123,15 +122,15 @@ def check_storage(config: Config) -> None:
         raise ConfigError(
             "storage.kind: local is not supported by the compose runtime: the host and the containers (MLflow, "
             "the Airflow workers, the scorer) would each write a folder of their own",
-            hint="use storage.kind: s3 (MinIO in the stack when storage.endpoint_url is null)")
+            hint="use storage.kind: s3 (the stack's objectstore, S3Proxy, when storage.endpoint_url is null)")
     if storage.endpoint_url and urlparse(storage.endpoint_url).hostname in ("127.0.0.1", "localhost", "::1"):
         raise ConfigError(
             f"storage.endpoint_url: {storage.endpoint_url} is a loopback address, which containers cannot reach",
-            hint="leave storage.endpoint_url null to use the stack's MinIO (published on storage.host:storage.port)")
+            hint="leave storage.endpoint_url null to use the stack's objectstore (published on storage.host:storage.port)")
 
 
 def s3_endpoint_in_network(config: Config) -> str:
-    return config.storage.endpoint_url or table.network_url(table.MINIO)
+    return config.storage.endpoint_url or table.network_url(table.OBJECTSTORE)
 
 
 def container_config(config: Config, secrets: Secrets | None) -> dict[str, Any]:
@@ -149,12 +148,51 @@ def container_config(config: Config, secrets: Secrets | None) -> dict[str, Any]:
     for section, (host, port) in table.in_network().items():
         data[section].update(host=host, port=port)
     data["storage"]["endpoint_url"] = s3_endpoint_in_network(config)
-    if secrets is not None and config.storage.endpoint_url is None:  # MinIO: its root user
+    if secrets is not None and config.storage.endpoint_url is None:  # the stack's objectstore: its generated keys
         data["storage"].update(access_key_id=secrets.objectstore_access_key,
                                secret_access_key=secrets.objectstore_secret_key)
     data["spark"].update(master=f"spark://{table.SPARK_MASTER}:{config.spark.master_port}", driver_host=table.SCORER,
                          standalone=False)
     return data
+
+
+AIRFLOW_ENV_NAME = "airflow.env"  # <state_dir>/compose/airflow.env: the Airflow containers' environment (0600)
+# Where the Airflow containers (the fraudctl/python image, compose.yaml's mounts) keep their files, and what
+# they bind: all interfaces of their own container; only the api-server's and Flower's ports are published.
+AIRFLOW_PLACES = AirflowPlaces(
+    home="/opt/airflow", passwords_file="/opt/airflow/auth/passwords.json", dags_folder="/opt/airflow/dags", log_folder="/opt/airflow/logs",
+    state_dir=CONTAINER_STATE_DIR, config_file="/etc/fraudctl/fraudctl.yaml", api_bind="0.0.0.0",
+    flower_bind="0.0.0.0")
+
+
+def airflow_env(config: Config, secrets: Secrets) -> dict[str, str]:
+    """The environment of every Airflow container: the native runtime's (fraudctl.stack.airflow_env) from the
+    configuration as containers see it, plus what only compose needs."""
+    inside = Config.model_validate(container_config(config, secrets))
+    env = airflow_settings(inside, secrets, inside.storage, AIRFLOW_PLACES)
+    # Links the web UI builds point where the operator's browser reaches it: the published address.
+    env["AIRFLOW__API__BASE_URL"] = config.airflow.url
+    # The scheduler's health endpoint (port 8974, inside its container): what compose's health check asks.
+    env["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] = "True"
+    # The tasks' fraudctl finds the store's keys here: the container config they read holds no secret.
+    if inside.storage.access_key_id and inside.storage.secret_access_key:
+        env["FRAUDCTL_STORAGE__ACCESS_KEY_ID"] = inside.storage.access_key_id.get_secret_value()
+        env["FRAUDCTL_STORAGE__SECRET_ACCESS_KEY"] = inside.storage.secret_access_key.get_secret_value()
+    return env
+
+
+def airflow_env_path(config: Config) -> Path:
+    return config.state_dir / CONTAINER_CONFIG_DIR / AIRFLOW_ENV_NAME
+
+
+def write_airflow_env(config: Config, secrets: Secrets, path: Path | None = None) -> Path:
+    """The Airflow containers' env file, rewritten on every `up`; it holds secrets: 0600, like stack/.env."""
+    path = path or airflow_env_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{key}={value}" for key, value in airflow_env(config, secrets).items()]
+    write_private(path, "# Generated by `fraudctl up --runtime compose`; do not edit (edit fraudctl.yaml).\n"
+                  + "\n".join(lines) + "\n")
+    return path
 
 
 def container_config_path(config: Config) -> Path:
@@ -183,6 +221,7 @@ def stack_env(config: Config) -> dict[str, str]:
         "STACK_UID": str(os.getuid()),
         "STACK_GID": str(os.getgid()),
         "STACK_S3_ENDPOINT": s3_endpoint_in_network(config),
+        "STACK_AIRFLOW_ENV_FILE": str(airflow_env_path(config).resolve()),
     }
 
 
@@ -203,11 +242,6 @@ def _configured_secrets(config: Config) -> dict[str, str]:
                 hint="or leave it empty and fraudctl generates one",
             )
         found[name] = plain
-    # MinIO refuses to start with shorter root credentials (or a longer secret).
-    if len(found.get("MINIO_ROOT_USER", "set")) < 3:
-        raise ConfigError("storage.access_key_id: MinIO needs at least 3 characters")
-    if not 8 <= len(found.get("MINIO_ROOT_PASSWORD", "12345678")) <= 40:
-        raise ConfigError("storage.secret_access_key: MinIO needs 8 to 40 characters")
     return found
 
 
@@ -308,7 +342,7 @@ class ComposeRuntime(Answers):
         return compose_secrets(self.config, create=create, stack_dir=self.stack_dir)
 
     def own_store(self) -> bool:
-        """MinIO in the stack is the store: S3 with no endpoint configured."""
+        """The stack's objectstore (S3Proxy) is the store: S3 with no endpoint configured."""
         return self.config.storage.kind == "s3" and self.config.storage.endpoint_url is None
 
     def storage_in_network(self):
@@ -318,7 +352,8 @@ class ComposeRuntime(Answers):
 
     # -- the Runtime protocol -------------------------------------------------------------------
 
-    def up(self, *, timeout: float, on_progress: ProgressCallback | None = None) -> list[ServiceStatus]:
+    def up(self, *, timeout: float, on_progress: ProgressCallback | None = None,
+           on_message: MessageCallback | None = None) -> list[ServiceStatus]:
         from fraudctl.stack.provision import provision
         from fraudctl.clients.spark import scorer_dir
 
@@ -327,10 +362,11 @@ class ComposeRuntime(Answers):
         check_storage(self.config)
         values = ensure_env_file(self.env_file, self.config)
         write_container_config(self.config)
+        write_airflow_env(self.config, secrets_from_env(values, self.env_file))
         scorer_dir(self.config).mkdir(parents=True, exist_ok=True)  # bind-mounted: must be the host user's
+        self.build_images(on_message)
+        # The images exist now: `up` itself never builds (it would build in parallel, and with --build, again).
         args = ["up", "--detach", "--wait", "--wait-timeout", str(max(1, int(timeout))), "--remove-orphans"]
-        if self.build:
-            args.append("--build")
         args += self.stack_services()  # named, so the on-demand scorer is neither started nor an orphan
 
         # Output to a file: the first up builds images and prints far more than a pipe buffer holds.
@@ -366,6 +402,43 @@ class ComposeRuntime(Answers):
         own = filled_storage(self.config, published_storage_url(self.config), secrets) if self.own_store() else None
         provision(self.config, own)
         return services
+
+    def images(self) -> dict[str, str]:
+        """Each image the project builds -> the first service that names it (the one `compose build` is asked for)."""
+        found: dict[str, str] = {}
+        for name, spec in self._doc_services().items():
+            if spec.get("build") and spec.get("image"):
+                found.setdefault(spec["image"], name)
+        return found
+
+    def build_images(self, on_message: MessageCallback | None = None) -> list[str]:
+        """Build what `up` needs (fraudctl.stack.images): nothing when every image is present, unless `build`;
+        then the base, fraudctl/base, and each image one after another. Returns the images built."""
+        from fraudctl.stack import images
+
+        say = on_message or (lambda message: None)
+        client = images.docker_client()
+        wanted = self.images()
+        todo = list(wanted) if self.build else [image for image in wanted if not images.image_present(client, image)]
+        if not todo:
+            return []
+        say(f"building {', '.join(todo)} from {self.config.compose.base_image}")
+        images.ensure_base_image(client, self.config, say)
+        images.build_base(client, self.config)
+        for image in todo:
+            say(f"building {image}")
+            started = time.monotonic()
+            with tempfile.TemporaryFile("w+") as out:
+                result = subprocess.run(self._compose("build", wanted[image]), env=self._env(), stdout=out,
+                                        stderr=subprocess.STDOUT, text=True)
+                out.seek(0)
+                output = out.read()
+            if result.returncode != 0:
+                raise ServiceFailedError(f"building the image {image} failed",
+                                         detail="\n".join(output.strip().splitlines()[-60:]),
+                                         hint="`fraudctl up --build` tries again from the cached layers")
+            say(f"built {image} in {time.monotonic() - started:.0f}s")
+        return todo
 
     def down(self, *, purge: bool = False) -> None:
         self._check_engine()

@@ -14,7 +14,7 @@ from typing import Iterator
 from fraudctl.config import Config
 from fraudctl.errors import (NotFoundError, PortInUseError, ServiceFailedError, UnavailableError,
                              WaitTimeoutError)
-from fraudctl.stack.base import Answers, ProgressCallback, ServiceStatus
+from fraudctl.stack.base import Answers, MessageCallback, ProgressCallback, ServiceStatus
 from fraudctl.stack.provision import provision
 from fraudctl.stack.secrets import SECRETS_FILE, Secrets, load_file
 from fraudctl.stack.native_context import NativeContext, NativeService, runs_objectstore
@@ -55,7 +55,8 @@ class NativeRuntime(Answers):
         return build_services(NativeContext(self.config, secrets, tools))
 
     # --- up ------------------------------------------------------------------------------------------------
-    def up(self, *, timeout: float, on_progress: ProgressCallback | None = None) -> list[ServiceStatus]:
+    def up(self, *, timeout: float, on_progress: ProgressCallback | None = None,
+           on_message: MessageCallback | None = None) -> list[ServiceStatus]:
         from fraudctl.stack.prereqs import check_native
 
         tools = check_native()

@@ -1,6 +1,6 @@
 """What `up` promises beyond healthy services, done the same way by both runtimes once every service is
 healthy: the configured Kafka topics (broker auto-creation is off in both) and the bucket of the stack's own
-object store (the native objectstore, or MinIO under compose). Both steps are idempotent and run from the
+object store (the objectstore, S3Proxy, in either runtime). Both steps are idempotent and run from the
 host against the published endpoints, so the native and the compose stack cannot drift apart here."""
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class Secrets:
     airflow_api_secret_key: str
     airflow_fernet_key: str
     flower_password: str
-    objectstore_access_key: str  # the stack's S3 keys: the native objectstore's, or MinIO's root user
+    objectstore_access_key: str  # the stack's S3 keys: its objectstore's (S3Proxy) in either runtime
     objectstore_secret_key: str
 
 
@@ -48,8 +48,8 @@ SOURCES: dict[str, tuple[str, str | None]] = {
     "airflow_api_secret_key": ("AIRFLOW_API_SECRET_KEY", None),  # [api] secret_key, shared likewise
     "airflow_fernet_key": ("AIRFLOW_FERNET_KEY", None),
     "flower_password": ("FLOWER_PASSWORD", "flower.password"),
-    "objectstore_access_key": ("MINIO_ROOT_USER", "storage.access_key_id"),
-    "objectstore_secret_key": ("MINIO_ROOT_PASSWORD", "storage.secret_access_key"),
+    "objectstore_access_key": ("OBJECTSTORE_ACCESS_KEY", "storage.access_key_id"),
+    "objectstore_secret_key": ("OBJECTSTORE_SECRET_KEY", "storage.secret_access_key"),
 }
 
 
@@ -66,7 +66,7 @@ def generate(name: str) -> str:
         return "fraudctl" + _random.token_hex(8)
     if name in ("airflow_jwt_secret", "airflow_api_secret_key"):
         return _random.token_urlsafe(32)
-    return _random.token_urlsafe(24)  # 32 characters; MinIO caps secret keys at 40
+    return _random.token_urlsafe(24)  # 32 characters
 
 
 def config_value(config: Config, dotted: str) -> Any:

@@ -194,7 +194,7 @@ def _kafka(ctx: NativeContext) -> NativeService:
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",
         ]) + "\n")
-        (conf_dir / "log4j2.yaml").write_text(_KAFKA_LOG4J)
+        (conf_dir / "log4j2.yaml").write_text(jvm.KAFKA_LOG4J.read_text())
         if not (data / "meta.properties").exists():
             result = subprocess.run(
                 [java, "-cp", f"{jars}/*", "kafka.tools.StorageTool", "format", "--standalone",
@@ -221,30 +221,29 @@ def _kafka(ctx: NativeContext) -> NativeService:
     )
 
 
-_KAFKA_LOG4J = """\
-Configuration:
-  Appenders:
-    Console:
-      name: STDOUT
-      PatternLayout:
-        pattern: "[%d] %p %m (%c)%n"
-  Loggers:
-    Root:
-      level: INFO
-      AppenderRef:
-        - ref: STDOUT
-    Logger:
-      - name: org.apache.kafka
-        level: WARN
-      - name: kafka.request.logger
-        level: WARN
-"""
 
 
 # --- the object store: S3Proxy over the filesystem, in the state dir --------------------------------------
 
 def objectstore_data_dir(ctx: NativeContext) -> Path:
     return ctx.data_dir / "objectstore"
+
+
+def s3proxy_properties(endpoint: str, key: str, secret: str, basedir: str) -> dict[str, str]:
+    """S3Proxy's settings in both runtimes (the compose image's stack/images/jvm/s3proxy.sh writes the same keys,
+    which a unit test checks): S3 signatures v2 and v4 with the stack's keys, the filesystem-nio2 backend."""
+    return {
+        "s3proxy.endpoint": endpoint,
+        "s3proxy.authorization": "aws-v2-or-v4",
+        "s3proxy.identity": key,
+        "s3proxy.credential": secret,
+        # SDK headers S3Proxy does not implement (e.g. checksum hints) are ignored, not refused
+        "s3proxy.ignore-unknown-headers": "true",
+        "jclouds.provider": "filesystem-nio2",
+        "jclouds.filesystem.basedir": basedir,
+        "jclouds.identity": key,
+        "jclouds.credential": secret,
+    }
 
 
 def _objectstore(ctx: NativeContext) -> NativeService:
@@ -260,20 +259,10 @@ def _objectstore(ctx: NativeContext) -> NativeService:
         jvm.resolve(jvm.S3PROXY_POM, mvn=str(ctx.tools.mvn))
         data.mkdir(parents=True, exist_ok=True)
         conf_dir.mkdir(parents=True, exist_ok=True)
-        key, secret = ctx.secrets.objectstore_access_key, ctx.secrets.objectstore_secret_key
-        write_private(conf_dir / "s3proxy.properties", "\n".join([
-            f"s3proxy.endpoint={url}",
-            "s3proxy.authorization=aws-v2-or-v4",
-            f"s3proxy.identity={key}",
-            f"s3proxy.credential={secret}",
-            # SDK headers S3Proxy does not implement (e.g. checksum hints) are ignored, not refused
-            "s3proxy.ignore-unknown-headers=true",
-            "jclouds.provider=filesystem-nio2",
-            f"jclouds.filesystem.basedir={data}",
-            f"jclouds.identity={key}",
-            f"jclouds.credential={secret}",
-        ]) + "\n")
-        (conf_dir / "logback.xml").write_text(_S3PROXY_LOGBACK)
+        properties = s3proxy_properties(url, ctx.secrets.objectstore_access_key, ctx.secrets.objectstore_secret_key,
+                                        str(data))
+        write_private(conf_dir / "s3proxy.properties", "".join(f"{k}={v}\n" for k, v in properties.items()))
+        (conf_dir / "logback.xml").write_text(jvm.S3PROXY_LOGBACK.read_text())
 
     program = ctx.program(
         table.OBJECTSTORE,
@@ -294,15 +283,6 @@ def _objectstore(ctx: NativeContext) -> NativeService:
     )
 
 
-_S3PROXY_LOGBACK = """\
-<configuration>
-  <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
-    <encoder><pattern>%d{ISO8601} %-5level %logger{36} - %msg%n</pattern></encoder>
-  </appender>
-  <root level="WARN"><appender-ref ref="STDOUT"/></root>
-  <logger name="org.gaul.s3proxy.Main" level="INFO"/>
-</configuration>
-"""
 
 
 # --- MLflow ------------------------------------------------------------------------------------------------

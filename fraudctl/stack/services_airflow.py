@@ -8,8 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from fraudctl.clients import airflow, jvm, postgres, redis_db
-from fraudctl.clients import objectstore
+from fraudctl.clients import airflow, jvm
 from fraudctl.errors import ServiceFailedError, UnavailableError
 from fraudctl.stack import table
 from fraudctl.stack.native_context import NativeContext, NativeService, table_service
@@ -25,54 +24,15 @@ def airflow_home(ctx: NativeContext) -> Path:
 
 
 def airflow_environment(ctx: NativeContext) -> dict[str, str]:
-    """One environment for every Airflow component: they must agree on secrets and URLs."""
-    af, pg, rc = ctx.config.airflow, ctx.config.postgres, ctx.config.redis
-    secrets = ctx.secrets
-    home = airflow_home(ctx)
-    db_url = postgres.url(pg, secrets.postgres_password, pg.airflow_db, driver="postgresql+psycopg2")
-    return {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__CORE__PARALLELISM": str(af.parallelism),
-        "AIRFLOW__CORE__FERNET_KEY": secrets.airflow_fernet_key,
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{af.url}/execution/",
-        "AIRFLOW__CORE__AUTH_MANAGER":
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{af.admin_user}:admin",
-        # Our file, so Airflow never generates a password and prints it to its log.
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
-        "AIRFLOW__API__HOST": af.host,
-        "AIRFLOW__API__PORT": str(af.port),
-        "AIRFLOW__API__BASE_URL": af.url,
-        "AIRFLOW__API__WORKERS": str(af.api_workers),
-        "AIRFLOW__API__SECRET_KEY": secrets.airflow_api_secret_key,
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.airflow_jwt_secret,
-        "AIRFLOW__CELERY__BROKER_URL": redis_db.url(rc, secrets.redis_password),
-        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + postgres.url(pg, secrets.postgres_password, pg.airflow_db),
-        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(af.worker_concurrency),
-        "AIRFLOW__CELERY__FLOWER_HOST": ctx.config.flower.host,
-        "AIRFLOW__CELERY__FLOWER_PORT": str(ctx.config.flower.port),
-        "AIRFLOW__CELERY__FLOWER_BASIC_AUTH": f"{ctx.config.flower.user}:{secrets.flower_password}",
-        # Unacknowledged tasks are redelivered after this, not after Celery's default of a day.
-        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "3600",
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(ctx.log_dir / "airflow"),
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(af.worker_log_port),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(af.triggerer_log_port),
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(int(af.heartbeat_timeout)),
-        # The bundle cleanup forks children that outlive a stopped worker and keep its port.
-        "AIRFLOW__DAG_PROCESSOR__STALE_BUNDLE_CLEANUP_INTERVAL": "0",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "60",
-        # fraudctl's own settings for the DAGs' tasks (they import fraudctl and read its config).
-        **({"FRAUDCTL_CONFIG": str(ctx.config.source)} if ctx.config.source else {}),
-        "FRAUDCTL_RUNTIME__STATE_DIR": str(ctx.state_dir),
-        "MLFLOW_TRACKING_URI": ctx.config.mlflow.tracking_uri,
-        "PYTHONUNBUFFERED": "1",
-        **objectstore.environment(ctx.storage),
-    }
+    """One environment for every Airflow component (fraudctl.stack.airflow_env, shared with compose)."""
+    from fraudctl.stack.airflow_env import AirflowPlaces, airflow_settings
+
+    config = ctx.config
+    places = AirflowPlaces(
+        home=str(airflow_home(ctx)), passwords_file=str(airflow_home(ctx) / "passwords.json"), dags_folder=str(DAGS_DIR), log_folder=str(ctx.log_dir / "airflow"),
+        state_dir=str(ctx.state_dir), config_file=str(config.source) if config.source else None,
+        api_bind=config.airflow.host, flower_bind=config.flower.host)
+    return airflow_settings(config, ctx.secrets, ctx.storage, places)
 
 
 def airflow_services(ctx: NativeContext) -> list[NativeService]:

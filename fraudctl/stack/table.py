@@ -22,7 +22,7 @@ LOOPBACK = "127.0.0.1"
 
 # The names other modules use; each is the supervisor program natively and the compose service.
 POSTGRES, REDIS, KAFKA, MLFLOW, FLOWER = "postgres", "redis", "kafka", "mlflow", "flower"
-OBJECTSTORE, MINIO = "objectstore", "minio"  # the stack's own S3 server: S3Proxy natively, MinIO in compose
+OBJECTSTORE = "objectstore"  # the stack's own S3 server: S3Proxy, in both runtimes
 AIRFLOW_INIT, AIRFLOW_APISERVER = "airflow-init", "airflow-apiserver"
 AIRFLOW_SCHEDULER, AIRFLOW_DAG_PROCESSOR = "airflow-scheduler", "airflow-dag-processor"
 AIRFLOW_TRIGGERER, AIRFLOW_WORKER = "airflow-triggerer", "airflow-worker"
@@ -56,9 +56,8 @@ SERVICES: tuple[StackService, ...] = (
     # In the network, Kafka's INTERNAL listener: it advertises the service name, the host's one 127.0.0.1.
     StackService(KAFKA, published=(("kafka.port", "kafka.host"),), scheme="kafka", network=(KAFKA, 19092),
                  configures="kafka"),
-    StackService(OBJECTSTORE, runtimes=(NATIVE,), published=(("storage.port", "storage.host"),)),
-    StackService(MINIO, runtimes=(COMPOSE,), network=(MINIO, 9000),
-                 published=(("storage.port", "storage.host"), ("storage.console_port", "storage.host"))),
+    # Natively only while storage.objectstore is true and no endpoint_url is set (native_context.runs_objectstore).
+    StackService(OBJECTSTORE, published=(("storage.port", "storage.host"),), network=(OBJECTSTORE, 9000)),
     StackService(MLFLOW, published=(("mlflow.port", "mlflow.host"),), network=(MLFLOW, 5000), configures="mlflow",
                  ui="mlflow"),
     StackService(AIRFLOW_INIT, runtimes=(COMPOSE,), one_shot=True),

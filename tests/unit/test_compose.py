@@ -120,41 +120,93 @@ def test_project_name(doc):
     assert doc["name"] == "fraudctl"
 
 
-def test_images_are_pinned_and_agree_with_the_project(services):
+def test_images_are_built_by_the_project_from_one_base(services):
+    """Every service runs an image the project builds (stack/images/*/Dockerfile), tagged, from fraudctl/base:
+    no image comes from a registry, so a site with only package mirrors can build the whole stack."""
+    from fraudctl.stack import images
+
+    project_version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     for name, service in services.items():
         image = service.get("image")
-        assert image, f"{name}: no image (built services are tagged too)"
+        assert image and image.startswith("fraudctl/") and service.get("build"), f"{name}: not built by the project"
         repo, _, tag = image.rpartition(":")
-        assert repo and "/" not in tag and tag != "latest" and re.search(r"\d", tag), f"{name}: unpinned {image}"
-        assert "@" not in image or tag
+        assert repo and "/" not in tag and tag != "latest" and re.search(r"\d", tag), f"{name}: untagged {image}"
+        build = service["build"]
+        dockerfile = (STACK / build["context"] / build.get("dockerfile", "Dockerfile")).resolve()
+        assert dockerfile.is_relative_to(STACK / "images"), f"{name}: {dockerfile}"
+        text = dockerfile.read_text()
+        assert re.search(r"^ARG FRAUDCTL_BASE=fraudctl/base:bookworm$", text, re.M), dockerfile
+        for line in re.findall(r"^FROM (\S+)", text, re.M):  # every stage starts from the base or another stage
+            assert line == "${FRAUDCTL_BASE}" or line in re.findall(r" AS (\S+)$", text, re.M), f"{dockerfile}: FROM {line}"
+    assert images.BASE_TAG == "fraudctl/base:bookworm"
 
-    versions = pins()
-    assert services["kafka"]["image"] == "apache/kafka:4.1.1"  # the native broker's version
-    assert services["postgres"]["image"].startswith("postgres:15.")
-    pyspark = versions["pyspark"].removeprefix("==")
-    for name in ("spark-master", "spark-worker", "scorer"):
-        assert services[name]["image"] == f"fraudctl/spark:{pyspark}"  # Spark = pyspark = the connector
-        assert services[name]["build"]["dockerfile"] == "stack/spark/Dockerfile"
+    # One image per kind: the Python roles, the JVM servers, PostgreSQL, Redis.
+    python = {n for n, s in services.items() if s["image"] == f"fraudctl/python:{project_version}"}
+    assert python == {"mlflow", "spark-master", "spark-worker", "scorer"} | {
+        n for n in services if n.startswith("airflow-") or n == "flower"}
+    assert {n for n, s in services.items() if s["image"] == f"fraudctl/jvm:{project_version}"} == {"kafka", "objectstore"}
+    assert services["postgres"]["image"] == "fraudctl/postgres:15"
+    assert "postgresql-15" in (STACK / "images" / "postgres" / "Dockerfile").read_text()
+    assert services["redis"]["image"].startswith("fraudctl/redis:")
 
-    airflow = versions["apache-airflow"].removeprefix("==")
-    airflow_dockerfile = (STACK / "airflow" / "Dockerfile").read_text()
-    assert f"FROM apache/airflow:{airflow}-python3.11" in airflow_dockerfile
-    assert f'"apache-airflow=={airflow}"' in airflow_dockerfile
-    assert '"celery[redis]>=5.5,<5.7"' in airflow_dockerfile  # 5.7 breaks providers-celery
-    assert versions["celery"] == ">=5.5,<5.7"
-    for name, service in services.items():
-        if name.startswith("airflow-") or name == "flower":
-            assert service["image"] == f"fraudctl/airflow:{airflow}"
-            assert service["build"]["dockerfile"] == "stack/airflow/Dockerfile"
 
-    mlflow = versions["mlflow"].removeprefix("==")
-    assert services["mlflow"]["image"] == f"fraudctl/mlflow:{mlflow}"
-    mlflow_dockerfile = (STACK / "mlflow" / "Dockerfile").read_text()
-    assert f'"mlflow=={mlflow}"' in mlflow_dockerfile
-    spark_dockerfile = (STACK / "spark" / "Dockerfile").read_text()
-    for dockerfile in (airflow_dockerfile, mlflow_dockerfile, spark_dockerfile):
-        base = re.search(r"^FROM (\S+)", dockerfile, re.MULTILINE).group(1)
-        assert re.search(r":\d+\.\d+", base), base
+def test_the_base_dockerfile_trusts_the_configured_ca_bundle():
+    from fraudctl.stack import images
+
+    text = images.BASE_DOCKERFILE.read_text()
+    assert re.search(r"^ARG BASE_IMAGE=debian:bookworm-slim$", text, re.M) and "FROM ${BASE_IMAGE}" in text
+    assert Config().compose.base_image == "debian:bookworm-slim"
+    assert "COPY ca-bundle.crt " in text and "update-ca-certificates" in text
+    for variable in ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE"):
+        assert variable in text
+
+
+def test_the_jvm_and_python_images_share_their_first_stages():
+    """fraudctl builds the images one after another: identical stages are built once, then taken from the cache."""
+    def stages(path: Path) -> dict[str, str]:
+        text = path.read_text()
+        parts = re.split(r"^(?=FROM )", text, flags=re.M)
+        return {re.match(r"FROM \S+ AS (\S+)", part).group(1): part for part in parts[1:] if " AS " in part.splitlines()[0]}
+
+    python = stages(STACK / "images" / "python" / "Dockerfile")
+    jvm_stages = stages(STACK / "images" / "jvm" / "Dockerfile")
+    for name in ("system", "jars"):
+        strip = lambda text: re.sub(r"^#.*\n", "", text, flags=re.M).strip()
+        assert strip(python[name]) == strip(jvm_stages[name]), name
+
+
+def test_the_python_image_installs_the_projects_pins_before_its_source():
+    text = (STACK / "images" / "python" / "Dockerfile").read_text()
+    final = text.split("\nFROM system\n")[-1]
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    minor = re.search(r">=3\.(\d+)", requires).group(1)
+    assert f"python3.{minor} python3.{minor}-venv openjdk-17-jre-headless" in text  # Debian's, as natively
+    order = [final.index(step) for step in (
+        "pip install --no-cache-dir -r /opt/fraudctl/requirements.txt",  # pyproject's dependencies
+        "COPY --from=jars /build/jars/spark",  # the connector jars
+        "COPY fraudctl /opt/fraudctl/fraudctl",  # the source, last
+        "pip install --no-cache-dir --no-deps -e /opt/fraudctl",
+    )]
+    assert order == sorted(order)
+    assert "['project']['dependencies']" in text
+    # The connector jars where fraudctl.clients.jvm looks: spark-<sha256 of the pom, 12 digits> below FRAUDCTL_CACHE_DIR.
+    assert "ENV FRAUDCTL_CACHE_DIR=/opt/fraudctl/jars" in text
+    assert 'spark-$(sha256sum /opt/fraudctl/stack/native/jvm/spark/pom.xml | cut -c1-12)' in text
+    import hashlib
+    assert jvm.jar_dir(jvm.SPARK_POM).name == "spark-" + hashlib.sha256(jvm.SPARK_POM.read_bytes()).hexdigest()[:12]
+    # Each pom the JVM images resolve is the native runtime's.
+    for pom in (jvm.KAFKA_POM, jvm.S3PROXY_POM, jvm.SPARK_POM):
+        relative = pom.relative_to(REPO).as_posix()
+        assert f"COPY {relative} /build/jvm/{pom.parent.name}/pom.xml" in text
+    # The build context is the repository root: what the Dockerfiles copy passes the root .dockerignore.
+    ignore = (REPO / ".dockerignore").read_text().split()
+    for dockerfile in ("python", "jvm"):
+        content = (STACK / "images" / dockerfile / "Dockerfile").read_text()
+        for source in re.findall(r"^COPY (?!--from)(?:--\S+ )*(.+) \S+$", content, re.M):
+            for path in source.split():
+                assert any(path == rule[1:].rstrip("/") or path.startswith(rule[1:]) for rule in ignore
+                           if rule.startswith("!")), f"{path} is not sent to the build"
+                assert (REPO / path).exists(), path
 
 
 def test_healthchecks_and_start_order(services):
@@ -183,14 +235,15 @@ def test_healthchecks_and_start_order(services):
         if (name.startswith("airflow-") or name == "flower") and name != "airflow-init":
             assert "airflow-init" in service["depends_on"], name
     # The scorer starts only against a healthy stack: the broker, the registry, the store, a Spark worker.
-    assert set(services["scorer"]["depends_on"]) == {"kafka", "mlflow", "minio", "spark-worker"}
+    assert set(services["scorer"]["depends_on"]) == {"kafka", "mlflow", "objectstore", "spark-worker"}
 
 
-def test_kafka_health_check_does_not_take_the_broker_heap(services):
-    # The check inherits the container's KAFKA_HEAP_OPTS (the broker's 512 MiB) unless it sets its own.
-    check = services["kafka"]["healthcheck"]["test"][1]
-    assert re.search(r"KAFKA_HEAP_OPTS='[^']*-Xmx(\d+)m", check) and int(re.search(r"-Xmx(\d+)m", check).group(1)) <= 64
-    assert "kafka-broker-api-versions.sh" in check  # still a real Kafka request, not only an open port
+def test_kafka_health_check_is_a_kafka_request_without_a_jvm(services):
+    # A client JVM every 15 s would cost a second of CPU and its heap each time; the check speaks the protocol.
+    assert services["kafka"]["healthcheck"]["test"] == ["CMD", "/usr/local/bin/fraudctl-kafka-health", "19092"]
+    script = (STACK / "images" / "jvm" / "kafka-health.sh").read_text()
+    assert "java" not in script.replace("JVM", "")
+    assert "\\x00\\x12\\x00\\x00" in script  # ApiVersions (key 18), version 0
 
 
 def test_ports_default_to_loopback_and_never_collide(services):
@@ -222,8 +275,15 @@ def test_every_variable_is_a_config_setting_or_a_generated_secret(text):
             # A secret: required, never defaulted, and written by the .env generator.
             assert name in SECRETS, f"{name} is not generated into stack/.env"
             assert {kind for kind, _ in forms} == {":?"}, f"{name} must be ${{{name}:?...}}"
-    assert set(used) == set(settings) | set(SECRETS) | set(STACK_VARIABLES), "declared but never used"
+    # The Airflow components' secrets reach them through the generated env file (compose.airflow_env), not
+    # through interpolation; every other secret is interpolated here.
+    assert set(used) | AIRFLOW_ENV_ONLY == set(settings) | set(SECRETS) | set(STACK_VARIABLES), "declared but never used"
+    assert not AIRFLOW_ENV_ONLY & set(used)
     assert "$$" not in VARIABLE.sub("", text).replace("$${", "")  # no stray unescaped dollars
+
+
+# Secrets that only the Airflow components use, and receive in their env file (compose.write_airflow_env).
+AIRFLOW_ENV_ONLY = {"AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "FLOWER_PASSWORD"}
 
 
 def test_credentials_wiring_and_no_literal_secrets(services):
@@ -244,18 +304,52 @@ def test_credentials_wiring_and_no_literal_secrets(services):
     pg_password = "${POSTGRES_PASSWORD:?"
     assert pg_password in env("postgres")["APP_DB_PASSWORD"]
     assert env("postgres")["POSTGRES_PASSWORD"].startswith("${POSTGRES_SUPERUSER_PASSWORD:?")
-    for name in ("airflow-apiserver", "airflow-worker", "flower"):
-        assert pg_password in env(name)["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-        assert env(name)["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
-        assert env(name)["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://:${REDIS_PASSWORD:?")
-        assert env(name)["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
-        assert env(name)["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    for name, service in services.items():  # the Airflow components: the generated env file, nothing inline
+        if name.startswith("airflow-") or name == "flower":
+            assert service["env_file"] == [{"path": "${STACK_AIRFLOW_ENV_FILE:?run fraudctl up --runtime compose}",
+                                            "required": False}], name
+            assert set(service.get("environment") or {}) <= {"AIRFLOW_ADMIN_USER", "AIRFLOW_ADMIN_PASSWORD"}, name
     assert pg_password in env("mlflow")["MLFLOW_BACKEND_STORE_URI"]
-    assert "${REDIS_PASSWORD:?" in " ".join(services["redis"]["command"])
-    assert env("flower")["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"].startswith("${FRAUDCTL_FLOWER__USER:-flower}:${FLOWER_PASSWORD:?")
+    assert "command" not in services["redis"]  # a password on the command line shows in `ps`
+    assert env("redis")["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
+    assert env("objectstore")["S3PROXY_CREDENTIAL"].startswith("${OBJECTSTORE_SECRET_KEY:?")
     assert env("mlflow")["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert "--serve-artifacts" in services["mlflow"]["command"]
 
+
+def test_the_airflow_containers_get_the_native_runtimes_environment(tmp_path):
+    """One function (fraudctl.stack.airflow_env) makes the Airflow environment of both runtimes: compose's
+    differs from the native one only where a container must differ (addresses, folders, bind addresses)."""
+    from fraudctl.stack.airflow_env import AirflowPlaces, airflow_settings
+
+    config = in_tmp(tmp_path)
+    env_file, values = secret_env(tmp_path, config)
+    secrets = compose.secrets_from_env(values, env_file)
+    env = compose.airflow_env(config, secrets)
+    native = airflow_settings(config, secrets, config.storage, AirflowPlaces(
+        home="h", passwords_file="p", dags_folder="d", log_folder="l", state_dir="s", config_file="c",
+        api_bind="127.0.0.1", flower_bind="127.0.0.1"))
+    assert set(native) <= set(env)
+    same = {k for k in native if native[k] == env[k]}
+    assert {"AIRFLOW__CORE__EXECUTOR", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET",
+            "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CELERY__FLOWER_BASIC_AUTH", "AIRFLOW__CORE__PARALLELISM",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT", "AIRFLOW__API__BASE_URL"} <= same
+
+    user, pg = config.postgres.user, values["POSTGRES_PASSWORD"]
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"postgresql+psycopg2://{user}:{pg}@postgres:5432/airflow"
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == f"db+postgresql://{user}:{pg}@postgres:5432/airflow"
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == f"redis://:{values['REDIS_PASSWORD']}@redis:6379/0"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+    assert env["AIRFLOW__API__HOST"] == env["AIRFLOW__CELERY__FLOWER_HOST"] == "0.0.0.0"  # inside its container
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] == "/opt/airflow/auth/passwords.json"  # the volume
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert env["FRAUDCTL_STORAGE__SECRET_ACCESS_KEY"] == env["AWS_SECRET_ACCESS_KEY"] == values["OBJECTSTORE_SECRET_KEY"]
+    for name in AIRFLOW_ENV_ONLY:
+        assert values[name] in "\n".join(env.values()), name
+
+    path = compose.write_airflow_env(config, secrets)
+    assert path == compose.airflow_env_path(config) and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert compose.stack_env(config)["STACK_AIRFLOW_ENV_FILE"] == str(path)
 
 # -- the real parser -----------------------------------------------------------------------------------
 
@@ -293,7 +387,10 @@ def render(compose_cli, tmp_path: Path, config: Config, write: bool = True) -> t
         container = compose.write_container_config(config).read_text()
     else:
         container = yaml.safe_dump(compose.container_config(config, None), sort_keys=False)
-    result = run_config(compose_cli, env_file, compose_env(config), "--format", "json")
+    # The Airflow containers' env file, as `up` writes it (here beside the .env: one per render).
+    airflow_file = compose.write_airflow_env(config, compose.secrets_from_env(secrets, env_file), tmp_path / "airflow.env")
+    result = run_config(compose_cli, env_file, {**compose_env(config), "STACK_AIRFLOW_ENV_FILE": str(airflow_file)},
+                        "--format", "json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)["services"], secrets, container
 
@@ -328,19 +425,20 @@ def test_docker_compose_config_accepts_the_file(compose_cli, tmp_path):
     assert resolved["postgres"]["environment"]["APP_DB_USER"] == user
     assert resolved["postgres"]["environment"]["APP_DB_PASSWORD"] == pg
     assert resolved["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"].endswith(f"{user}:{pg}@postgres:5432/mlflow")
-    assert resolved["mlflow"]["environment"]["AWS_SECRET_ACCESS_KEY"] == secrets["MINIO_ROOT_PASSWORD"]
-    assert resolved["mlflow"]["environment"]["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert resolved["mlflow"]["environment"]["AWS_SECRET_ACCESS_KEY"] == secrets["OBJECTSTORE_SECRET_KEY"]
+    assert resolved["mlflow"]["environment"]["MLFLOW_S3_ENDPOINT_URL"] == "http://objectstore:9000"
+    assert resolved["objectstore"]["environment"]["S3PROXY_IDENTITY"] == secrets["OBJECTSTORE_ACCESS_KEY"]
     assert resolved["flower"]["environment"]["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"] == f"flower:{secrets['FLOWER_PASSWORD']}"
 
-    # Airflow reads the generated container config (the lake on MinIO) and gets MinIO's keys from .env.
+    # Airflow reads the generated container config (the lake on the objectstore) and gets its keys from .env.
     for name, service in resolved.items():
         if name.startswith("airflow-") or name == "flower":
             mounts = {v["target"]: v for v in service["volumes"]}
             assert mounts["/etc/fraudctl/fraudctl.yaml"]["source"] == str(compose.container_config_path(config))
             assert mounts["/etc/fraudctl/fraudctl.yaml"].get("read_only") is True
             assert service["environment"]["FRAUDCTL_CONFIG"] == "/etc/fraudctl/fraudctl.yaml"
-            assert service["environment"]["FRAUDCTL_STORAGE__ACCESS_KEY_ID"] == secrets["MINIO_ROOT_USER"]
-            assert service["environment"]["FRAUDCTL_STORAGE__SECRET_ACCESS_KEY"] == secrets["MINIO_ROOT_PASSWORD"]
+            assert service["environment"]["FRAUDCTL_STORAGE__ACCESS_KEY_ID"] == secrets["OBJECTSTORE_ACCESS_KEY"]
+            assert service["environment"]["FRAUDCTL_STORAGE__SECRET_ACCESS_KEY"] == secrets["OBJECTSTORE_SECRET_KEY"]
     # The scorer: the host's scorer folder, as the host user.
     scorer = resolved["scorer"]
     assert scorer["volumes"][0]["source"] == str(tmp_path / "state" / "scorer")
@@ -360,7 +458,7 @@ def test_the_rendered_stack_follows_a_changed_config_service_by_service(compose_
                     "worker_concurrency": 5, "api_workers": 2, "heartbeat_timeout": 45,
                     "worker_log_port": 18793, "triggerer_log_port": 18794},
         "flower": {"host": "127.0.0.7", "port": 15555, "user": "fl"},
-        "storage": {"bucket": "lake", "region": "eu-west-3", "host": "127.0.0.8", "port": 19000, "console_port": 19001},
+        "storage": {"bucket": "lake", "region": "eu-west-3", "host": "127.0.0.8", "port": 19000, "heap": "300m"},
         "spark": {"ui_port": 14040, "master_port": 17077, "master_ui_port": 18081, "worker_port": 17078,
                   "worker_ui_port": 18082, "worker_cores": 3, "worker_memory": "3g"},
     })
@@ -374,7 +472,7 @@ def test_the_rendered_stack_follows_a_changed_config_service_by_service(compose_
     kafka = env("kafka")
     assert published(resolved["kafka"]) == [("127.0.0.2", 19999, 9092)]
     assert kafka["KAFKA_ADVERTISED_LISTENERS"] == "HOST://127.0.0.2:19999,INTERNAL://kafka:19092"
-    assert kafka["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@localhost:19998"
+    assert kafka["KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS"] == "localhost:19998"
     assert "CONTROLLER://:19998" in kafka["KAFKA_LISTENERS"]
     assert kafka["KAFKA_HEAP_OPTS"] == "-Xms768m -Xmx768m"
 
@@ -382,8 +480,8 @@ def test_the_rendered_stack_follows_a_changed_config_service_by_service(compose_
     assert (env("postgres")["APP_DB_USER"], env("postgres")["APP_AIRFLOW_DB"], env("postgres")["APP_MLFLOW_DB"]) == ("ops", "af", "ml")
     assert published(resolved["redis"]) == [("127.0.0.4", 16379, 6379)]
 
-    assert published(resolved["minio"]) == [("127.0.0.8", 19000, 9000), ("127.0.0.8", 19001, 9001)]
-    assert env("minio")["MINIO_SITE_REGION"] == "eu-west-3"
+    assert published(resolved["objectstore"]) == [("127.0.0.8", 19000, 9000)]
+    assert env("objectstore")["S3PROXY_HEAP"] == "300m"
 
     mlflow = resolved["mlflow"]
     assert published(mlflow) == [("127.0.0.5", 15000, 5000)]
@@ -425,8 +523,10 @@ NOT_FOR_COMPOSE = {
     "spark.master": "under compose the scorer runs on the stack's master (`scorer start --master` overrides)",
     "spark.driver_host": "under compose the scorer's launch sets its service name",
     "spark.standalone": "native only: the compose stack always has a Spark master and worker",
-    "storage.objectstore": "native only (S3Proxy); under compose a null endpoint_url is MinIO",
-    "storage.heap": "native only: the S3Proxy JVM's heap",
+    "storage.objectstore": "native only; under compose a null endpoint_url is always the stack's objectstore",
+    "compose.base_image": "read when fraudctl builds the images (fraudctl.stack.images), not by compose",
+    "compose.debian_mirror": "read when fraudctl makes the base image (fraudctl.stack.images), not by compose",
+    "compose.ca_bundle": "read when fraudctl builds the images (fraudctl.stack.images), not by compose",
     "storage.local_dir": "storage.kind local is refused under compose",
 }
 # Read by fraudctl itself: on the host (ComposeRuntime, the post-`up` steps) or by fraudctl code in the
@@ -580,7 +680,7 @@ def test_docker_compose_refuses_to_run_without_the_secrets(compose_cli, tmp_path
     empty.write_text("")
     result = run_config(compose_cli, empty, compose_env(in_tmp(tmp_path)), "--quiet")
     assert result.returncode != 0
-    for name in SECRETS:
+    for name in set(SECRETS) - AIRFLOW_ENV_ONLY:
         assert f"required variable {name} is missing" in result.stderr
     # ... and without what fraudctl computes on each run.
     env_file, _ = secret_env(tmp_path)
@@ -628,12 +728,12 @@ def test_config_secrets_win_and_a_disagreement_is_an_error(tmp_path):
     config = Config.model_validate({
         "postgres": {"password": "pg-from-config"},
         "flower": {"password": "flower.from.config"},
-        "storage": {"access_key_id": "minio-admin", "secret_access_key": "minio-secret-1"},
+        "storage": {"access_key_id": "store-admin", "secret_access_key": "store-secret-1"},
     })
     path, values = secret_env(tmp_path, config)
     assert values["POSTGRES_PASSWORD"] == "pg-from-config"
     assert values["FLOWER_PASSWORD"] == "flower.from.config"
-    assert values["MINIO_ROOT_USER"] == "minio-admin"
+    assert values["OBJECTSTORE_ACCESS_KEY"] == "store-admin"
     assert values["REDIS_PASSWORD"] != "pg-from-config"  # unset ones are generated
 
     before = path.read_text()
@@ -725,29 +825,18 @@ def test_ps_json_maps_to_service_status(output):
     assert parse_ps_json("") == []
 
 
-# -- the Spark image ---------------------------------------------------------------------------------------
+def test_the_compose_objectstore_runs_s3proxy_with_the_native_settings(services):
+    """The same jars (the JVM image resolves the native pom) and the same properties as the native objectstore."""
+    from fraudctl.stack.services import s3proxy_properties
 
-
-def test_the_spark_image_runs_the_projects_python_dependencies_and_connector():
-    dockerfile = (STACK / "spark" / "Dockerfile").read_text()
-    runtime_stage = dockerfile.split("\nFROM ")[-1]
-    # The project's Python: the version pyproject.toml requires and the venv runs (PySpark refuses a driver
-    # and workers of different minor versions); the same image for master, worker and driver.
-    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
-    minor = re.search(r">=3\.(\d+)", requires).group(1)
-    assert runtime_stage.startswith(f"python:3.{minor}.") and sys.version_info[:2] == (3, int(minor))
-    assert "openjdk-17-jre-headless" in runtime_stage
-    assert "pip install --no-cache-dir -e /opt/fraudctl" in runtime_stage  # every dependency, pinned as in pyproject
-    # The connector jars from the native runtime's pom, where fraudctl.clients.jvm looks for them.
-    pom = jvm.SPARK_POM.relative_to(REPO).as_posix()
-    assert f"COPY {pom} /build/pom.xml" in dockerfile and f"COPY {pom} ./{pom}" in dockerfile
-    assert "jvm.jar_dir(jvm.SPARK_POM)" in dockerfile and ".complete" in dockerfile
-    assert "ENV FRAUDCTL_CACHE_DIR=" in dockerfile
-    # The build context is the repository root: whatever the Dockerfile copies passes its .dockerignore.
-    ignore = (STACK / "spark" / "Dockerfile.dockerignore").read_text().split()
-    for source in re.findall(r"^COPY (?!--from)(?:--\S+ )*(.+) \S+$", dockerfile, re.MULTILINE):
-        for path in source.split():
-            assert f"!{path}" in ignore or f"!{path}/" in ignore, f"{path} is not sent to the build"
-            assert (REPO / path).exists(), path
-    entrypoint = (STACK / "spark" / "entrypoint.sh").read_text()
-    assert "libnss_wrapper.so" in entrypoint and entrypoint.rstrip().endswith('exec "$@"')
+    script = (STACK / "images" / "jvm" / "s3proxy.sh").read_text()
+    written = dict(line.split("=", 1) for line in script.split("<<PROPS\n")[1].split("\nPROPS")[0].splitlines())
+    native = s3proxy_properties("http://0.0.0.0:9000", "${S3PROXY_IDENTITY}", "${S3PROXY_CREDENTIAL}",
+                                "/var/lib/s3proxy/data")
+    assert written.keys() == native.keys()
+    for key in ("s3proxy.authorization", "s3proxy.ignore-unknown-headers", "jclouds.provider", "s3proxy.endpoint",
+                "jclouds.filesystem.basedir"):
+        assert written[key] == native[key], key
+    assert services["objectstore"]["command"] == ["/usr/local/bin/fraudctl-s3proxy"]
+    assert any(v.endswith(":/var/lib/s3proxy/data") for v in services["objectstore"]["volumes"])
+    assert "/dev/shm/" in script and "umask 077" in script  # the keys: in memory, private

@@ -19,13 +19,13 @@ import yaml
 from fraudctl.clients import kafka, objectstore
 from fraudctl.config import Config, load_config
 from fraudctl.errors import ConfigError, PrerequisiteError, ServiceFailedError, UnavailableError, WaitTimeoutError
-from fraudctl.stack import compose, provision
+from fraudctl.stack import compose, images, provision
 from fraudctl.stack.compose import SECRETS, ComposeRuntime, ensure_env_file, read_env_file
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "stack" / "compose.yaml"
 STACK_SERVICES = {
-    "kafka", "postgres", "redis", "minio", "mlflow", "airflow-init", "airflow-apiserver", "airflow-scheduler",
+    "kafka", "postgres", "redis", "objectstore", "mlflow", "airflow-init", "airflow-apiserver", "airflow-scheduler",
     "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "flower", "spark-master", "spark-worker",
 }
 
@@ -57,6 +57,8 @@ elif command == "stop":
     states.write_text(json.dumps(rows))
 elif command == "logs":
     print("line one\nline two")
+elif command == "build":
+    sys.exit(int(os.environ.get("FAKE_BUILD_RC", "0")))
 '''
 
 
@@ -90,6 +92,14 @@ def stack(tmp_path, monkeypatch):
         ("bucket", storage.bucket, storage.endpoint_url, storage.access_key_id.get_secret_value(),
          storage.secret_access_key.get_secret_value())))
 
+    # The images: the engine's image store is a set; what fraudctl.stack.images did is recorded.
+    present: set[str] = set()
+    image_steps = []
+    monkeypatch.setattr(images, "docker_client", lambda timeout=600: "client")
+    monkeypatch.setattr(images, "image_present", lambda client, name: name in present)
+    monkeypatch.setattr(images, "ensure_base_image", lambda client, config, say: image_steps.append(("base", config.compose.base_image)))
+    monkeypatch.setattr(images, "build_base", lambda client, config: image_steps.append(("fraudctl/base", None)))
+
     config = Config.model_validate({"runtime": {"kind": "compose", "state_dir": str(tmp_path / "state")}})
     runtime = ComposeRuntime(config, stack_dir=stack_dir)
     runtime._command = [sys.executable, str(script)]
@@ -106,6 +116,7 @@ def stack(tmp_path, monkeypatch):
 
     s = Stack()
     s.runtime, s.config, s.provisioned, s.states, s.tmp = runtime, config, provisioned, states, tmp_path
+    s.present, s.image_steps = present, image_steps
 
     def calls():
         log = tmp_path / "calls.jsonl"
@@ -131,13 +142,13 @@ def test_up_generates_the_secrets_runs_compose_creates_topics_and_bucket(stack):
     assert set(up["args"][12:]) == STACK_SERVICES  # named: the on-demand scorer is not started
     assert up["env"]["FRAUDCTL_KAFKA__PORT"] == "9092"
     assert up["env"]["STACK_SCORER_DIR"] == str(config.state_dir / "scorer")
-    assert up["env"]["STACK_S3_ENDPOINT"] == "http://minio:9000"
+    assert up["env"]["STACK_S3_ENDPOINT"] == "http://objectstore:9000"
     assert "POSTGRES_PASSWORD" not in up["env"]
 
     # The same post-`up` steps as the native runtime, from the host: topics, then MinIO's bucket with its keys.
     assert stack.provisioned == [
         ("topics", "127.0.0.1:9092"),
-        ("bucket", "fraudctl", "http://127.0.0.1:9000", secrets["MINIO_ROOT_USER"], secrets["MINIO_ROOT_PASSWORD"]),
+        ("bucket", "fraudctl", "http://127.0.0.1:9000", secrets["OBJECTSTORE_ACCESS_KEY"], secrets["OBJECTSTORE_SECRET_KEY"]),
     ]
     # The container config: in-network endpoints, no secret values; the scorer's folder exists (bind mount).
     container = compose.container_config_path(config).read_text()
@@ -241,9 +252,9 @@ def test_scorer_start_runs_the_service_inside_the_network(stack):
     assert job.kafka.bootstrap_servers == "kafka:19092"
     assert job.mlflow.tracking_uri == "http://mlflow:5000"
     assert job.spark.master == "spark://spark-master:7077" and job.spark.driver_host == "scorer"
-    assert job.storage.endpoint_url == "http://minio:9000"
-    assert job.storage.access_key_id.get_secret_value() == secrets["MINIO_ROOT_USER"]
-    assert job.storage.secret_access_key.get_secret_value() == secrets["MINIO_ROOT_PASSWORD"]
+    assert job.storage.endpoint_url == "http://objectstore:9000"
+    assert job.storage.access_key_id.get_secret_value() == secrets["OBJECTSTORE_ACCESS_KEY"]
+    assert job.storage.secret_access_key.get_secret_value() == secrets["OBJECTSTORE_SECRET_KEY"]
     assert str(job.state_dir) == "/var/lib/fraudctl"  # its scorer/ is the host's folder, mounted
     assert launch["master"] is None and launch["wait_for_model"] is True
 
@@ -259,9 +270,9 @@ def test_scorer_start_refuses_while_its_dependencies_are_not_healthy(stack):
     stack.runtime.up(timeout=30)
     rows = json.loads(stack.states.read_text())
     rows["spark-worker"]["Health"] = "unhealthy"
-    del rows["minio"]
+    del rows["objectstore"]
     stack.states.write_text(json.dumps(rows))
-    with pytest.raises(UnavailableError, match="scorer needs minio, spark-worker, which is not running and healthy"):
+    with pytest.raises(UnavailableError, match="scorer needs objectstore, spark-worker, which is not running and healthy"):
         control.start(stack.config, wait_for_model=True, timeout=5)
 
 
@@ -303,10 +314,10 @@ def test_host_commands_under_compose_read_the_compose_secrets(stack, monkeypatch
     # the containers' view: MinIO by its service name.
     storage = stack.runtime.storage()
     assert storage.endpoint_url == "http://127.0.0.1:9000"
-    assert storage.access_key_id.get_secret_value() == env["MINIO_ROOT_USER"]
+    assert storage.access_key_id.get_secret_value() == env["OBJECTSTORE_ACCESS_KEY"]
     inside = stack.runtime.storage_in_network()
-    assert inside.endpoint_url == "http://minio:9000"
-    assert inside.secret_access_key.get_secret_value() == env["MINIO_ROOT_PASSWORD"]
+    assert inside.endpoint_url == "http://objectstore:9000"
+    assert inside.secret_access_key.get_secret_value() == env["OBJECTSTORE_SECRET_KEY"]
 
 
 def test_fraudctl_workers_under_compose_uses_flowers_compose_password(stack, monkeypatch, capsys):
@@ -330,7 +341,7 @@ def test_fraudctl_workers_under_compose_uses_flowers_compose_password(stack, mon
     assert used == [read_env_file(stack.runtime.env_file)["FLOWER_PASSWORD"]]
 
 
-def test_airflow_tasks_read_the_lake_on_minio(stack, monkeypatch):
+def test_airflow_tasks_read_the_lake_on_the_objectstore(stack, monkeypatch):
     """What fraudctl code in an Airflow container loads: the generated file plus the keys compose.yaml puts
     in its environment (FRAUDCTL_CONFIG and FRAUDCTL_STORAGE__*)."""
     from fraudctl.data.lake import lake_uri
@@ -338,14 +349,14 @@ def test_airflow_tasks_read_the_lake_on_minio(stack, monkeypatch):
     stack.runtime.up(timeout=30)
     env = read_env_file(stack.runtime.env_file)
     path = compose.container_config_path(stack.config)
-    task_env = {"FRAUDCTL_CONFIG": str(path), "FRAUDCTL_STORAGE__ACCESS_KEY_ID": env["MINIO_ROOT_USER"],
-                "FRAUDCTL_STORAGE__SECRET_ACCESS_KEY": env["MINIO_ROOT_PASSWORD"]}
+    task_env = {"FRAUDCTL_CONFIG": str(path), "FRAUDCTL_STORAGE__ACCESS_KEY_ID": env["OBJECTSTORE_ACCESS_KEY"],
+                "FRAUDCTL_STORAGE__SECRET_ACCESS_KEY": env["OBJECTSTORE_SECRET_KEY"]}
     config = load_config(env=task_env, cwd=stack.tmp)
     assert config.runtime.kind == "compose" and str(config.state_dir) == "/var/lib/fraudctl"
     assert lake_uri(config) == "s3://fraudctl/lake"
     storage = ComposeRuntime(config).storage_in_network()  # what the DAG's tasks ask (dags/fraud_retrain.py)
-    assert storage.endpoint_url == "http://minio:9000"
-    assert storage.access_key_id.get_secret_value() == env["MINIO_ROOT_USER"]
+    assert storage.endpoint_url == "http://objectstore:9000"
+    assert storage.access_key_id.get_secret_value() == env["OBJECTSTORE_ACCESS_KEY"]
     assert config.kafka.bootstrap_servers == "kafka:19092" and config.mlflow.tracking_uri == "http://mlflow:5000"
     assert config.model == stack.config.model and config.retrain == stack.config.retrain
 
@@ -409,18 +420,44 @@ def test_the_env_file_and_the_native_secrets_share_one_table(tmp_path):
     assert set(SOURCES) == set(Secrets.__dataclass_fields__)
     assert set(SECRETS) == {env for env, _ in SOURCES.values()}
     values = ensure_env_file(tmp_path / ".env", Config())
-    assert compose.secrets_from_env(values, tmp_path / ".env").objectstore_access_key == values["MINIO_ROOT_USER"]
+    assert compose.secrets_from_env(values, tmp_path / ".env").objectstore_access_key == values["OBJECTSTORE_ACCESS_KEY"]
 
 
 def test_fraudctl_up_under_compose_waits_longer_by_default_and_can_rebuild(stack, monkeypatch, capsys):
     from fraudctl.cli import run
 
     monkeypatch.chdir(stack.tmp)
+    stack.present.update(stack.runtime.images())  # built before
     assert run(["up", "--runtime", "compose", "-o", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["runtime"] == "compose"
     up = [c["args"] for c in stack.calls() if "--wait" in c["args"]]
     assert up[-1][up[-1].index("--wait-timeout") + 1] == "600"  # runtime.compose_start_timeout
     assert "--build" not in up[-1]
+    assert not [c for c in stack.calls() if "build" in c["args"]] and stack.image_steps == []  # nothing rebuilt
     assert run(["up", "--runtime", "compose", "--timeout", "50", "--build", "-o", "json"]) == 0
     up = [c["args"] for c in stack.calls() if "--wait" in c["args"]]
-    assert up[-1][up[-1].index("--wait-timeout") + 1] == "50" and "--build" in up[-1]
+    assert up[-1][up[-1].index("--wait-timeout") + 1] == "50" and "--build" not in up[-1]  # built before `up`
+    built = [c["args"][c["args"].index("build") + 1:] for c in stack.calls() if "build" in c["args"]]
+    assert len(built) == len(stack.runtime.images()) and all(len(b) == 1 for b in built)  # one image at a time
+    assert stack.image_steps == [("base", "debian:bookworm-slim"), ("fraudctl/base", None)]
+
+
+def test_up_builds_only_the_missing_images_one_after_another_and_says_so(stack):
+    wanted = stack.runtime.images()
+    assert set(wanted) == {"fraudctl/python:0.1.0", "fraudctl/jvm:0.1.0", "fraudctl/postgres:15", "fraudctl/redis:7.0"}
+    stack.present.update(set(wanted) - {"fraudctl/jvm:0.1.0"})
+    said = []
+    stack.runtime.up(timeout=30, on_message=said.append)
+    calls = stack.calls()
+    builds = [c["args"][c["args"].index("build"):] for c in calls if "build" in c["args"]]
+    assert builds == [["build", wanted["fraudctl/jvm:0.1.0"]]]
+    assert [i for i, c in enumerate(calls) if "build" in c["args"]][-1] < [i for i, c in enumerate(calls) if "--wait" in c["args"]][0]
+    assert stack.image_steps == [("base", "debian:bookworm-slim"), ("fraudctl/base", None)]
+    assert any("building fraudctl/jvm:0.1.0" in line for line in said)
+
+
+def test_a_failed_image_build_stops_up_before_compose_starts_anything(stack, monkeypatch):
+    monkeypatch.setenv("FAKE_BUILD_RC", "1")
+    with pytest.raises(ServiceFailedError, match="building the image fraudctl/"):
+        stack.runtime.up(timeout=30)
+    assert not [c for c in stack.calls() if "--wait" in c["args"]] and stack.provisioned == []

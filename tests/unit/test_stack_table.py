@@ -51,7 +51,7 @@ def test_containers_reach_each_service_where_the_table_says(services):
         text = yaml.safe_dump(services[host])
         assert re.search(rf"(?<![0-9]){port}(?![0-9])", text), f"{row.name} does not listen on {port}"
     assert table.in_network()["airflow"] == (table.AIRFLOW_APISERVER, 8080)
-    assert table.network_url(table.MINIO) == "http://minio:9000"
+    assert table.network_url(table.OBJECTSTORE) == "http://objectstore:9000"
 
 
 def test_the_native_runtime_runs_the_tables_native_services(tmp_path):

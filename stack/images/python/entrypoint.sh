@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Entry point of the fraudctl/spark image. The scorer runs as the host user's uid (so the files it writes
+# Entry point of the fraudctl/python image. The scorer runs as the host user's uid (so the files it writes
 # into the host's <state_dir>/scorer stay the host user's), which has no entry in the image's /etc/passwd;
 # Java then has no user name and Hadoop's login fails. nss_wrapper lends it one, for this process tree only.
 set -euo pipefail
