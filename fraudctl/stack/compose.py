@@ -43,7 +43,10 @@ from fraudctl.stack.base import (
     Answers, MessageCallback, ProgressCallback, ServiceStatus, filled_storage, published_storage_url,
 )
 from fraudctl.stack.airflow_env import AirflowPlaces, airflow_settings
-from fraudctl.stack.secrets import SOURCES, Secrets, config_value, config_with_secrets, generate, write_private
+from fraudctl.stack.compose_env import (  # noqa: F401 (SAFE_SECRET: a name of this module too)
+    SAFE_SECRET, SECRETS, ensure_env_file, read_env_file, secrets_from_env,
+)
+from fraudctl.stack.secrets import Secrets, config_value, config_with_secrets, write_private
 
 STACK_DIR = Path(__file__).resolve().parents[2] / "stack"  # the source checkout's stack/ folder
 COMPOSE_FILE = "compose.yaml"
@@ -58,11 +61,6 @@ CONTAINER_STATE_DIR = "/var/lib/fraudctl"  # the scorer's folder is bind-mounted
 CONTAINER_CONFIG_DIR = "compose"  # <state_dir>/compose/fraudctl.yaml: the generated container config
 CONTAINER_CONFIG_NAME = "fraudctl.yaml"
 
-# Every secret stack/.env holds and the config field that wins when set (fraudctl.stack.secrets.SOURCES, shared
-# with the native runtime). A config secret is used as-is in connection URLs and in .env, hence the rule.
-SECRETS: dict[str, str | None] = {env: dotted for env, dotted in SOURCES.values()}
-_FIELD_OF = {env: field for field, (env, _) in SOURCES.items()}
-SAFE_SECRET = re.compile(r"^[A-Za-z0-9._~-]+$")  # URL-unreserved: safe in user:password@host and .env
 
 # Config fields compose.yaml reads as ${FRAUDCTL_SECTION__FIELD:-default}: the published ports and their bind
 # addresses (fraudctl.stack.table), and these.
@@ -225,83 +223,8 @@ def stack_env(config: Config) -> dict[str, str]:
     }
 
 
-def _configured_secrets(config: Config) -> dict[str, str]:
-    """The secrets the config sets, by .env name, checked so they can go into URLs and .env unescaped."""
-    found = {}
-    for name, dotted in SECRETS.items():
-        if dotted is None:
-            continue
-        value = config_value(config, dotted)
-        if value is None:
-            continue
-        plain = value.get_secret_value()
-        if not SAFE_SECRET.match(plain):
-            raise ConfigError(
-                f"{dotted}: the compose runtime puts this secret in connection URLs; "
-                "use only letters, digits and . _ ~ -",
-                hint="or leave it empty and fraudctl generates one",
-            )
-        found[name] = plain
-    return found
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines; comments and blank lines ignored. Values are never quoted by fraudctl."""
-    values = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
-
-
-def ensure_env_file(path: Path, config: Config) -> dict[str, str]:
-    """Create `path` with every secret on first use; afterwards only add missing ones. Returns the values.
-
-    An existing value is never replaced: the databases and volumes were initialised with it. A config
-    secret that disagrees with the file is an error rather than a silent choice between the two.
-    """
-    configured = _configured_secrets(config)
-    existing = read_env_file(path) if path.exists() else {}
-
-    for name, value in configured.items():
-        if name in existing and existing[name] != value:
-            raise ConfigError(
-                f"{SECRETS[name]} differs from {name} in {path}, which the running stack was created with",
-                hint=f"unset {SECRETS[name]}, or remove {path} together with the volumes (`fraudctl down --purge`)",
-            )
-
-    missing = {name: configured.get(name) or generate(_FIELD_OF[name]) for name in SECRETS if name not in existing}
-    if not missing:
-        return existing
-
-    if path.exists():
-        header = ""
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-        os.fchmod(fd, 0o600)  # a hand-made file may have been readable by others
-    else:
-        header = (
-            "# fraudctl compose runtime secrets, generated on the first `up --runtime compose`.\n"
-            "# Untracked (.gitignore), mode 0600. The volumes were initialised with these values:\n"
-            "# remove this file only together with them (`fraudctl down --purge`).\n"
-        )
-        # O_EXCL: never clobber a file that appeared meanwhile; 0600 from the start, not after a chmod.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(header + "".join(f"{name}={value}\n" for name, value in missing.items()))
-    return {**existing, **missing}
-
-
 def env_file_path(stack_dir: Path | None = None) -> Path:
     return (stack_dir or STACK_DIR) / ENV_FILE
-
-
-def secrets_from_env(values: dict[str, str], path: Path) -> Secrets:
-    missing = [env for env in SECRETS if env not in values]
-    if missing:
-        raise ConfigError(f"{path} lacks {', '.join(missing)}", hint="`fraudctl up --runtime compose` adds them")
-    return Secrets(**{field: values[env] for field, (env, _) in SOURCES.items()})
 
 
 def compose_secrets(config: Config, *, create: bool = False, stack_dir: Path | None = None) -> Secrets | None:
@@ -404,12 +327,7 @@ class ComposeRuntime(Answers):
         return services
 
     def images(self) -> dict[str, str]:
-        """Each image the project builds -> the first service that names it (the one `compose build` is asked for)."""
-        found: dict[str, str] = {}
-        for name, spec in self._doc_services().items():
-            if spec.get("build") and spec.get("image"):
-                found.setdefault(spec["image"], name)
-        return found
+        return built_images(self._doc_services())
 
     def build_images(self, on_message: MessageCallback | None = None) -> list[str]:
         """Build what `up` needs (fraudctl.stack.images): nothing when every image is present, unless `build`;
@@ -527,25 +445,7 @@ class ComposeRuntime(Answers):
     # -- docker ---------------------------------------------------------------------------------
 
     def _check_engine(self) -> None:
-        """Raise PrerequisiteError unless a Docker engine answers (DOCKER_HOST, else the default socket)."""
-        if not self.compose_file.is_file():
-            raise PrerequisiteError(
-                f"{self.compose_file} not found: the compose runtime runs from a fraudctl source checkout",
-                hint=NATIVE_HINT,
-            )
-        problem = docker_engine_problem(timeout=10)
-        if problem is None:
-            return
-        # The SDK ignores `docker context`; the CLI (which compose uses) honours it.
-        if shutil.which("docker"):
-            result = subprocess.run(
-                ["docker", "info", "--format", "{{.ServerVersion}}"],
-                capture_output=True, text=True, timeout=30,
-            )
-            if result.returncode == 0:
-                return
-            problem = (result.stderr or result.stdout).strip() or problem
-        raise PrerequisiteError(f"no Docker engine answers ({problem}); {NATIVE_HINT}", hint=NATIVE_HINT)
+        check_engine(self.compose_file)
 
     def _compose_command(self) -> list[str]:
         if self._command is None:
@@ -591,16 +491,39 @@ class ComposeRuntime(Answers):
             if result.returncode != 0:
                 raise ServiceFailedError("docker compose ps failed", detail=result.stderr[-4000:])
             found = {row["Service"]: _service_status(row) for row in parse_ps_json(result.stdout)}
-        statuses = []
-        for name in self._services():
-            status = found.get(name) or ServiceStatus(name=name, state="STOPPED")
-            if name in on_demand:
-                status.on_demand = True
-                if status.state in ("STOPPED", "COMPLETED", "EXITED") and status.healthy is not False:
-                    status.healthy, status.pid = None, None
-                    status.detail = status.detail or f"not started (fraudctl {name} start)"
-            statuses.append(status)
-        return statuses
+        return [_with_on_demand(found.get(name) or ServiceStatus(name=name, state="STOPPED"), name in on_demand)
+                for name in self._services()]
+
+
+def check_engine(compose_file: Path) -> None:
+    """Raise PrerequisiteError unless a Docker engine answers (DOCKER_HOST, else the default socket)."""
+    if not compose_file.is_file():
+        raise PrerequisiteError(
+            f"{compose_file} not found: the compose runtime runs from a fraudctl source checkout",
+            hint=NATIVE_HINT,
+        )
+    problem = docker_engine_problem(timeout=10)
+    if problem is None:
+        return
+    # The SDK ignores `docker context`; the CLI (which compose uses) honours it.
+    if shutil.which("docker"):
+        result = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True, text=True, timeout=30,
+        )
+        if result.returncode == 0:
+            return
+        problem = (result.stderr or result.stdout).strip() or problem
+    raise PrerequisiteError(f"no Docker engine answers ({problem}); {NATIVE_HINT}", hint=NATIVE_HINT)
+
+
+def built_images(services: dict[str, dict]) -> dict[str, str]:
+    """Each image the project builds -> the first service that names it (the one `compose build` is asked for)."""
+    found: dict[str, str] = {}
+    for name, spec in services.items():
+        if spec.get("build") and spec.get("image"):
+            found.setdefault(spec["image"], name)
+    return found
 
 
 def find_compose() -> list[str]:
@@ -626,6 +549,16 @@ def find_compose() -> list[str]:
         f"Docker Compose {wanted} or newer not found{found}: `up --wait-timeout` needs it",
         hint="install or update Docker's compose plugin (package docker-compose-plugin), or " + NATIVE_HINT,
     )
+
+
+def _with_on_demand(status: ServiceStatus, on_demand: bool) -> ServiceStatus:
+    """An on-demand service (the scorer) that is not running is simply not started, not unhealthy."""
+    if on_demand:
+        status.on_demand = True
+        if status.state in ("STOPPED", "COMPLETED", "EXITED") and status.healthy is not False:
+            status.healthy, status.pid = None, None
+            status.detail = status.detail or f"not started (fraudctl {status.name} start)"
+    return status
 
 
 def parse_ps_json(text: str) -> list[dict]:

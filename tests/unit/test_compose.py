@@ -16,7 +16,6 @@ import re
 import socket
 import stat
 import subprocess
-import sys
 import tomllib
 from importlib import resources
 from pathlib import Path
