@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -196,3 +198,22 @@ def test_another_error_status_is_unavailable(fake):
     with pytest.raises(UnavailableError, match=r"Airflow API error on listing the runs of fraud_retrain: 500 "):
         trigger.read_runs(Config(server.port), limit=1, reader=AirflowReader(Config(server.port).airflow, PASSWORD))
 
+
+def test_the_status_panel_reads_airflow_without_the_heavy_clients(fake, tmp_path):
+    """What `fraudctl status` runs for its retrain panel, in a fresh interpreter: connect.airflow_reader and
+    a read of the latest run, which must not import the generated client (1.7 s) nor the other heavy ones."""
+    server = fake(succeeded())
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "secrets.json").write_text(json.dumps({"airflow_admin_password": PASSWORD}))
+    (tmp_path / "fraudctl.yaml").write_text(f"airflow: {{port: {server.port}}}\n"
+                                            f"runtime: {{kind: native, state_dir: {state}}}\n")
+    code = ("import sys; from pathlib import Path; from fraudctl.config import load_config; "
+            "from fraudctl.operate.overview import RetrainPanel; "
+            f"panel = RetrainPanel(load_config(Path({str(tmp_path / 'fraudctl.yaml')!r})))(); "
+            "print(panel['state'], panel['version']); "
+            "print(sorted(m for m in ('airflow_client', 'mlflow', 'pandas', 'numpy', 'pyarrow', 'httpx', "
+            "'urllib3') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["success 7", "[]"]
