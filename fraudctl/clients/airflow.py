@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fraudctl.config import AirflowConfig
-from fraudctl.errors import AuthError, NotFoundError, UnavailableError, WaitTimeoutError
+from fraudctl.errors import AuthError, FraudctlError, NotFoundError, UnavailableError, WaitTimeoutError
 
 HEALTH_PATH = "/api/v2/monitor/health"
 COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
@@ -38,6 +38,18 @@ def component_probe(af: AirflowConfig, component: str) -> str:
     return f"{component} healthy"
 
 
+def token_refusal(af: AirflowConfig, status: int, text: str) -> FraudctlError | None:
+    """What the answer to `POST /auth/token` means when it is no token (None: it is one); shared with the
+    narrow reader (`clients.airflow_rest`) so both say the same."""
+    if status in (401, 403):
+        return AuthError(f"Airflow refused the credentials of {af.admin_user!r} ({status})",
+                         hint="the password is airflow.admin_password, else the one generated into the state "
+                              "dir's secrets.json by `fraudctl up`: check the config points at that stack")
+    if status not in (200, 201):
+        return UnavailableError(f"Airflow refused the token request ({status}): {text[:200]}")
+    return None
+
+
 @dataclass
 class DagRun:
     dag_id: str
@@ -60,12 +72,9 @@ class AirflowClient:
                                   json={"username": self.af.admin_user, "password": self.password})
         except httpx.HTTPError as exc:
             raise UnavailableError(f"Airflow api-server {self.af.url} did not answer: {exc}") from None
-        if response.status_code in (401, 403):
-            raise AuthError(f"Airflow refused the credentials of {self.af.admin_user!r} ({response.status_code})",
-                            hint="the password is airflow.admin_password, else the one generated into the state "
-                                 "dir's secrets.json by `fraudctl up`: check the config points at that stack")
-        if response.status_code not in (200, 201):
-            raise UnavailableError(f"Airflow refused the token request ({response.status_code}): {response.text[:200]}")
+        refusal = token_refusal(self.af, response.status_code, response.text)
+        if refusal is not None:
+            raise refusal
         return response.json()["access_token"]
 
     def api(self):

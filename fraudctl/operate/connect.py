@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fraudctl.clients.airflow import AirflowClient
+    from fraudctl.clients.airflow_rest import AirflowReader
     from fraudctl.clients.flower import FlowerClient
     from fraudctl.config import Config
 
@@ -17,6 +18,16 @@ def airflow_client(config: "Config") -> "AirflowClient":
     from fraudctl.stack import get_runtime
 
     return client(config, get_runtime(config).require_secrets().airflow_admin_password)
+
+
+def airflow_reader(config: "Config", timeout: float = 10.0) -> "AirflowReader":
+    """The narrow stdlib reader of Airflow's REST API as the stack's admin (what `fraudctl status` reads,
+    without the generated client's 1.7 s import); UnavailableError when no stack was started here."""
+    from fraudctl.clients.airflow_rest import AirflowReader
+    from fraudctl.stack import get_runtime
+
+    return AirflowReader(config.airflow, get_runtime(config).require_secrets().airflow_admin_password,
+                         timeout=timeout)
 
 
 def flower_client(config: "Config", **options: Any) -> "FlowerClient":

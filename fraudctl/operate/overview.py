@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 PANEL_TIMEOUT = 5.0  # seconds a panel may take before the view shows it as unavailable
 SETTLE_SECONDS = 1.0  # how long a panel thread that has answered may take to end
-HTTP_TIMEOUT = 3.0  # per request of the panels that ask over HTTP themselves (MLflow, Flower)
+HTTP_TIMEOUT = 3.0  # per request of the panels that ask over HTTP themselves (MLflow, Airflow, Flower)
 PANELS = ("scorer", "champion", "retrain", "workers")
 FINISHED_RUN_STATES = ("success", "failed")
 
@@ -138,32 +138,34 @@ def _float(value: str | None) -> float | None:
 
 class RetrainPanel:
     """The latest `fraud_retrain` run: state, start and end, tasks, and its outcome (the `report` task's:
-    the version registered, promoted or not and why). One Airflow client across refreshes; a finished run
-    is asked about once."""
+    the version registered, promoted or not and why). Read through the narrow stdlib reader
+    (`connect.airflow_reader`), not the generated Airflow client, whose import alone costs 1.7 s; the rows are
+    `retrain list|status`'s. One reader (one token) across refreshes; a finished run is asked about once."""
 
-    def __init__(self, config: "Config"):
+    def __init__(self, config: "Config", timeout: float = HTTP_TIMEOUT):
         self.config = config
-        self._af = None
+        self.timeout = timeout
+        self._reader = None
         self._finished: dict[str, Any] | None = None
 
     def __call__(self) -> dict[str, Any]:
         from fraudctl.retraining import trigger as retraining
 
-        if self._af is None:
-            from fraudctl.operate.connect import airflow_client
+        if self._reader is None:
+            from fraudctl.operate.connect import airflow_reader
 
-            self._af = airflow_client(self.config)
+            self._reader = airflow_reader(self.config, timeout=self.timeout)
         try:
-            runs = retraining.list_runs(self.config, limit=1, af=self._af)
+            runs = retraining.read_runs(self.config, limit=1, reader=self._reader)
             if not runs:
                 return {"dag_id": self.config.retrain.dag_id, "run_id": None,
                         "message": f"no run of {self.config.retrain.dag_id} yet (fraudctl retrain)"}
             latest = runs[0]
             if self._finished is not None and self._finished["run_id"] == latest["run_id"]:
                 return self._finished
-            run = retraining.status(self.config, latest["run_id"], af=self._af)
+            run = retraining.read_status(self.config, latest["run_id"], reader=self._reader)
         except FraudctlError:
-            self._af = None  # a new token next time: the api-server may have restarted
+            self._reader = None  # a new token next time: the api-server may have restarted
             raise
         panel = retrain_summary(run, run_type=latest.get("run_type"))
         if panel["state"] in FINISHED_RUN_STATES:

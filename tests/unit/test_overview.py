@@ -179,10 +179,10 @@ def test_retrain_panel_reads_the_latest_run_and_asks_a_finished_one_once(monkeyp
 
     runs = []
     asked = []
-    monkeypatch.setattr("fraudctl.operate.connect.airflow_client", lambda config: object())
-    monkeypatch.setattr(retraining, "list_runs", lambda config, limit, af: runs[:limit])
+    monkeypatch.setattr("fraudctl.operate.connect.airflow_reader", lambda config, timeout: object())
+    monkeypatch.setattr(retraining, "read_runs", lambda config, limit, reader: runs[:limit])
 
-    def status(config, run_id, af):
+    def status(config, run_id, reader):
         asked.append(run_id)
         return {"dag_id": "fraud_retrain", "run_id": run_id, "state": runs[0]["state"],
                 "start": "2026-12-01T10:00:00+00:00", "end": "2026-12-01T10:00:42.5+00:00",
@@ -190,7 +190,7 @@ def test_retrain_panel_reads_the_latest_run_and_asks_a_finished_one_once(monkeyp
                 "report": {"version": "5", "promoted": False, "decision": "kept_as_challenger",
                            "reason": "average precision gain 0.001 below the margin 0.01"}}
 
-    monkeypatch.setattr(retraining, "status", status)
+    monkeypatch.setattr(retraining, "read_status", status)
     panel = ov.RetrainPanel(FakeConfig)
     assert panel()["run_id"] is None and "no run of fraud_retrain yet" in panel()["message"]
     runs.append({"run_id": "manual__1", "state": "running", "run_type": "manual"})
@@ -206,13 +206,13 @@ def test_retrain_panel_takes_a_new_client_after_an_error(monkeypatch):
     from fraudctl.retraining import trigger as retraining
 
     clients = []
-    monkeypatch.setattr("fraudctl.operate.connect.airflow_client",
-                        lambda config: clients.append(object()) or clients[-1])
+    monkeypatch.setattr("fraudctl.operate.connect.airflow_reader",
+                        lambda config, timeout: clients.append(object()) or clients[-1])
 
-    def down(config, limit, af):
+    def down(config, limit, reader):
         raise UnavailableError("Airflow api-server did not answer")
 
-    monkeypatch.setattr(retraining, "list_runs", down)
+    monkeypatch.setattr(retraining, "read_runs", down)
     panel = ov.RetrainPanel(FakeConfig)
     for _ in range(2):
         with pytest.raises(UnavailableError):
