@@ -22,6 +22,6 @@ FileFormatName = Literal["csv", "parquet"]
 FILE_FORMATS: tuple[str, ...] = get_args(FileFormatName)
 
 # The estimators fraudctl trains (fraudctl.model.estimators builds them).
-EstimatorName = Literal["gradient_boosting", "random_forest", "logistic_regression"]
+EstimatorName = Literal["gradient_boosting", "lightgbm", "random_forest", "logistic_regression"]
 ESTIMATORS: tuple[str, ...] = get_args(EstimatorName)
 DEFAULT_ESTIMATOR: EstimatorName = "gradient_boosting"

@@ -271,7 +271,7 @@ class ModelConfig(Section):
     """The model: estimator, training split, decision threshold, promotion gate."""
 
     name: str = Field("fraud-detector", description="The registered model's name.")
-    estimator: EstimatorName = Field(DEFAULT_ESTIMATOR, description="The scikit-learn estimator (fraudctl.model.estimators).")
+    estimator: EstimatorName = Field(DEFAULT_ESTIMATOR, description="The estimator (fraudctl.model.estimators); lightgbm and logistic_regression give alert reasons exact feature contributions.")
     promotion_margin: float = Field(default=0.0, ge=0, description=(
         "Average-precision gain a challenger must show over the champion."))
     label_delay_days: int = Field(default=7, ge=0, description="Labels are known this many days after the transaction.")

@@ -27,6 +27,21 @@ HYPERPARAMETERS: dict[EstimatorName, dict[str, Any]] = {
         "max_features": 0.5,
         "min_samples_leaf": 50,
     },
+    # LightGBM: histogram-based like HistGradientBoosting, but the bins are a parameter (max_bin), and
+    # it gives exact TreeSHAP contributions per prediction (pred_contrib), which alert reasons need.
+    "lightgbm": {
+        "n_estimators": 400,
+        "learning_rate": 0.03,
+        "num_leaves": 31,
+        "max_depth": 6,
+        "max_bin": 1023,
+        "subsample": 0.7,
+        "subsample_freq": 1,
+        "colsample_bytree": 0.5,
+        "min_child_samples": 50,
+        "n_jobs": 1,  # the scorer and the Celery worker share the host; one thread each is predictable
+        "verbose": -1,
+    },
     "random_forest": {"n_estimators": 200, "max_depth": 20, "min_samples_leaf": 1, "n_jobs": -1},
     "logistic_regression": {"C": 1.0, "max_iter": 2000},
 }
@@ -38,6 +53,10 @@ def make_estimator(name: str, random_state: int = 0, **overrides: Any):
         from sklearn.ensemble import GradientBoostingClassifier
 
         return GradientBoostingClassifier(random_state=random_state, **params)
+    if name == "lightgbm":
+        from lightgbm import LGBMClassifier
+
+        return LGBMClassifier(random_state=random_state, **params)
     if name == "random_forest":
         from sklearn.ensemble import RandomForestClassifier
 
