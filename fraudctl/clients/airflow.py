@@ -6,6 +6,7 @@ returns a JWT that the generated apache-airflow-client sends as a bearer token.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +21,14 @@ FINISHED_STATES = {"success", "failed"}
 
 def health(af: AirflowConfig, timeout: float = 3.0) -> dict[str, str]:
     """Each component's status as the api-server reports it, e.g. {"scheduler": "healthy", ...}."""
-    import httpx
+    from fraudctl.clients import http
 
     try:
-        response = httpx.get(af.url + HEALTH_PATH, timeout=timeout)
-        response.raise_for_status()
-        body = response.json()
-    except Exception as exc:
+        status, text = http.get(af.url + HEALTH_PATH, timeout=timeout)
+        if status != 200:
+            raise OSError(f"HTTP {status}")
+        body = json.loads(text)
+    except (OSError, ValueError) as exc:
         raise UnavailableError(f"Airflow api-server {af.url} did not answer {HEALTH_PATH}: {exc}") from None
     return {name: (body.get(name) or {}).get("status") or "unknown" for name in COMPONENTS}
 

@@ -3,6 +3,7 @@ rows of `fraudctl workers` built from what Flower reports."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -17,15 +18,20 @@ class FlowerClient:
         self.timeout = timeout
 
     def _get(self, path: str, **params) -> Any:
-        import httpx
+        from fraudctl.clients import http
 
         try:
-            response = httpx.get(self.fc.url + path, params=params, auth=self.auth, timeout=self.timeout)
-        except httpx.HTTPError as exc:
-            raise UnavailableError(f"Flower {self.fc.url} did not answer: {exc}") from None
-        if response.status_code != 200:
-            raise UnavailableError(f"Flower {path} answered {response.status_code}")
-        return response.json() if path.startswith("/api/") or params.get("json") else response.text
+            status, body = http.get(self.fc.url + path, params=params, auth=self.auth, timeout=self.timeout)
+        except OSError as exc:
+            raise UnavailableError(f"Flower {self.fc.url} did not answer: {getattr(exc, 'reason', None) or exc}") from None
+        if status != 200:
+            raise UnavailableError(f"Flower {path} answered {status}")
+        if not (path.startswith("/api/") or params.get("json")):
+            return body
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise UnavailableError(f"Flower {path} answered something other than JSON: {body[:200]!r}") from None
 
     def healthcheck(self) -> str:
         body = self._get("/healthcheck").strip()
@@ -48,8 +54,13 @@ class FlowerClient:
         return self._get("/api/tasks", limit=str(limit))
 
     def online(self) -> dict[str, bool]:
-        """Worker name -> whether it answers now."""
+        """Worker name -> alive or not, from the heartbeats Flower receives (a worker sends one every 2 s over
+        the broker and counts as gone 4 s after its last): no broadcast to the workers, milliseconds."""
         return self._get("/api/workers", status="true")
+
+    def alive(self, prefix: str) -> list[str]:
+        """The workers named `prefix@...` whose heartbeats Flower receives."""
+        return sorted(name for name, up in self.online().items() if up and name.startswith(prefix + "@"))
 
     def probe(self) -> str:
         self.healthcheck()

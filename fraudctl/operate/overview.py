@@ -192,7 +192,8 @@ def retrain_summary(run: Mapping[str, Any], run_type: str | None = None) -> dict
 
 class WorkersPanel:
     """The Celery workers as Flower sees them (`fraudctl workers`): how many online, and each one's row.
-    The pool size is asked of the workers once (an inspect broadcast), later refreshes read Flower's view."""
+    The pool size comes from Flower's cache of the workers' answers; only when an online worker is missing
+    from it are the workers asked (an inspect broadcast), once."""
 
     def __init__(self, config: "Config", timeout: float = HTTP_TIMEOUT):
         self.config = config
@@ -206,8 +207,14 @@ class WorkersPanel:
 
         if self._client is None:
             self._client = flower_client(self.config, timeout=self.timeout)
-        rows = worker_rows(self._client.events(), self._client.workers(refresh=not self._asked))
-        self._asked = True
+        events = self._client.events()
+        details = self._client.workers(refresh=False)
+        if not self._asked and any(e.get("hostname") not in details for e in events if e.get("status")):
+            # Flower asks the workers for their pool only when told (~1 s): once per worker it has not asked
+            # yet; after that its cache answers, for this process and every later one.
+            details = self._client.workers(refresh=True)
+            self._asked = True
+        rows = worker_rows(events, details)
         return {"online": sum(1 for row in rows if row["online"]), "total": len(rows), "workers": rows}
 
 
