@@ -453,6 +453,14 @@ def env_name(dotted: str) -> str:
     return ENV_PREFIX + dotted.upper().replace(".", ENV_NESTING)
 
 
+def value_at(config: "Config", dotted: str) -> Any:
+    """The value of a dotted key of a built Config, e.g. value_at(config, "kafka.port")."""
+    value: Any = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node = data
     *parents, leaf = dotted.split(".")

@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from fraudctl.config import Config, env_name
+from fraudctl.config import Config, env_name, value_at
 from fraudctl.errors import (
     ConfigError,
     NotFoundError,
@@ -46,7 +46,7 @@ from fraudctl.stack.airflow_env import AirflowPlaces, airflow_settings
 from fraudctl.stack.compose_env import (  # noqa: F401 (SAFE_SECRET: a name of this module too)
     SAFE_SECRET, SECRETS, ensure_env_file, read_env_file, secrets_from_env,
 )
-from fraudctl.stack.secrets import Secrets, config_value, config_with_secrets, write_private
+from fraudctl.stack.secrets import Secrets, config_with_secrets, write_private
 
 STACK_DIR = Path(__file__).resolve().parents[2] / "stack"  # the source checkout's stack/ folder
 COMPOSE_FILE = "compose.yaml"
@@ -109,7 +109,7 @@ def setting_text(value: Any) -> str:
 
 def settings_env(config: Config) -> dict[str, str]:
     """The config's settings under the names compose.yaml interpolates."""
-    return {env_name(dotted): setting_text(config_value(config, dotted)) for dotted in SETTINGS}
+    return {env_name(dotted): setting_text(value_at(config, dotted)) for dotted in SETTINGS}
 
 
 def check_storage(config: Config) -> None:

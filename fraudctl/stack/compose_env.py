@@ -7,9 +7,9 @@ import os
 import re
 from pathlib import Path
 
-from fraudctl.config import Config
+from fraudctl.config import Config, value_at
 from fraudctl.errors import ConfigError
-from fraudctl.stack.secrets import SOURCES, Secrets, config_value, generate
+from fraudctl.stack.secrets import SOURCES, Secrets, generate
 
 # Every secret stack/.env holds and the config field that wins when set (fraudctl.stack.secrets.SOURCES, shared
 # with the native runtime). A config secret is used as-is in connection URLs and in .env, hence the rule.
@@ -24,7 +24,7 @@ def _configured_secrets(config: Config) -> dict[str, str]:
     for name, dotted in SECRETS.items():
         if dotted is None:
             continue
-        value = config_value(config, dotted)
+        value = value_at(config, dotted)
         if value is None:
             continue
         plain = value.get_secret_value()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from fraudctl.config import Config
+from fraudctl.config import Config, value_at
 
 SECRETS_FILE = "secrets.json"
 
@@ -69,18 +69,11 @@ def generate(name: str) -> str:
     return _random.token_urlsafe(24)  # 32 characters
 
 
-def config_value(config: Config, dotted: str) -> Any:
-    value: Any = config
-    for part in dotted.split("."):
-        value = getattr(value, part)
-    return value
-
-
 def configured(config: Config) -> dict[str, str]:
     """The secrets the configuration sets, by Secrets field."""
     found = {}
     for name, (_, dotted) in SOURCES.items():
-        value = config_value(config, dotted) if dotted else None
+        value = value_at(config, dotted) if dotted else None
         if value is not None:
             found[name] = value.get_secret_value()
     return found

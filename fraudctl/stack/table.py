@@ -11,7 +11,7 @@ health checks, volumes); tests/unit/test_stack_table.py shows that the file and 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from fraudctl.config import Config
@@ -87,17 +87,12 @@ def for_runtime(runtime: str) -> list[StackService]:
     return [s for s in SERVICES if s.runs_on(runtime)]
 
 
-def setting(config: "Config", dotted: str) -> Any:
-    value: Any = config
-    for part in dotted.split("."):
-        value = getattr(value, part)
-    return value
-
-
 def address(config: "Config", name: str) -> tuple[str, int]:
     """The (host, port) a service's first published port has on the host."""
+    from fraudctl.config import value_at
+
     port_field, host_field = service(name).published[0]
-    return (setting(config, host_field) if host_field else LOOPBACK), setting(config, port_field)
+    return (value_at(config, host_field) if host_field else LOOPBACK), value_at(config, port_field)
 
 
 def endpoint(config: "Config", name: str) -> str:
