@@ -11,9 +11,6 @@ import copy
 import json
 import subprocess
 import sys
-import threading
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,6 +20,7 @@ from fraudctl.clients.airflow_rest import AirflowReader
 from fraudctl.config import AirflowConfig
 from fraudctl.errors import AuthError, NotFoundError, UnavailableError
 from fraudctl.retraining import trigger
+from tests.local_http import LocalServer
 
 CAPTURED = json.loads((Path(__file__).parent / "data" / "airflow_api.json").read_text())
 DAG = "fraud_retrain"
@@ -46,46 +44,22 @@ def succeeded() -> dict:
     return answers
 
 
-class FakeAirflow:
+class FakeAirflow(LocalServer):
     """A local api-server: `answers` is one of CAPTURED's scenarios; `/auth/token` gives a token when the
     password is PASSWORD (else 401, as SimpleAuthManager). Every request is kept in `asked`."""
 
     def __init__(self, answers: dict):
         self.answers = answers
-        self.asked: list[tuple[str, str, dict]] = []
-        fake = self
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                sent = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                fake.asked.append(("POST", self.path, sent))
-                if sent.get("password") == PASSWORD:
-                    self.answer(201, {"access_token": "jwt-1"})
-                else:
-                    self.answer(401, {"detail": "Invalid credentials"})
-
-            def do_GET(self):  # noqa: N802
-                path, _, query = self.path.partition("?")
-                fake.asked.append(("GET", urllib.parse.unquote(path), dict(urllib.parse.parse_qsl(query))))
-                if self.headers.get("Authorization") != "Bearer jwt-1":
-                    return self.answer(401, {"detail": "Not authenticated"})
-                self.answer(*fake.route(urllib.parse.unquote(path)))
-
-            def answer(self, status, body):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _answer(self, request):
+        if request.method == "POST":
+            if (request.body or {}).get("password") == PASSWORD:
+                return 201, {"access_token": "jwt-1"}
+            return 401, {"detail": "Invalid credentials"}
+        if request.headers.get("Authorization") != "Bearer jwt-1":
+            return 401, {"detail": "Not authenticated"}
+        return self.route(request.path)
 
     def route(self, path: str) -> tuple[int, object]:
         runs, run = f"/api/v2/dags/{DAG}/dagRuns", f"/api/v2/dags/{DAG}/dagRuns/{RUN}"
@@ -98,10 +72,6 @@ class FakeAirflow:
         if path.startswith(runs + "/"):
             return 404, CAPTURED["run_404"]
         return 404, {"detail": "Not Found"}
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class Config:
@@ -151,8 +121,8 @@ def test_the_reader_gives_exactly_what_the_generated_client_gives(fake, scenario
         assert status["start"] == "2026-12-07T02:44:40.604514+00:00" and status["durations"]["extract"] == 7.34
     if scenario == "succeeded":
         assert status["report"] == REPORT and status["durations"]["keep_champion"] is None
-    listing = [asked for asked in server.asked if asked[1] == f"/api/v2/dags/{DAG}/dagRuns"]
-    assert listing[-1][2] == {"limit": "1", "order_by": "-run_after"}  # the reader's, as the generated client's
+    listing = [asked for asked in server.asked if asked.path == f"/api/v2/dags/{DAG}/dagRuns"]
+    assert listing[-1].params == {"limit": "1", "order_by": "-run_after"}  # the reader's, as the generated client's
 
 
 def test_the_reader_reads_the_report_only_when_it_succeeded_and_signs_in_once(fake):
@@ -160,8 +130,8 @@ def test_the_reader_reads_the_report_only_when_it_succeeded_and_signs_in_once(fa
     reader = AirflowReader(Config(server.port).airflow, PASSWORD)
     trigger.read_status(Config(server.port), RUN, reader=reader)
     trigger.read_runs(Config(server.port), limit=1, reader=reader)
-    assert [path for _, path, _ in server.asked if "xcomEntries" in path] == []
-    assert [method for method, _, _ in server.asked].count("POST") == 1
+    assert [r.path for r in server.asked if "xcomEntries" in r.path] == []
+    assert [r.method for r in server.asked].count("POST") == 1
 
 
 def test_refused_credentials_are_the_same_auth_error_as_the_generated_clients(fake):

@@ -6,10 +6,7 @@ worker are in tests/integration (test_airflow.py, test_workers.py, test_status_v
 from __future__ import annotations
 
 import base64
-import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -19,33 +16,16 @@ from fraudctl.config import FlowerConfig
 from fraudctl.errors import UnavailableError
 from fraudctl.operate.overview import WorkersPanel
 from fraudctl.stack import services_airflow
+from tests.local_http import LocalServer
 
 
 @pytest.fixture
 def server():
-    """A local server: GET answers `answers[path]` ((status, json body)); each request's path, query and
-    Authorization header is kept in `asked`."""
-    asked: list[tuple[str, str | None]] = []
+    """A local server: GET answers `answers[path]` ((status, JSON body)), else 404."""
     answers: dict[str, tuple[int, object]] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            asked.append((self.path, self.headers.get("Authorization")))
-            status, body = answers.get(self.path.split("?")[0], (404, {"error": "no such path"}))
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", answers, asked
-    httpd.shutdown()
-    httpd.server_close()
+    local = LocalServer(lambda request: answers.get(request.path, (404, {"error": "no such path"})))
+    yield local.uri, answers, local.asked
+    local.close()
 
 
 def test_get_sends_params_and_basic_auth_and_returns_any_status(server):
@@ -54,7 +34,8 @@ def test_get_sends_params_and_basic_auth_and_returns_any_status(server):
     answers["/denied"] = (401, {"error": "who are you"})
     assert http.get(url + "/api/workers", params={"status": "true"}, auth=("admin", "pw"), timeout=5) == \
         (200, '{"w@h": true}')
-    assert asked[-1] == ("/api/workers?status=true", "Basic " + base64.b64encode(b"admin:pw").decode())
+    assert (asked[-1].path, asked[-1].params) == ("/api/workers", {"status": "true"})
+    assert asked[-1].headers["Authorization"] == "Basic " + base64.b64encode(b"admin:pw").decode()
     assert http.get(url + "/denied", timeout=5)[0] == 401
 
 

@@ -5,18 +5,14 @@ tests/integration/test_registry.py and test_status_view.py."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import threading
 import time
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from fraudctl.errors import NotFoundError, ServiceError, UnavailableError
 from fraudctl.model.registry import rest
+from tests.local_http import LocalServer
 
 NAME = "fraud-detector"
 
@@ -27,37 +23,20 @@ def mv(version, created=1_796_000_000_000, **tags):
             "tags": [{"key": f"fraudctl.{k}", "value": v} for k, v in tags.items()]}
 
 
-class Canned:
+class Canned(LocalServer):
     """A local server: `routes[endpoint]` is (status, body) or a function of the query giving it."""
 
     def __init__(self):
         self.routes: dict = {"/health": (200, "OK")}
-        self.asked: list[tuple[str, dict]] = []
-        canned = self
+        super().__init__(self._route)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                path, _, query = self.path.partition("?")
-                params = {k: v[0] for k, v in urllib.parse.parse_qs(query).items()}
-                canned.asked.append((path, params))
-                route = canned.routes.get(path, (404, "<html>no such page</html>"))
-                status, body = route(params) if callable(route) else route
-                if status == "hang":
-                    time.sleep(body)
-                    status, body = 200, {}
-                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    def _route(self, request):
+        route = self.routes.get(request.path, (404, "<html>no such page</html>"))
+        return route(request.params) if callable(route) else route
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    @property
+    def requests(self) -> list[tuple[str, dict]]:
+        return [(r.path, r.params) for r in self.asked]
 
     def api(self, endpoint, answer):
         self.routes[rest.API.rstrip("/") + "/" + endpoint] = answer
@@ -67,8 +46,7 @@ class Canned:
 def server():
     canned = Canned()
     yield canned
-    canned.server.shutdown()
-    canned.server.server_close()
+    canned.close()
 
 
 def registry(server, timeout=2.0):
@@ -92,7 +70,7 @@ def test_list_versions_reads_the_alias_map_and_every_page(server):
     assert two["created"] == "2026-11-30T00:53:20+00:00" and two["run_id"] == "run-2"
     assert two["tags"]["fraudctl.threshold"] == "0.4"
     assert two["url"] == f"{server.uri}/#/models/{NAME}/versions/2"
-    searches = [params for path, params in server.asked if path.endswith("model-versions/search")]
+    searches = [params for path, params in server.requests if path.endswith("model-versions/search")]
     assert searches[0]["filter"] == f"name='{NAME}'" and searches[1]["page_token"] == "p2"
 
 
@@ -112,7 +90,7 @@ def test_an_alias_reads_its_version_and_an_unset_one_is_none(server):
     client = registry(server)
     assert client.alias_version("champion") == "4" and client.alias("champion")["run_id"] == "run-4"
     assert client.alias_version("challenger") is None and client.alias_version("other") is None
-    assert [p for p, _ in server.asked].count("/health") == 1  # one ping per client, as the mlflow path
+    assert [p for p, _ in server.requests].count("/health") == 1  # one ping per client, as the mlflow path
 
 
 def test_an_error_mlflow_answers_with_is_a_service_error(server):
