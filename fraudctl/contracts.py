@@ -155,3 +155,6 @@ def _check_common(event: Mapping[str, Any], fields: tuple[str, ...]) -> list[str
 
 # The prefix of every MLflow tag fraudctl sets (runs, model versions, the registered model).
 TAG_PREFIX = "fraudctl."
+# The registry's aliases: the version the scorer serves, and the one a retrain kept beside it.
+CHAMPION = "champion"
+CHALLENGER = "challenger"

@@ -13,11 +13,11 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import pandas as pd
 
+from fraudctl.contracts import CHAMPION
 from fraudctl.errors import ContractError, FraudctlError, NotFoundError, UnavailableError, WaitTimeoutError
 from fraudctl.features import FEATURE_NAMES
 
 log = logging.getLogger("fraudctl.scorer")
-CHAMPION = "champion"
 
 
 @dataclass

@@ -20,14 +20,12 @@ import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from fraudctl.clock import utc_seconds
-from fraudctl.contracts import TAG_PREFIX
+from fraudctl.contracts import CHALLENGER, CHAMPION, TAG_PREFIX  # noqa: F401 (re-exported)
 from fraudctl.errors import NotFoundError, ServiceError, UnavailableError
 
 if TYPE_CHECKING:
     from fraudctl.config import Config
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 TAG = TAG_PREFIX
 PROBE_TIMEOUT = 3.0
 NO_SUCH_THING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")  # MLflow's answers to an unknown version
