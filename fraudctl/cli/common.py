@@ -162,6 +162,13 @@ def emit(output: OutputFormat, data: Any, render: Callable[[Any], Any]) -> None:
         render(data)
 
 
+def pause(seconds: float) -> None:
+    """The live views' wait between refreshes (a name of its own, so a test can interrupt it alone)."""
+    import time
+
+    time.sleep(seconds)
+
+
 def refresh_loop(step: Callable[[int], Any], *, interval: float, count: int | None,
                  json_line: Callable[[Any], Any], render: Callable[[Any], Any] | None = None,
                  console: Console | None = None) -> tuple[Any, bool]:
@@ -191,7 +198,7 @@ def refresh_loop(step: Callable[[int], Any], *, interval: float, count: int | No
                 live.update(render(last), refresh=True)
             if count is not None and done >= count:
                 return last, False
-            time.sleep(max(interval - (time.monotonic() - started), 0.0))
+            pause(max(interval - (time.monotonic() - started), 0.0))
     except KeyboardInterrupt:
         return last, True
     finally:

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from fraudctl.operate import overview as ov
 from fraudctl.cli import run
+from fraudctl.cli import common
 from fraudctl.cli import stack as cli
 from fraudctl.errors import ExitCode, PrerequisiteError, UnavailableError
 from fraudctl.stack.base import ServiceStatus
@@ -296,7 +297,7 @@ def test_ctrl_c_ends_the_watch_with_exit_0(monkeypatch, capsys):
         sleeps.append(seconds)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.time, "sleep", interrupted)
+    monkeypatch.setattr(common, "pause", interrupted)  # not time.sleep: other threads sleep too
     assert run(["status", "--watch", "-o", "json"]) == ExitCode.OK
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) == 1 and len(sleeps) == 1 and "Traceback" not in captured.err
