@@ -93,7 +93,9 @@ def rule_figures(rule: Rule, featured: pd.DataFrame, model_alert: np.ndarray | N
     return out
 
 
-def run(config: "Config", rules: list[Rule], *, since: dt.date | None, until: dt.date | None) -> dict[str, Any]:
+def run(config: "Config", rules: list[Rule], *, since: dt.date | None, until: dt.date | None,
+        with_model: bool = True) -> dict[str, Any]:
+    """The backtest of `rules` over [since, until); `with_model` False leaves out the @champion's columns."""
     from fraudctl.data.lake import event_days, lake_for
     from fraudctl.stack import get_runtime
 
@@ -101,7 +103,7 @@ def run(config: "Config", rules: list[Rule], *, since: dt.date | None, until: dt
     storage = get_runtime(config).storage()
     since, until = window(event_days(lake_for(config, storage)), since, until)
     featured = featured_window(config, since, until, storage)
-    model, model_alert = model_alerts(config, featured) if len(featured) else (None, None)
+    model, model_alert = model_alerts(config, featured) if len(featured) and with_model else (None, None)
     label = featured["is_fraud"] if len(featured) else pd.Series(dtype="float64")
     return {
         "since": since.isoformat(), "until": until.isoformat(), "transactions": int(len(featured)),
