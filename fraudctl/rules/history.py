@@ -76,7 +76,7 @@ def plan_mode(current: dict[str, Rule], name: str, mode: str) -> tuple[str, str]
     return what, f"mode {existing.mode} -> {mode}"
 
 
-def changed_rule(current: dict[str, Rule], name: str, what: str, version: int, **fields: Any) -> dict[str, Any]:
+def changed_rule(current: dict[str, Rule], name: str, version: int, **fields: Any) -> dict[str, Any]:
     """The `after` of a change to an existing rule: its fields updated and stamped with the new version."""
     return asdict(replace(current[name], version=version, **fields))
 

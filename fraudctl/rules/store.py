@@ -86,7 +86,7 @@ class RuleStore:
             plan = h.plan_mode(work.current, name, mode)
             if plan is not None:
                 work.write(author, name, *plan, lambda version: h.changed_rule(
-                    work.current, name, plan[0], version, mode=mode, paused=None))
+                    work.current, name, version, mode=mode, paused=None))
             return work.done
 
     def pause(self, name: str, reason: str, *, rule_version: int, author: str = h.SCORER_AUTHOR) -> list[h.Change]:
@@ -96,7 +96,7 @@ class RuleStore:
             rule = work.current.get(name)
             if rule is not None and rule.mode == ACTIVE and rule.version == rule_version:
                 work.write(author, name, h.PAUSE, reason, lambda version: h.changed_rule(
-                    work.current, name, h.PAUSE, version, mode=DISABLED, paused=reason))
+                    work.current, name, version, mode=DISABLED, paused=reason))
             return work.done
 
     def remove(self, name: str, *, author: str) -> list[h.Change]:
@@ -152,6 +152,7 @@ class PostgresRuleStore(RuleStore):
         self.pg, self._password, self.timeout = pg, password, timeout
         self._conn = None
         self._ready = False
+        self._lock = threading.RLock()
 
     def _connection(self):
         import psycopg2
@@ -178,9 +179,10 @@ class PostgresRuleStore(RuleStore):
         import psycopg2
 
         try:
-            conn = self._connection()
-            with conn, conn.cursor() as cur:
-                yield cur
+            with self._lock:  # one connection, shared by the scorer's batch and refresh threads: one user at a time
+                conn = self._connection()
+                with conn, conn.cursor() as cur:
+                    yield cur
         except psycopg2.Error as exc:
             if self._conn is not None:
                 self._conn.close()
@@ -205,10 +207,12 @@ class PostgresRuleStore(RuleStore):
 
     def current(self) -> RuleSet:
         with self._cursor() as cur:
-            cur.execute("SELECT coalesce(max(version), 0) FROM rule_changes")
-            version = int(cur.fetchone()[0])
-            cur.execute("SELECT rule FROM rules ORDER BY name")
-            return RuleSet(version, tuple(Rule(**row[0]) for row in cur.fetchall()))
+            # One statement, one snapshot: the version and the rules it names (two statements could see a change
+            # commit in between, and a set labelled N would hold N+1's rules: a re-run would then differ).
+            cur.execute("SELECT coalesce((SELECT max(version) FROM rule_changes), 0), "
+                        "(SELECT coalesce(json_agg(rule ORDER BY name), '[]'::json) FROM rules)")
+            version, rows = cur.fetchone()
+            return RuleSet(int(version), tuple(Rule(**row) for row in rows))
 
     @contextmanager
     def _transaction(self) -> Iterator[_Work]:

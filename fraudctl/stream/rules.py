@@ -112,9 +112,14 @@ class RulesHolder:
                 log.exception("rules refresh failed")
 
     def describe(self) -> dict[str, Any]:
-        rules = [rule for rule, _ in self.current.rules]
+        """The newest set read (what the next batch applies; with no input no batch runs to swap it in), the
+        version the last batch used, and the rules this scorer paused."""
+        with self._lock:
+            newest = self._pending or self.current
+        rules = [rule for rule, _ in newest.rules]
         return {
-            "version": self.current.version,
+            "version": newest.version,
+            "last_batch_version": self.current.version,
             "active": sorted(r.name for r in rules if r.mode == ACTIVE),
             "shadow": sorted(r.name for r in rules if r.mode == SHADOW),
             "paused": dict(self.paused),

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from fraudctl.contracts import (
-    AMOUNT, CUSTOMER_ID, DECISION, IS_FRAUD, REASONS, RULES_SHADOW, SCHEMA_VERSION_FIELD, TERMINAL_ID,
+    CUSTOMER_ID, DECISION, IS_FRAUD, REASONS, RULES_SHADOW, SCHEMA_VERSION_FIELD, TERMINAL_ID,
     TRANSACTION_ID, TX_DATETIME, read_score_event,
 )
 from fraudctl.data.lake import Lake
@@ -189,3 +189,28 @@ def test_contributions_add_up_to_the_raw_score(history, lightgbm_model):
     explained = contributions(lightgbm_model.estimator, featured)
     np.testing.assert_allclose(explained.values.sum(axis=1) + explained.expected,
                                raw_score(lightgbm_model.estimator, featured), atol=1e-9)
+
+
+def test_the_holder_swaps_between_batches_and_keeps_its_set_when_the_store_is_unreachable():
+    from fraudctl.errors import UnavailableError
+
+    store = MemoryRuleStore()
+    store.add([make_rule({"name": "a", "condition": "amount > 1", "mode": "active"})], author="ana")
+    holder = RulesHolder(store)
+    holder.check_now()
+    assert holder.current.version == 0  # staged, not swapped: a batch running now keeps its set
+    assert (holder.describe()["version"], holder.describe()["last_batch_version"]) == (1, 0)  # read, not yet used
+    assert holder.for_batch().version == 1 and holder.describe()["active"] == ["a"]
+    assert holder.describe()["last_batch_version"] == 1
+
+    class Down:
+        def version(self):
+            raise UnavailableError("connection refused")
+
+    holder.source = Down()
+    holder.check_now()
+    assert "rule store unreachable: connection refused" in holder.describe()["degraded"]
+    assert holder.for_batch().version == 1  # the set in hand keeps applying
+    holder.source = store
+    holder.check_now()
+    assert holder.describe()["degraded"] is None
