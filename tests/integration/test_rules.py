@@ -166,6 +166,7 @@ def test_enabled_it_alerts_naming_itself_within_seconds_and_skips_nothing(env):
             return [a for a in topic(env, "alerts", before["alerts"])
                     if any(r["name"] == "it-hot" for r in (a["value"].get(c.REASONS) or {}).get("rules", []))]
         first = wait_for(alert_naming_it, 30, "an alert naming it-hot", every=0.2)
+        print(f"enable -> first alert naming the rule: {first[0]['timestamp'] - enabled_at:.0f} ms")
         assert first[0]["timestamp"] - enabled_at <= PICKUP_SECONDS * 1000
         reasons = first[0]["value"][c.REASONS]
         assert reasons["rules"][0]["version"] >= 1 and len(reasons["features"]) == 3  # logistic regression: exact contributions
