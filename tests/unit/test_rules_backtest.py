@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -78,3 +79,37 @@ def test_the_default_window_is_the_lakes_last_30_days():
     assert (since, until) == (dt.date(2018, 5, 1), dt.date(2018, 5, 31))
     with pytest.raises(Exception, match="no transactions"):
         backtest.window([], None, None)
+
+
+def test_the_champion_scores_the_window_for_what_a_rule_adds(seeded, monkeypatch):
+    """`rules test` asks the registry for @champion and its threshold (a stand-in registry here)."""
+    import fraudctl.model.registry as registry
+
+    class Estimator:
+        def predict_proba(self, x):
+            p = (x["amount"].to_numpy() > 150).astype(float)
+            return np.column_stack([1 - p, p])
+
+    class FakeRegistry:
+        def __init__(self, config):
+            pass
+
+        def alias_version(self, alias):
+            return "3" if alias == "champion" else None
+
+        def load_model(self, version):
+            return Estimator()
+
+        def threshold(self, version):
+            return 0.5
+
+    monkeypatch.setattr(registry, "Registry", FakeRegistry)
+    config, frame = seeded
+    since, until = dt.date(2018, 5, 10), dt.date(2018, 5, 24)
+    report = backtest.run(config, RULES[:1], since=since, until=until)
+    window = direct(frame, since, until)
+    model_alert = (window["amount"] > 150).to_numpy()
+    hit = ((window["amount"] > 100) & (window["customer_tx_count_1d"] >= 3)).to_numpy()
+    assert report["model"] == "fraud-detector v3" and report["model_alerts"] == model_alert.sum()
+    figures = report["rules"][0]
+    assert (figures["model_alerts_too"], figures["adds"]) == ((hit & model_alert).sum(), (hit & ~model_alert).sum())
