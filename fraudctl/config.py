@@ -106,6 +106,7 @@ class PostgresConfig(Section):
     password: SecretStr | None = Field(None, description="The user's password; null: generated on first `up`.")
     airflow_db: str = Field("airflow", description="Airflow's metadata database.")
     mlflow_db: str = Field("mlflow", description="MLflow's backend database.")
+    rules_db: str = Field("fraudctl", description="The rules and their history (`fraudctl rules`).")
 
 
 class RedisConfig(Section):
@@ -257,6 +258,8 @@ class ScorerConfig(Section):
     poll_timeout_ms: int = Field(default=10_000, ge=100, description=(
         "The executors' Kafka poll (kafkaConsumer.pollTimeoutMs)."))
     model_refresh_seconds: Seconds = Field(5.0, description="How often the running scorer re-resolves @champion.")
+    rules_refresh_seconds: Seconds = Field(1.0, description=(
+        "How often the running scorer asks the rule store for the rule set's version."))
     threshold: float | None = Field(default=None, ge=0, le=1, description="null: the threshold logged with the model.")
     linger_ms: int = Field(default=5, ge=0, le=1000, description="The score producer's batching delay.")
     flush_timeout: Seconds = Field(60.0, description=(

@@ -51,6 +51,27 @@ SCORE_FIELDS = (
     TRANSACTION_ID, SCORE, DECISION, THRESHOLD, MODEL_NAME, MODEL_VERSION, TX_DATETIME, INGEST_TIME,
     SCORED_TIME, FEATURES,
 )
+# Score event version 2 (issue 22, rules and reasons): every score event also has
+# - `rules_shadow`: the names of the shadow rules that matched it ([] when none), and
+# - `reasons`: null unless its decision is fraud; then {"rules": [{"name", "version"}...] (the active rules that
+#   matched, alert or suppress), "features": [{"feature", "contribution"}...] (the model's top 3 signed
+#   contributions to the raw score, largest first; [] when the estimator has none)}.
+# The alert event is the score event of a fraud decision, on `alerts`. A decision may now be fraud below the
+# threshold (an active alert rule) or legit above it (a suppress rule): `reasons` says which.
+# Readers take version 1 too: `read_score_event` gives it the version 2 fields (no rule, no reason).
+SCORE_SCHEMA_VERSION = 2
+RULES_SHADOW = "rules_shadow"
+REASONS = "reasons"
+SCORE_FIELDS_V2 = SCORE_FIELDS + (RULES_SHADOW, REASONS)
+
+
+def read_score_event(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A decoded score or alert event of version 1 or 2, as version 2."""
+    data = dict(event)
+    if data.get(SCHEMA_VERSION_FIELD, 1) < 2:
+        data.setdefault(RULES_SHADOW, [])
+        data.setdefault(REASONS, None)
+    return data
 
 # --- JSON encoding of the transaction and label events (version 1) ------------------------------------------
 # Added with `fraudctl replay` (issue 4). One schema whatever the source layout:

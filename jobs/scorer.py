@@ -106,6 +106,7 @@ def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
         log.info("signal %d: stopping after the current micro-batch", signum)
         stopping.set()
         holder.stop()
+        rules.stop()
         if scorer is not None:
             scorer.stopping = True
 
@@ -120,8 +121,11 @@ def run(config: Config, *, master: str | None, wait_for_model: bool) -> int:
     model = holder.start(wait_for_model=wait_for_model)
     log.info("scoring with %s version %s (threshold %.4f)", model.name, model.version, model.threshold)
 
+    rules = _rules_holder(config)
+    rules.start()
+    log.info("rule set version %s: %s", rules.current.version, rules.describe())
     state = _open_state(config, folder)
-    scorer = _make_scorer(config, state, holder)
+    scorer = _make_scorer(config, state, holder, rules)
 
     write_status(folder, {**base, "state": "starting Spark", "model": holder.describe()})
     spark = build_session(config, master=master)
@@ -164,7 +168,16 @@ def _open_state(config: Config, folder: Path):
     return state
 
 
-def _make_scorer(config: Config, state, holder):
+def _rules_holder(config: Config):
+    """The rules from the stack's PostgreSQL; the password from the launch file (0600), never an argument."""
+    from fraudctl.rules.store import PostgresRuleStore
+    from fraudctl.stream.rules import RulesHolder
+
+    password = config.postgres.password.get_secret_value() if config.postgres.password else ""
+    return RulesHolder(PostgresRuleStore(config.postgres, password), refresh_seconds=config.scorer.rules_refresh_seconds)
+
+
+def _make_scorer(config: Config, state, holder, rules):
     from fraudctl.data.lake import lake_for
     from fraudctl.stream.publish import Publisher
     from fraudctl.stream.scorer import Scorer
@@ -175,7 +188,7 @@ def _make_scorer(config: Config, state, holder):
         publisher=Publisher(config.kafka, scores_topic=topics.scores.name, alerts_topic=topics.alerts.name,
                             dlq_topic=topics.dlq.name, linger_ms=config.scorer.linger_ms,
                             flush_timeout=config.scorer.flush_timeout),
-        lake=lake_for(config, config.storage) if config.scorer.lake else None,
+        lake=lake_for(config, config.storage) if config.scorer.lake else None, rules=rules,
     )
 
 
@@ -224,7 +237,7 @@ def _report_while_running(query, stopping: threading.Event, folder: Path, base: 
             spark_ms = {"batch_id": progress.get("batchId"), **(progress.get("durationMs") or {})}
         write_status(folder, {
             **base, "state": "running", "query_id": str(query.id), "model": holder.describe(),
-            "degraded": holder.degraded, "counters": scorer.counters.as_dict(),
+            "rules": scorer.rules.describe(), "degraded": holder.degraded or scorer.rules.degraded, "counters": scorer.counters.as_dict(),
             "latency_ms": scorer.counters.latency_ms, "spark_ms": spark_ms,
             "input_rows_per_second": progress.get("inputRowsPerSecond"),
             "processed_rows_per_second": progress.get("processedRowsPerSecond"),
@@ -239,6 +252,7 @@ def _stop(query, folder: Path, base: dict, holder, scorer, exit_code: int) -> No
     from fraudctl.stream.status import write_status
 
     holder.stop()
+    scorer.rules.stop()
     scorer.stopping = True
     # Let a running batch finish (its output and commit), then stop; a batch that would start now
     # raises StopRequested instead, before any output.

@@ -15,7 +15,7 @@ from typing import Annotated, Optional, Sequence
 import typer
 
 from fraudctl import __version__
-from fraudctl.cli import config_cmd, generate, models, replay, retrain, scorer, stack, train, workers
+from fraudctl.cli import config_cmd, generate, models, replay, retrain, rules, scorer, stack, train, workers
 from fraudctl.cli.common import state
 from fraudctl.errors import ExitCode, FraudctlError
 
@@ -69,6 +69,7 @@ retrain.register(app)
 models.register(app)
 workers.register(app)
 scorer.register(app)
+rules.register(app)
 app.add_typer(config_cmd.app, name="config")
 
 

@@ -128,10 +128,10 @@ def tail(
             sys.stdout.flush()
         return
     console = stdout_console()
-    console.print(_scores_table(latest, title=f"latest {len(latest)} of {topic}"))
+    console.print(_scores_table(latest, title=f"latest {len(latest)} of {topic}", reasons=alerts))
     if follow:
         for record in follow_records(config.kafka, topic):
-            console.print(_score_line(record), highlight=False)
+            console.print(_score_line(record, reasons=alerts), highlight=False)
 
 
 @scores_app.command("summary")
@@ -190,24 +190,38 @@ def _json_line(record: dict[str, Any]) -> str:
 SCORE_COLUMNS = ("scored_time", "transaction_id", "score", "decision", "model_version", "tx_datetime")
 
 
-def _scores_table(records: list[dict[str, Any]], title: str):
+def _scores_table(records: list[dict[str, Any]], title: str, reasons: bool = False):
     from rich.table import Table
 
-    table = Table(*SCORE_COLUMNS, title=title, show_edge=False)
+    table = Table(*SCORE_COLUMNS, *(("reasons",) if reasons else ()), title=title, show_edge=False)
     for record in records:
-        table.add_row(*_cells(record))
+        table.add_row(*_cells(record, reasons))
     return table
 
 
-def _cells(record: dict[str, Any]) -> list[str]:
+def _cells(record: dict[str, Any], reasons: bool = False) -> list[str]:
+    from fraudctl.contracts import read_score_event
+
+    record = read_score_event(record)
     decision = record.get("decision", "-")
-    return [str(record.get("scored_time", "-")), str(record.get("transaction_id", "-")),
-            format_number(record.get("score")), f"[red]{decision}[/]" if decision == "fraud" else str(decision),
-            str(record.get("model_version", "-")), str(record.get("tx_datetime", "-"))]
+    cells = [str(record.get("scored_time", "-")), str(record.get("transaction_id", "-")),
+             format_number(record.get("score")), f"[red]{decision}[/]" if decision == "fraud" else str(decision),
+             str(record.get("model_version", "-")), str(record.get("tx_datetime", "-"))]
+    return cells + ([reason_text(record.get("reasons"))] if reasons else [])
 
 
-def _score_line(record: dict[str, Any]) -> str:
-    return "  ".join(_cells(record))
+def reason_text(reasons: dict[str, Any] | None) -> str:
+    """An alert's reasons in one cell: `rule NAME vN`, then the model's contributions, e.g.
+    `rule big-night v4; amount +1.92, terminal_fraud_share_7d +0.81, is_night -0.12`."""
+    if not reasons:
+        return "-"
+    parts = [f"rule {r['name']} v{r['version']}" for r in reasons.get("rules") or []]
+    features = ", ".join(f"{f['feature']} {f['contribution']:+.3g}" for f in reasons.get("features") or [])
+    return "; ".join(parts + ([features] if features else [])) or "-"
+
+
+def _score_line(record: dict[str, Any], reasons: bool = False) -> str:
+    return "  ".join(_cells(record, reasons))
 
 
 def _render(report: dict[str, Any]) -> None:
@@ -227,6 +241,12 @@ def _render(report: dict[str, Any]) -> None:
                            f"(threshold {format_number(model.get('threshold'))})")
     for version, reason in (model.get("refused") or {}).items():
         table.add_row(f"refused v{version}", reason)
+    rules = report.get("rules") or {}
+    if rules:
+        table.add_row("rules", f"set version {rules.get('version')}: {len(rules.get('active') or [])} active, "
+                               f"{len(rules.get('shadow') or [])} in shadow")
+    for name, reason in (rules.get("paused") or {}).items():
+        table.add_row(f"[yellow]paused rule {name}[/]", reason)
     table.add_row("input rows/s", format_number(report.get("input_rows_per_second")))
     table.add_row("processed rows/s", format_number(report.get("processed_rows_per_second")))
     table.add_row("last batch", f"{format_number(report.get('batch_duration_ms'))} ms")

@@ -33,7 +33,7 @@ def probe(pg: PostgresConfig, user: str, password: str, dbname: str = "postgres"
 
 
 def bootstrap(pg: PostgresConfig, superuser_password: str, app_password: str) -> None:
-    """Create the application role and make it the owner of the Airflow and MLflow databases.
+    """Create the application role and make it the owner of the Airflow, MLflow and rules databases.
 
     Ownership matters: since PostgreSQL 15 no role but the owner may CREATE in schema public.
     Idempotent, so every `up` may run it.
@@ -47,7 +47,7 @@ def bootstrap(pg: PostgresConfig, superuser_password: str, app_password: str) ->
             cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (pg.user,))
             verb = "ALTER" if cur.fetchone() else "CREATE"
             cur.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(pg.user)), (app_password,))
-            for db in (pg.airflow_db, pg.mlflow_db):
+            for db in (pg.airflow_db, pg.mlflow_db, pg.rules_db):
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,))
                 if not cur.fetchone():
                     cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db), sql.Identifier(pg.user)))

@@ -220,3 +220,9 @@ def read_training_frame(lake: "Lake | Config | str", storage: "StorageConfig | N
         "last_tx": str(times.max()) if len(frame) else None,
     }
     return frame, lineage
+
+
+def event_days(lake: Lake, table: str = TRANSACTIONS) -> list[str]:
+    """The event days (YYYY-MM-DD) the lake holds files for, in order."""
+    files = _partition_files(lake.filesystem, f"{lake.root}/{table}", None, None, lake.where)
+    return sorted({path.rsplit("/", 2)[-2].split("=", 1)[1] for path in files})

@@ -36,3 +36,11 @@ def flower_client(config: "Config", **options: Any) -> "FlowerClient":
     from fraudctl.stack import get_runtime
 
     return FlowerClient(config.flower, get_runtime(config).require_secrets().flower_password, **options)
+
+
+def rule_store(config: "Config"):
+    """The rule store (fraudctl.rules.store) in the stack's PostgreSQL, as its application user."""
+    from fraudctl.rules.store import PostgresRuleStore
+    from fraudctl.stack import get_runtime
+
+    return PostgresRuleStore(config.postgres, get_runtime(config).require_secrets().postgres_password)

@@ -118,6 +118,7 @@ def status(config: Config) -> dict[str, Any]:
         "started_at": current.get("started_at"),
         "status_age_seconds": round(age, 1) if age is not None else None,
         "model": current.get("model"),
+        "rules": current.get("rules"),  # set version, active and shadow rules, rules paused over their cap
         "input_rows_per_second": current.get("input_rows_per_second"),
         "processed_rows_per_second": current.get("processed_rows_per_second"),
         "batch_duration_ms": current.get("batch_duration_ms"),

@@ -70,6 +70,7 @@ OTHER_SETTINGS = (
     "postgres.user",
     "postgres.airflow_db",
     "postgres.mlflow_db",
+    "postgres.rules_db",
     "mlflow.workers",
     "airflow.admin_user",
     "storage.bucket",
@@ -146,6 +147,8 @@ def container_config(config: Config, secrets: Secrets | None) -> dict[str, Any]:
     for section, (host, port) in table.in_network().items():
         data[section].update(host=host, port=port)
     data["storage"]["endpoint_url"] = s3_endpoint_in_network(config)
+    if secrets is not None:  # the rule store's password (the scorer reads its rules from PostgreSQL)
+        data["postgres"]["password"] = secrets.postgres_password
     if secrets is not None and config.storage.endpoint_url is None:  # the stack's objectstore: its generated keys
         data["storage"].update(access_key_id=secrets.objectstore_access_key,
                                secret_access_key=secrets.objectstore_secret_key)

@@ -3,12 +3,14 @@ micro-batch counts as done (at-least-once: a re-run batch sends the same bytes a
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
 from fraudctl.contracts import (
-    DECISION, FEATURES, INGEST_TIME, MODEL_NAME, MODEL_VERSION, SCHEMA_VERSION, SCHEMA_VERSION_FIELD, SCORE,
-    SCORED_TIME, THRESHOLD, TRANSACTION_ID, TX_DATETIME, format_times,
+    DECISION, FEATURES, INGEST_TIME, MODEL_NAME, MODEL_VERSION, REASONS, RULES_SHADOW, SCHEMA_VERSION_FIELD,
+    SCORE, SCORE_SCHEMA_VERSION, SCORED_TIME, THRESHOLD, TRANSACTION_ID, TX_DATETIME, format_times,
 )
 from fraudctl.errors import UnavailableError
 from fraudctl.features import FEATURE_NAMES
@@ -20,15 +22,20 @@ DLQ_HEADERS = ("fraudctl.source.topic", "fraudctl.source.partition", "fraudctl.s
 
 
 def score_events(featured: pd.DataFrame, scores: np.ndarray, *, threshold: float, model_name: str,
-                 model_version: str, scored_time: str) -> tuple[list[str], list[str], np.ndarray]:
-    """(keys, JSON values, is-alert mask) of the score events of a batch, in its row order."""
+                 model_version: str, scored_time: str, alert: np.ndarray | None = None,
+                 shadow: list[list[str]] | None = None,
+                 reasons: dict[int, dict] | None = None) -> tuple[list[str], list[str], np.ndarray]:
+    """(keys, JSON values, is-alert mask) of the score events (version 2) of a batch, in its row order.
+
+    `alert`: the decision after the rules (default: score >= threshold); `shadow`: per row, the shadow rules
+    that matched; `reasons`: row position -> the reasons of an alerting row (fraudctl.stream.reasons)."""
     n = len(featured)
     if n == 0:
         return [], [], np.zeros(0, dtype=bool)
     scores = np.asarray(scores, dtype="float64")
-    alert = scores >= threshold
+    alert = scores >= threshold if alert is None else np.asarray(alert, dtype=bool)
     head = pd.DataFrame({
-        SCHEMA_VERSION_FIELD: SCHEMA_VERSION,
+        SCHEMA_VERSION_FIELD: SCORE_SCHEMA_VERSION,
         TRANSACTION_ID: featured[TRANSACTION_ID].to_numpy(),
         DECISION: np.where(alert, FRAUD, LEGIT),
         MODEL_NAME: model_name,
@@ -42,10 +49,24 @@ def score_events(featured: pd.DataFrame, scores: np.ndarray, *, threshold: float
     # or feature equals the computed one exactly. (pandas' double_precision counts decimal places, not
     # significant digits: a score of 1.2e-9 came out 0.000000001234568, 1e-7 off.)
     numbers = '"%s":%%r,"%s":%r,"%s":{' % (SCORE, THRESHOLD, _finite(float(threshold)), FEATURES) \
-        + ",".join('"%s":%%r' % name for name in FEATURE_NAMES) + "}}"
+        + ",".join('"%s":%%r' % name for name in FEATURE_NAMES) + '},"%s":%%s,"%s":%%s}' % (RULES_SHADOW, REASONS)
     columns = [_json_floats(scores)] + [_json_floats(featured[name].to_numpy(dtype="float64")) for name in FEATURE_NAMES]
+    columns += [_json_lists(shadow, n), _json_reasons(reasons, n)]
     values = [f"{h[:-1]},{numbers % row}" for h, row in zip(heads, zip(*columns))]
     return list(head[TRANSACTION_ID]), values, alert
+
+
+def _json_lists(lists: list[list[str]] | None, n: int) -> list[str]:
+    if lists is None:
+        return ["[]"] * n
+    return [json.dumps(names, separators=(",", ":")) if names else "[]" for names in lists]
+
+
+def _json_reasons(reasons: dict[int, dict] | None, n: int) -> list[str]:
+    out = ["null"] * n
+    for i, reason in (reasons or {}).items():
+        out[i] = json.dumps(reason, separators=(",", ":"))
+    return out
 
 
 class _Null:

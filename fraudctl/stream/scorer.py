@@ -20,7 +20,10 @@ from fraudctl.contracts import TRANSACTION_ID, TX_DATETIME, format_time
 from fraudctl.data.lake import LABELS, TRANSACTIONS, Lake
 from fraudctl.stream.events import KAFKA_TIMESTAMP, OFFSET, PARTITION, TOPIC, decode_labels, decode_transactions
 from fraudctl.stream.model import ModelHolder
+from fraudctl.rules.ruleset import CompiledRules
 from fraudctl.stream.publish import Publisher, score_events
+from fraudctl.stream.reasons import alert_reasons
+from fraudctl.stream.rules import RulesHolder
 from fraudctl.stream.state import FeatureState, Intent
 
 log = logging.getLogger("fraudctl.scorer")
@@ -41,6 +44,9 @@ class Counters:
     labels: int = 0
     scored: int = 0
     alerts: int = 0
+    rule_alerts: int = 0  # alerts raised by active rules (the model's own not counted)
+    suppressed: int = 0  # model alerts removed by suppress rules
+    shadow_matches: int = 0  # score events naming at least one shadow rule
     dead_letters: int = 0
     duplicates: int = 0  # transactions seen before (a replayed file, a re-sent event): scored again
     last_batch_id: int | None = None
@@ -76,7 +82,8 @@ class Counters:
 
 class Scorer:
     def __init__(self, *, transactions_topic: str, labels_topic: str, state: FeatureState, models: ModelHolder,
-                 publisher: Publisher, lake: Lake | None):
+                 publisher: Publisher, lake: Lake | None, rules: RulesHolder | None = None):
+        self.rules = rules
         self.transactions_topic = transactions_topic
         self.labels_topic = labels_topic
         self.state = state
@@ -111,8 +118,12 @@ class Scorer:
 
         intent = self.state.intent(batch_id)
         model = self.models.pinned(intent.model_version) if intent else self.models.for_batch()
+        rules = None
+        if self.rules is not None:
+            rules = self.rules.pinned(intent.rules_version) if intent else self.rules.for_batch()
         if intent is None:
-            intent = Intent(batch_id, model.version, format_time(pd.Timestamp.now(tz="UTC").floor("ms").to_pydatetime()))
+            intent = Intent(batch_id, model.version, format_time(pd.Timestamp.now(tz="UTC").floor("ms").to_pydatetime()),
+                            rules.version if rules is not None else None)
             self.state.record_intent(intent)
 
         # The batch's own records go to the lake and to the state's staging files in a thread while it is
@@ -121,8 +132,8 @@ class Scorer:
         # folder is renamed into place only after the output is flushed.
         aside = self._aside.submit(self._write_aside, batch_id, transactions, labels.events)
         try:
-            scored, alerts, latency = self._score_and_publish(transactions, labels.events, rejects, model, intent,
-                                                              clock)
+            scored, alerts, latency = self._score_and_publish(transactions, labels.events, rejects, model, rules,
+                                                              intent, clock)
         finally:
             futures.wait([aside])  # a re-run of this batch must not race this run's writes
         clock.lap("wait")
@@ -159,21 +170,39 @@ class Scorer:
                         rejects["reason"].iloc[0])
 
     def _score_and_publish(self, transactions: pd.DataFrame, labels: pd.DataFrame, rejects: pd.DataFrame, model,
-                           intent: Intent, clock: "_PhaseClock") -> tuple[int, int, dict[str, float] | None]:
-        """Features, scores, the output sent and acknowledged: (scored, alerts, latency figures or None when
-        the batch had no transactions)."""
+                           rules: CompiledRules | None, intent: Intent,
+                           clock: "_PhaseClock") -> tuple[int, int, dict[str, float] | None]:
+        """Features, scores, rules, reasons, the output sent and acknowledged: (scored, alerts, latency figures
+        or None when the batch had no transactions)."""
         self.state.apply_labels(labels)  # a batch's labels count before its transactions
         featured = self.state.features(transactions)  # keeps the Kafka columns: the ingest time is published
         clock.lap("features")
         scores = model.score(featured)
         clock.lap("score")
+        model_alert = np.asarray(scores, dtype="float64") >= model.threshold
+        verdict = rules.verdict(featured, model_alert) if rules is not None and len(rules) else None
+        alert = verdict.alert if verdict is not None else model_alert
+        reasons = alert_reasons(model.estimator, featured, alert, verdict.matched if verdict is not None else None)
+        clock.lap("rules")
         keys, values, alert = score_events(featured, scores, threshold=model.threshold, model_name=model.name,
-                                           model_version=model.version, scored_time=intent.scored_time)
+                                           model_version=model.version, scored_time=intent.scored_time,
+                                           alert=alert, shadow=verdict.shadow if verdict is not None else None,
+                                           reasons=reasons)
         clock.lap("encode")
+        if verdict is not None:
+            self._count_rules(verdict, model_alert, rules)
         self.publisher.send(keys, values, alert, rejects)
         self.publisher.flush()
         clock.lap("publish")
         return len(keys), int(alert.sum()), _latency_ms(featured)
+
+    def _count_rules(self, verdict, model_alert: np.ndarray, rules: CompiledRules) -> None:
+        c = self.counters
+        c.rule_alerts += int((verdict.alert & ~model_alert).sum())
+        c.suppressed += int((model_alert & ~verdict.alert).sum())
+        c.shadow_matches += sum(1 for names in verdict.shadow if names)
+        if verdict.over_cap and self.rules is not None:
+            self.rules.report_over_cap(rules, verdict.over_cap)
 
     def _write_aside(self, batch_id: int, transactions: pd.DataFrame, labels: pd.DataFrame) -> dict[str, float]:
         """The lake files and the state's staged files of a batch (in the aside thread); their ms."""

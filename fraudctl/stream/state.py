@@ -42,11 +42,12 @@ PRUNE_SLACK_DAYS = 1
 @dataclass(frozen=True)
 class Intent:
     """What a batch's output is built with, recorded before the output, so that a re-run after a crash
-    sends the same bytes (the same model version and scored time)."""
+    sends the same bytes (the same model version, rule set version and scored time)."""
 
     batch_id: int
     model_version: str
     scored_time: str
+    rules_version: int | None = None  # the rule set's (None: written before rules existed, or none in use)
 
 
 class BatchLog:

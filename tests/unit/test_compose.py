@@ -450,7 +450,8 @@ def test_the_rendered_stack_follows_a_changed_config_service_by_service(compose_
     """Every setting compose.yaml reads, moved off its default at once, checked where each service uses it."""
     config = in_tmp(tmp_path, {
         "kafka": {"host": "127.0.0.2", "port": 19999, "controller_port": 19998, "heap": "768m"},
-        "postgres": {"host": "127.0.0.3", "port": 15432, "user": "ops", "airflow_db": "af", "mlflow_db": "ml"},
+        "postgres": {"host": "127.0.0.3", "port": 15432, "user": "ops", "airflow_db": "af", "mlflow_db": "ml",
+                     "rules_db": "rl"},
         "redis": {"host": "127.0.0.4", "port": 16379},
         "mlflow": {"host": "127.0.0.5", "port": 15000, "workers": 3},
         "airflow": {"host": "127.0.0.6", "port": 18080, "admin_user": "root2", "parallelism": 7,
@@ -476,7 +477,8 @@ def test_the_rendered_stack_follows_a_changed_config_service_by_service(compose_
     assert kafka["KAFKA_HEAP_OPTS"] == "-Xms768m -Xmx768m"
 
     assert published(resolved["postgres"]) == [("127.0.0.3", 15432, 5432)]
-    assert (env("postgres")["APP_DB_USER"], env("postgres")["APP_AIRFLOW_DB"], env("postgres")["APP_MLFLOW_DB"]) == ("ops", "af", "ml")
+    assert (env("postgres")["APP_DB_USER"], env("postgres")["APP_AIRFLOW_DB"], env("postgres")["APP_MLFLOW_DB"],
+            env("postgres")["APP_RULES_DB"]) == ("ops", "af", "ml", "rl")
     assert published(resolved["redis"]) == [("127.0.0.4", 16379, 6379)]
 
     assert published(resolved["objectstore"]) == [("127.0.0.8", 19000, 9000)]

@@ -255,6 +255,10 @@ def test_scorer_start_runs_the_service_inside_the_network(stack):
     assert job.storage.endpoint_url == "http://objectstore:9000"
     assert job.storage.access_key_id.get_secret_value() == secrets["OBJECTSTORE_ACCESS_KEY"]
     assert job.storage.secret_access_key.get_secret_value() == secrets["OBJECTSTORE_SECRET_KEY"]
+    # The rule store's password, for the scorer's rules: in the launch file, never in the container's command.
+    assert job.postgres.password.get_secret_value() == secrets["POSTGRES_PASSWORD"]
+    assert job.postgres.host == "postgres"
+    assert secrets["POSTGRES_PASSWORD"] not in json.dumps([c["args"] for c in stack.calls()])
     assert str(job.state_dir) == "/var/lib/fraudctl"  # its scorer/ is the host's folder, mounted
     assert launch["master"] is None and launch["wait_for_model"] is True
 

@@ -2,7 +2,7 @@
 functions) has no circle and no import from a lower layer to a higher one. Computed with `ast`, no import.
 
 The layers, bottom up (README, "Architecture"): the foundation (errors, contracts, choices, clock, config),
-the clients of external systems, the stages of the data flow (features and data, model, stream, retraining),
+the clients of external systems, the stages of the data flow (features, data and rules, model, stream, retraining),
 the stack (runtimes, secrets), the operator's services, and on top the CLI and the entry points (jobs/, dags/).
 A module may import its own layer and the layers below it.
 """
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 LAYERS = [  # (rank, module prefixes): a module's layer is that of its longest matching prefix
     (0, ("fraudctl.errors", "fraudctl.contracts", "fraudctl.choices", "fraudctl.clock", "fraudctl.config")),
     (1, ("fraudctl.clients",)),
-    (2, ("fraudctl.features", "fraudctl.data")),
+    (2, ("fraudctl.features", "fraudctl.data", "fraudctl.rules")),
     (3, ("fraudctl.model",)),
     (4, ("fraudctl.stream",)),
     (5, ("fraudctl.retraining",)),

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from fraudctl.contracts import (
-    DECISION, FEATURES, INGEST_TIME, MODEL_NAME, MODEL_VERSION, SCHEMA_VERSION, SCHEMA_VERSION_FIELD, SCORE,
-    SCORE_FIELDS, SCORED_TIME, THRESHOLD, TRANSACTION_ID, TX_DATETIME, format_time, format_times, parse_time,
+    DECISION, FEATURES, INGEST_TIME, MODEL_NAME, MODEL_VERSION, REASONS, RULES_SHADOW, SCHEMA_VERSION_FIELD, SCORE,
+    SCORE_FIELDS_V2, SCORE_SCHEMA_VERSION, SCORED_TIME, THRESHOLD, TRANSACTION_ID, TX_DATETIME, format_time,
+    format_times, parse_time,
 )
 from fraudctl.features import FEATURE_NAMES
 from fraudctl.stream.events import KAFKA_TIMESTAMP
@@ -44,8 +45,9 @@ def test_every_score_event_is_valid_json_with_every_field():
     assert keys == frame[TRANSACTION_ID].tolist() and len(values) == 300 and len(alert) == 300
     for i, value in enumerate(values):
         event = json.loads(value)
-        assert set(event) == set(SCORE_FIELDS) | {SCHEMA_VERSION_FIELD}
-        assert event[SCHEMA_VERSION_FIELD] == SCHEMA_VERSION
+        assert set(event) == set(SCORE_FIELDS_V2) | {SCHEMA_VERSION_FIELD}
+        assert event[SCHEMA_VERSION_FIELD] == SCORE_SCHEMA_VERSION
+        assert event[RULES_SHADOW] == [] and event[REASONS] is None  # no rules, no reasons asked for
         assert event[TRANSACTION_ID] == keys[i]
         assert (event[MODEL_NAME], event[MODEL_VERSION]) == ("fraud-detector", "7")
         assert event[SCORED_TIME] == "2018-04-02T10:00:00.123000Z"

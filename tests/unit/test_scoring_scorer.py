@@ -145,8 +145,8 @@ def test_a_batch_is_scored_published_written_and_committed(setup, tmp_path):
     assert (c.batches, c.transactions, c.labels, c.scored, c.alerts, c.dead_letters, c.duplicates) == (1, 3, 1, 3, 1, 3, 0)
     assert c.last_batch_id == 0 and c.last_batch_rows == 7
     # Where the time went (the lake and the state's files are written aside, while the batch is scored).
-    assert set(c.last_batch_phases_ms) == {"decode", "features", "score", "encode", "publish", "wait", "commit",
-                                           "lake", "stage"}
+    assert set(c.last_batch_phases_ms) == {"decode", "features", "score", "rules", "encode", "publish", "wait",
+                                           "commit", "lake", "stage"}
     assert set(c.as_dict()["batch_phases_ms_p50"]) == set(c.last_batch_phases_ms)
     assert 0 < c.latency_ms["p50"] <= c.latency_ms["p99"] <= c.latency_ms["max"]  # Kafka time of 2018 -> now
     assert scorer.state.is_committed(0) and scorer.state.seen(pd.Series(["a", "b", "c"])).all()

@@ -31,6 +31,9 @@ COMMANDS = [
     (["scorer", "wait", "--timeout", "5"], ExitCode.UNAVAILABLE, "fraudctl up"),
     (["scores", "tail"], ExitCode.UNAVAILABLE, "fraudctl up"),
     (["scores", "summary"], ExitCode.UNAVAILABLE, "fraudctl up"),
+    (["rules", "list"], ExitCode.UNAVAILABLE, "fraudctl up"),
+    (["rules", "add", "big", "amount > 500"], ExitCode.UNAVAILABLE, "fraudctl up"),
+    (["rules", "test", "big"], ExitCode.UNAVAILABLE, "fraudctl up"),
 ]
 LIMIT_SECONDS = 60  # each command's own timeouts are 10 s or less; the rest is start-up on a busy machine
 

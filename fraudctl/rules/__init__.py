@@ -1,0 +1,1 @@
+"""Rules beside the model: the condition language, rules and rule sets, their history and store."""
