@@ -45,7 +45,7 @@ Definitions (all times are the transaction's event time `tx_datetime`, UTC, as t
   several of them within two weeks, and they inflate the very means the ratios above divide by; a window
   that ends 14 days back is a baseline the current spree has not touched yet, and a z-score says how far
   outside the customer's spread an amount is. Chosen on the validation weeks of seeds 0, 1, 2 (README,
-  "Models"), where each raised LightGBM's average precision; the other candidates measured (pair newness,
+  the handbook figures), where each raised LightGBM's average precision; the other candidates measured (pair newness,
   time since the previous transaction, the terminal's volume against its usual) did not and stay in
   bench/handbook_candidates.py. No new state: both read the customer's transactions the scorer already
   keeps for the 30-day windows (history_days stays 37).
