@@ -24,4 +24,4 @@ FILE_FORMATS: tuple[str, ...] = get_args(FileFormatName)
 # The estimators fraudctl trains (fraudctl.model.estimators builds them).
 EstimatorName = Literal["gradient_boosting", "lightgbm", "random_forest", "logistic_regression"]
 ESTIMATORS: tuple[str, ...] = get_args(EstimatorName)
-DEFAULT_ESTIMATOR: EstimatorName = "gradient_boosting"
+DEFAULT_ESTIMATOR: EstimatorName = "lightgbm"

@@ -38,6 +38,11 @@ def contributions(estimator, featured: pd.DataFrame) -> Contributions | None:
     """Exact contributions of each feature for each row of `featured`, or None for an estimator without them."""
     frame = featured[FEATURE_NAMES]
     booster = getattr(estimator, "booster_", None)
+    exact = booster is not None or set(getattr(estimator, "named_steps", None) or ()) == {"scale", "classify"}
+    if exact and len(frame) == 0:
+        # A batch without alerts: LightGBM and scikit-learn both refuse an empty input rather than return
+        # nothing, and the scorer asks for its alerting rows only.
+        return Contributions(np.zeros((0, len(FEATURE_NAMES))), np.zeros(0), tuple(FEATURE_NAMES))
     if booster is not None:  # LightGBM: last column is the expected value
         raw = np.asarray(booster.predict(frame, pred_contrib=True), dtype=float)
         return Contributions(raw[:, :-1], raw[:, -1], tuple(FEATURE_NAMES))
@@ -54,6 +59,8 @@ def contributions(estimator, featured: pd.DataFrame) -> Contributions | None:
 
 def raw_score(estimator, featured: pd.DataFrame) -> np.ndarray:
     """The log-odds the contributions add up to (what the tests compare against)."""
+    if len(featured) == 0:
+        return np.zeros(0)
     booster = getattr(estimator, "booster_", None)
     if booster is not None:
         return np.asarray(booster.predict(featured[FEATURE_NAMES], raw_score=True), dtype=float)

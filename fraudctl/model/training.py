@@ -33,6 +33,7 @@ import pandas as pd
 
 from fraudctl.contracts import AMOUNT, CUSTOMER_ID, IS_FRAUD, TRAINING_COLUMNS, TRANSACTION_ID, TX_DATETIME
 from fraudctl.errors import BadInputError, NotFoundError, UnavailableError
+from fraudctl.choices import DEFAULT_ESTIMATOR
 from fraudctl.model.estimators import ESTIMATORS, hyperparameters, make_estimator
 from fraudctl.model.evaluation import ThresholdChoice, choose_threshold, day_of, evaluate
 from fraudctl.features import DEFAULT_SPEC, FeatureSpec, compute_features, validate_transactions
@@ -202,7 +203,7 @@ def fraud_scores(model, rows: pd.DataFrame, feature_names: list[str]) -> np.ndar
     return model.predict_proba(rows[feature_names])[:, 1]
 
 
-def train(featured: pd.DataFrame, split: SplitSpec, *, estimator: str = "gradient_boosting",
+def train(featured: pd.DataFrame, split: SplitSpec, *, estimator: str = DEFAULT_ESTIMATOR,
           spec: FeatureSpec = DEFAULT_SPEC, alert_budget_per_day: int = 100, precision_target: float | None = None,
           random_state: int = 0) -> TrainingResult:
     """Fit on the training window, choose the threshold on validation, evaluate on the test window."""

@@ -45,3 +45,37 @@ def test_top_is_ordered_by_magnitude_and_signed():
         magnitudes = [abs(r["contribution"]) for r in reasons]
         assert magnitudes == sorted(magnitudes, reverse=True)
         assert magnitudes[0] == pytest.approx(np.abs(row).max(), abs=1e-6)
+
+
+def test_the_default_estimator_explains_itself():
+    from fraudctl.choices import DEFAULT_ESTIMATOR
+
+    frame, label = _data(rows=1000)
+    model = make_estimator(DEFAULT_ESTIMATOR, 0, n_estimators=10).fit(frame, label)
+    assert contributions(model, frame.head(5)) is not None
+
+
+def test_a_lightgbm_model_saved_with_skops_loads_with_the_trusted_types_and_explains_the_same():
+    """The registry saves models with skops and loads them with its own allow-list: a LightGBM model must need
+    no type outside it, and the loaded model must give the same scores and contributions."""
+    import skops.io
+
+    from fraudctl.model.registry import TRUSTED_TYPES
+
+    frame, label = _data(rows=1500)
+    model = make_estimator("lightgbm", 0, n_estimators=30).fit(frame, label)
+    saved = skops.io.dumps(model)
+    assert set(skops.io.get_untrusted_types(data=saved)) <= set(TRUSTED_TYPES)
+    loaded = skops.io.loads(saved, trusted=list(TRUSTED_TYPES))
+    np.testing.assert_array_equal(loaded.predict_proba(frame), model.predict_proba(frame))
+    np.testing.assert_array_equal(contributions(loaded, frame).values, contributions(model, frame).values)
+
+
+@pytest.mark.parametrize("name,overrides", [("lightgbm", {"n_estimators": 5}), ("logistic_regression", {})])
+def test_no_rows_no_contributions(name, overrides):
+    """A micro-batch without alerts asks for the contributions of no rows: an empty answer, not an error."""
+    frame, label = _data(rows=500)
+    model = make_estimator(name, 0, **overrides).fit(frame, label)
+    explained = contributions(model, frame.head(0))
+    assert explained.values.shape == (0, len(FEATURE_NAMES)) and explained.top() == []
+    assert raw_score(model, frame.head(0)).shape == (0,)

@@ -14,6 +14,7 @@ from fraudctl.features import (
     OnlineFeatureState,
     compute_features,
 )
+from fraudctl.features import _window_spread
 
 
 def frame(rows: list[tuple]) -> pd.DataFrame:
@@ -31,7 +32,7 @@ def by_id(features: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------- hand-worked
 
 
-def test_feature_names_are_the_documented_twenty_one():
+def test_feature_names_are_the_documented_twenty_three():
     assert FEATURE_NAMES == [
         "amount", "is_weekend", "is_night",
         "customer_tx_count_1d", "customer_mean_amount_1d", "customer_tx_count_7d", "customer_mean_amount_7d",
@@ -40,6 +41,7 @@ def test_feature_names_are_the_documented_twenty_one():
         "terminal_tx_count_1d", "terminal_fraud_share_1d", "terminal_tx_count_7d", "terminal_fraud_share_7d",
         "terminal_tx_count_30d", "terminal_fraud_share_30d",
         "terminal_fraud_run", "terminal_fraud_run_age_days", "terminal_first_fraud_age_days",
+        "customer_amount_z", "customer_baseline_ratio",
     ]
     assert DEFAULT_SPEC.delay_days == 7
     assert DEFAULT_SPEC.history_days == 37  # 7 days of delay + the 30-day terminal window
@@ -84,6 +86,33 @@ def test_customer_windows_by_hand():
     assert f.loc[5, "customer_amount_ratio_30d"] == pytest.approx(50 / 35)
     assert f.loc[5, "customer_amount_ratio_1d"] == 1.0
     assert f.loc[4, "customer_amount_ratio_7d"] == pytest.approx(40 / 25)
+
+
+def test_customer_spread_and_baseline_by_hand():
+    f = by_id(compute_features(frame([
+        (1, "2018-04-01 10:00:00", 7, 1, 10.0, 0),
+        (2, "2018-04-03 10:00:00", 7, 2, 30.0, 0),  # 7 days: {10, 30}, mean 20, deviation 10: z = 1
+        (3, "2018-04-20 10:00:00", 7, 3, 40.0, 0),  # alone in 7 days: no spread; baseline (03-21, 04-06]: 20
+        (4, "2018-05-01 10:00:00", 7, 4, 80.0, 0),  # baseline (04-01 10:00, 04-17 10:00]: tx 1 out, tx 2 in
+        (5, "2018-05-04 10:00:00", 7, 5, 80.0, 1),  # {80, 80}: no spread; baseline ends at tx 3 exactly: in
+        (6, "2018-05-04 11:00:00", 7, 5, 80.004, 0),  # a spread of 2 thousandths of a cent is rounding
+        (7, "2018-05-04 10:00:00", 8, 1, 99.0, 0),  # another customer, no baseline: ratio 1
+    ])))
+    assert f["customer_amount_z"].tolist() == [0.0, pytest.approx(1.0), 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert f["customer_baseline_ratio"].tolist() == [
+        1.0, 1.0, pytest.approx(2.0), pytest.approx(80 / 30), pytest.approx(2.0), pytest.approx(80.004 / 40), 1.0]
+
+
+def test_spread_is_summed_within_the_window_in_chunks():
+    # The chunked two-pass sum gives numpy's mean and std of each window, whatever the chunk size.
+    rng = np.random.default_rng(1)
+    values = rng.normal(100, 30, size=200)
+    at = np.arange(200)
+    lower = np.maximum(at - rng.integers(0, 20, size=200), 0)
+    for chunk in (1, 7, 1 << 21):
+        mean, spread = _window_spread(values, lower, at, chunk=chunk)
+        np.testing.assert_allclose(mean, [values[lo:a + 1].mean() for lo, a in zip(lower, at)], rtol=1e-12)
+        np.testing.assert_allclose(spread, [values[lo:a + 1].std() for lo, a in zip(lower, at)], rtol=1e-9, atol=1e-12)
 
 
 def test_amount_ratio_of_a_zero_mean_is_one():

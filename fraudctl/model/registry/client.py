@@ -39,8 +39,10 @@ MODEL_ARTIFACT = "model"
 HOLDOUT_DIR = "holdout"
 HOLDOUT_FILE = "holdout.parquet"
 # skops refuses any type not listed when loading. Gradient boosting and random forest hold sklearn's tree
-# structure; logistic regression needs nothing beyond skops' defaults.
-TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
+# structure; logistic regression needs nothing beyond skops' defaults. LightGBM's classifier holds its Booster,
+# which skops rebuilds from LightGBM's own text model format (no pickle), and an OrderedDict of its parameters.
+TRUSTED_TYPES = ("sklearn.tree._tree.Tree", "lightgbm.sklearn.LGBMClassifier", "lightgbm.basic.Booster",
+                 "collections.OrderedDict")
 UNREACHABLE_WORDS = ("Max retries", "Connection", "timed out", "API request")
 
 

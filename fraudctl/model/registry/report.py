@@ -101,7 +101,7 @@ def log_training(registry: Registry, result: "TrainingResult", data: "LoadedData
                 # Explicit requirements: inference would load the model in a subprocess (slow, and
                 # refused without MLFLOW_ALLOW_PICKLE_DESERIALIZATION).
                 pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}",
-                                  "pandas<3", "numpy"],
+                                  "pandas<3", "numpy", *_estimator_requirements(result)],
                 metadata={SPEC_METADATA: result.spec.as_dict(), THRESHOLD_METADATA: result.threshold.threshold},
             )
         version = registry.register(info.model_uri, run.info.run_id, info.model_id, _version_tags(result, lineage))
@@ -111,6 +111,15 @@ def log_training(registry: Registry, result: "TrainingResult", data: "LoadedData
         "run_url": registry.run_url(experiment.experiment_id, run.info.run_id),
         "version_url": registry.version_url(version),
     }
+
+
+def _estimator_requirements(result: "TrainingResult") -> list[str]:
+    """The packages beyond scikit-learn the model needs to load: lightgbm, pinned to the version that trained it."""
+    if result.estimator == "lightgbm":
+        import lightgbm
+
+        return [f"lightgbm=={lightgbm.__version__}"]
+    return []
 
 
 def _skops_types(result: "TrainingResult") -> set[str]:

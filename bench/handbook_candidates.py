@@ -1,0 +1,69 @@
+"""Candidate features that were measured and NOT kept (issue 22): computed here, offline only, so that
+bench_handbook.py can print their gain on every run. A candidate that earns its place moves to
+fraudctl/features.py, its one home, with an online computation and a parity test; these have neither.
+
+All windows are over the customer's (or the pair's, or the terminal's) transactions up to and including the
+current one in event order (tx_datetime, transaction_id), like the customer windows in features.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from fraudctl.contracts import AMOUNT, CUSTOMER_ID, TERMINAL_ID, TRANSACTION_ID, TX_DATETIME
+from fraudctl.features import _as_utc_ns, _count_le, _group_order
+
+_NS_PER_DAY = 86_400 * 10**9
+
+CANDIDATES = {
+    "pair_tx_count_30d": "transactions of this customer at this terminal over 30 days (how new the pair is)",
+    "pair_age_days_30d": "days since the pair's first transaction within 30 days (0: a new pair)",
+    "customer_gap_days": "days since the customer's previous transaction, 30 when none within 30 days",
+    "customer_amount_z_30d": "customer_amount_z over 30 days instead of 7",
+    "terminal_volume_ratio": "the terminal's transactions over 1 day against its daily mean over 30 days",
+}
+
+
+def _windows(codes: np.ndarray, times: np.ndarray, ids: np.ndarray, days: int) -> dict[str, np.ndarray]:
+    """Per row, in the input order: the count over (t - days, t] of its group, and the times of the group's
+    first row in that window and of its previous row (-1 when none)."""
+    order = _group_order(codes, times, ids)
+    c, t = codes[order], times[order]
+    lower = _count_le(c, t, c, t - days * _NS_PER_DAY)
+    position = np.arange(len(c))
+    first = np.r_[True, c[1:] != c[:-1]]
+    values = {"count": (position + 1 - lower).astype("float64"), "first_time": t[lower],
+              "previous_time": np.where(first, -1, np.r_[0, t[:-1]])}
+    back = np.empty(len(order), dtype=np.int64)
+    back[order] = position
+    return {name: v[back] for name, v in values.items()}
+
+
+def add_candidates(featured: pd.DataFrame) -> pd.DataFrame:
+    """`featured` (fraudctl's features) with the CANDIDATES columns added."""
+    from fraudctl.features import _window_spread
+
+    times = _as_utc_ns(featured[TX_DATETIME])
+    ids = featured[TRANSACTION_ID].to_numpy()
+    customers = pd.factorize(featured[CUSTOMER_ID])[0]
+    terminals = pd.factorize(featured[TERMINAL_ID])[0]
+    pairs = pd.factorize(pd.MultiIndex.from_arrays([featured[CUSTOMER_ID], featured[TERMINAL_ID]]))[0]
+    out = {}
+    pair = _windows(pairs, times, ids, 30)
+    out["pair_tx_count_30d"] = pair["count"]
+    out["pair_age_days_30d"] = (times - pair["first_time"]) / _NS_PER_DAY
+    customer = _windows(customers, times, ids, 30)
+    gap = (times - customer["previous_time"]) / _NS_PER_DAY
+    out["customer_gap_days"] = np.where(customer["previous_time"] < 0, 30.0, np.minimum(gap, 30.0))
+    order = _group_order(customers, times, ids)
+    c, t, a = customers[order], times[order], featured[AMOUNT].to_numpy(dtype="float64")[order]
+    at = np.arange(len(c))
+    mean, spread = _window_spread(a, _count_le(c, t, c, t - 30 * _NS_PER_DAY), at)
+    z = np.divide(a - mean, spread, out=np.zeros(len(at)), where=spread >= 0.005)
+    back = np.empty(len(order), dtype=np.int64)
+    back[order] = at
+    out["customer_amount_z_30d"] = z[back]
+    day, month = _windows(terminals, times, ids, 1), _windows(terminals, times, ids, 30)
+    out["terminal_volume_ratio"] = day["count"] / (month["count"] / 30.0)
+    return featured.assign(**out)
