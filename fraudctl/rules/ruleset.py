@@ -97,12 +97,41 @@ class RuleSet:
         return CompiledRules(self)
 
 
+class RowLists:
+    """Per row, the labels of the rules that matched it, from a (rules x rows) matrix of hits: built for a row
+    when asked (reasons ask for the alerting rows only), so a batch pays for its matches, not its rows."""
+
+    def __init__(self, hits: np.ndarray, labels: list):
+        self.hits, self.labels = hits, labels
+
+    def __getitem__(self, row: int) -> list:
+        return [self.labels[j] for j in np.flatnonzero(self.hits[:, row]).tolist()] if len(self.labels) else []
+
+    def __len__(self) -> int:
+        return self.hits.shape[1]
+
+    def __iter__(self):
+        return (self[row] for row in range(len(self)))
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other)
+
+    def all(self) -> list[list]:
+        """Every row's list (a score event's `rules_shadow`), in one pass over the matches."""
+        out: list[list] = [[] for _ in range(len(self))]
+        rows, columns = np.nonzero(self.hits.T)  # row by row, each row's rules in their order
+        labels = self.labels
+        for row, column in zip(rows.tolist(), columns.tolist()):
+            out[row].append(labels[column])
+        return out
+
+
 @dataclass
 class Verdict:
     """A set's verdict on a batch, row by row (in the batch's row order)."""
 
     alert: np.ndarray  # the final decision: the model's alerts, less suppressed rows, plus active alert rules
-    matched: list[list[tuple[str, int]]]  # per row: the active rules that matched (name, version), both actions
+    matched: RowLists  # per row: the active rules that matched (name, version), both actions
     shadow: list[list[str]]  # per row: the shadow rules that matched
     over_cap: dict[str, str] = field(default_factory=dict)  # rule name -> why it was paused in this batch
     rule_alerts: dict[str, int] = field(default_factory=dict)  # rule name -> rows it alerted on
@@ -120,34 +149,30 @@ class CompiledRules:
     def verdict(self, frame: pd.DataFrame, model_alert: np.ndarray) -> Verdict:
         n = len(frame)
         alert = np.asarray(model_alert, dtype=bool).copy()
-        matched: list[list[tuple[str, int]]] = [[] for _ in range(n)]
-        shadow: list[list[str]] = [[] for _ in range(n)]
-        verdict = Verdict(alert, matched, shadow)
-        if not n or not self.rules:
-            return verdict
         cache: dict[str, np.ndarray] = {}
-        suppressed = np.zeros(n, dtype=bool)
-        raised = np.zeros(n, dtype=bool)
-        for rule, condition in self.rules:
+        suppressed, raised = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        shadow_hits, shadow_names, active_hits, active_labels = [], [], [], []
+        over_cap, rule_alerts = {}, {}
+        for rule, condition in (self.rules if n else []):
             hits = condition.evaluate(frame, cache)
-            rows = np.flatnonzero(hits)
-            if not len(rows):
+            matches = int(hits.sum())
+            if not matches:
                 continue
             if rule.mode == SHADOW:
-                for i in rows:
-                    shadow[i].append(rule.name)
+                shadow_hits.append(hits)
+                shadow_names.append(rule.name)
                 continue
-            if rule.action == ALERT and rule.cap is not None and len(rows) >= CAP_MIN_MATCHES \
-                    and len(rows) > rule.cap * n:
-                verdict.over_cap[rule.name] = (f"over its cap: matched {len(rows):,} of {n:,} rows "
-                                               f"({len(rows) / n:.1%} > {rule.cap:.1%}) at set version {self.version}")
+            if rule.action == ALERT and rule.cap is not None and matches >= CAP_MIN_MATCHES and matches > rule.cap * n:
+                over_cap[rule.name] = (f"over its cap: matched {matches:,} of {n:,} rows "
+                                       f"({matches / n:.1%} > {rule.cap:.1%}) at set version {self.version}")
                 continue
-            for i in rows:
-                matched[i].append((rule.name, rule.version))
+            active_hits.append(hits)
+            active_labels.append((rule.name, rule.version))
             if rule.action == SUPPRESS:
                 suppressed |= hits
             else:
                 raised |= hits
-                verdict.rule_alerts[rule.name] = len(rows)
-        verdict.alert = (alert & ~suppressed) | raised
-        return verdict
+                rule_alerts[rule.name] = matches
+        shadow = RowLists(np.array(shadow_hits).reshape(len(shadow_hits), n), shadow_names).all()
+        matched = RowLists(np.array(active_hits).reshape(len(active_hits), n), active_labels)
+        return Verdict((alert & ~suppressed) | raised, matched, shadow, over_cap, rule_alerts)
