@@ -132,7 +132,10 @@ def compose_config(tmp_path_factory, compose_env) -> Path:
         folder, PORT_OFFSET, runtime={"kind": "compose", "stop_timeout": 20},
         compose={"ca_bundle": str(ca) if ca.is_file() else None}, retrain={"schedule": None},
         # An alert budget sized to the whole loop's 600 customers, as 100 is to the default 5 000.
-        model={"alert_budget_per_day": 25})
+        model={"alert_budget_per_day": 25},
+        # The scorer's start under compose: a container, the driver, an application on the compose master and
+        # an executor JVM on its worker; on two cores shared with the rest, minutes rather than seconds.
+        scorer={"start_timeout": 600})
 
 
 def fraudctl(config: Path, env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -159,8 +162,12 @@ def compose_stack(compose_config, compose_env):
     run_fraudctl("-c", str(compose_config), "down", "--purge", env=compose_env, timeout=600)
     assert project_volumes(compose_env) == []
     started = time.monotonic()
-    # --build: the images run this checkout's code (cached layers are reused; a change rebuilds its own)
-    result = fraudctl(compose_config, compose_env, "up", "--build", "-o", "json", timeout=UP_TIMEOUT)
+    try:
+        # --build: the images run this checkout's code (cached layers are reused; a change rebuilds its own)
+        result = fraudctl(compose_config, compose_env, "up", "--build", "-o", "json", timeout=UP_TIMEOUT)
+    except BaseException:
+        run_fraudctl("-c", str(compose_config), "down", "--purge", env=compose_env, timeout=600)
+        raise
     report = json.loads(result.stdout)
     print(f"\ncompose up from nothing: {time.monotonic() - started:.0f}s (images built: "
           f"{[line for line in result.stderr.splitlines() if line.startswith('built ')] or 'none, cached'})")
