@@ -58,6 +58,7 @@ def run(config: Path, *args: str, env: dict[str, str] | None = None, timeout: fl
 
 
 def compose_config(folder: Path, offset: int = COMPOSE_OFFSET) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
     return write_shifted_config(folder, offset, runtime={"kind": "compose", "stop_timeout": 20},
                                 compose={"ca_bundle": str(CA_BUNDLE) if CA_BUNDLE.is_file() else None},
                                 retrain={"schedule": None})
@@ -144,6 +145,7 @@ def main() -> None:
         raise SystemExit("set DOCKER_HOST to the engine to use (never a test engine on the default socket)")
     compose_env = {"COMPOSE_PROJECT_NAME": PROJECT}
     folder = Path(tempfile.mkdtemp(prefix="fraudctl-bench-compose-"))
+    (folder / "native").mkdir()
     native_cfg = write_shifted_config(folder / "native", NATIVE_OFFSET, runtime={"kind": "native", "stop_timeout": 20},
                                       retrain={"schedule": None})
     compose_cfg = compose_config(folder / "compose")
