@@ -61,7 +61,18 @@ def compose_config(folder: Path, offset: int = COMPOSE_OFFSET) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     return write_shifted_config(folder, offset, runtime={"kind": "compose", "stop_timeout": 20},
                                 compose={"ca_bundle": str(CA_BUNDLE) if CA_BUNDLE.is_file() else None},
-                                retrain={"schedule": None})
+                                retrain={"schedule": None},
+                                # a container, the driver, an application on the compose master and an
+                                # executor on its worker: minutes on two loaded cores
+                                scorer={"start_timeout": 900})
+
+
+class Figures(dict):
+    """The figures, each also printed the moment it is measured (a later failure keeps the earlier ones)."""
+
+    def __setitem__(self, name: str, value: str) -> None:
+        print(f"  {name}: {value}", flush=True)
+        super().__setitem__(name, value)
 
 
 def compose_memory(env: dict[str, str], project: str) -> tuple[int, float]:
@@ -106,7 +117,7 @@ def throwaway_engine(folder: Path) -> Iterator[str]:
         shutil.rmtree(folder / "data", ignore_errors=True)
 
 
-def cold_build(figures: dict[str, str]) -> None:
+def cold_build(figures: Figures) -> None:
     folder = Path(tempfile.mkdtemp(prefix="fraudctl-bench-engine-", dir="/var/lib"))
     try:
         with throwaway_engine(folder) as host:
@@ -149,8 +160,9 @@ def main() -> None:
     native_cfg = write_shifted_config(folder / "native", NATIVE_OFFSET, runtime={"kind": "native", "stop_timeout": 20},
                                       retrain={"schedule": None})
     compose_cfg = compose_config(folder / "compose")
-    figures: dict[str, str] = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                               "machine": f"{os.cpu_count()} cores, load average at start {os.getloadavg()[0]:.1f}"}
+    figures = Figures()
+    figures["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    figures["machine"] = f"{os.cpu_count()} cores, load average at start {os.getloadavg()[0]:.1f}"
     try:
         run(compose_cfg, "down", "--purge", env=compose_env)  # warm: images cached, no volume of the project
         seconds, _, err = run(compose_cfg, "up", "-o", "json", env=compose_env)
