@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from bench.support import write_shifted_config  # noqa: E402
+from bench.support import stack_memory, write_shifted_config  # noqa: E402
 
 BIN = Path(sys.executable).parent
 OFFSET = 15000
@@ -41,23 +41,6 @@ def fraudctl(config: Path, *args: str) -> tuple[float, subprocess.CompletedProce
 
 def median_time(command: list[str], runs: int) -> float:
     return statistics.median(timed(command)[0] for _ in range(runs))
-
-
-def stack_memory(state_dir: Path) -> tuple[int, float, float]:
-    """(processes, RSS MiB, PSS MiB) of supervisord and everything below it."""
-    import psutil
-
-    root = psutil.Process(int((state_dir / "run" / "supervisord.pid").read_text()))
-    procs = [root, *root.children(recursive=True)]
-    rss = pss = 0
-    for proc in procs:
-        try:
-            info = proc.memory_full_info()
-            rss += info.rss
-            pss += getattr(info, "pss", info.rss)
-        except psutil.Error:
-            pass
-    return len(procs), rss / 2**20, pss / 2**20
 
 
 def main() -> None:

@@ -79,3 +79,20 @@ def seed_lake(lake: Lake, generated: pd.DataFrame, *, label_delay_days: int = 7,
         lake.write(TRANSACTIONS, batches, tx.iloc[0:batch_rows], "tx_datetime")
         batches += 1
     return batches
+
+
+def stack_memory(state_dir: Path) -> tuple[int, float, float]:
+    """(processes, RSS MiB, PSS MiB) of supervisord and everything below it."""
+    import psutil
+
+    root = psutil.Process(int((state_dir / "run" / "supervisord.pid").read_text()))
+    procs = [root, *root.children(recursive=True)]
+    rss = pss = 0
+    for proc in procs:
+        try:
+            info = proc.memory_full_info()
+            rss += info.rss
+            pss += getattr(info, "pss", info.rss)
+        except psutil.Error:
+            pass
+    return len(procs), rss / 2**20, pss / 2**20

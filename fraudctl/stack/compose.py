@@ -14,7 +14,6 @@ After `up --wait`, `fraudctl.stack.provision` creates the topics and the bucket,
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -45,6 +44,9 @@ from fraudctl.stack.base import (
 from fraudctl.stack.airflow_env import AirflowPlaces, airflow_settings
 from fraudctl.stack.compose_env import (  # noqa: F401 (SAFE_SECRET: a name of this module too)
     SAFE_SECRET, SECRETS, ensure_env_file, read_env_file, secrets_from_env,
+)
+from fraudctl.stack.compose_ps import (  # noqa: F401 (parse_ps_json ... with_uptimes: names of this module too)
+    parse_ps_json, service_status as _service_status, with_on_demand, with_uptimes,
 )
 from fraudctl.stack.secrets import Secrets, config_with_secrets, write_private
 
@@ -493,8 +495,8 @@ class ComposeRuntime(Answers):
             result = self._run("ps", "--all", "--format", "json")
             if result.returncode != 0:
                 raise ServiceFailedError("docker compose ps failed", detail=result.stderr[-4000:])
-            found = {row["Service"]: _service_status(row) for row in parse_ps_json(result.stdout)}
-        return [_with_on_demand(found.get(name) or ServiceStatus(name=name, state="STOPPED"), name in on_demand)
+            found = with_uptimes(parse_ps_json(result.stdout), self._env())
+        return [with_on_demand(found.get(name) or ServiceStatus(name=name, state="STOPPED"), name in on_demand)
                 for name in self._services()]
 
 
@@ -552,43 +554,3 @@ def find_compose() -> list[str]:
         f"Docker Compose {wanted} or newer not found{found}: `up --wait-timeout` needs it",
         hint="install or update Docker's compose plugin (package docker-compose-plugin), or " + NATIVE_HINT,
     )
-
-
-def _with_on_demand(status: ServiceStatus, on_demand: bool) -> ServiceStatus:
-    """An on-demand service (the scorer) that is not running is simply not started, not unhealthy."""
-    if on_demand:
-        status.on_demand = True
-        if status.state in ("STOPPED", "COMPLETED", "EXITED") and status.healthy is not False:
-            status.healthy, status.pid = None, None
-            status.detail = status.detail or f"not started (fraudctl {status.name} start)"
-    return status
-
-
-def parse_ps_json(text: str) -> list[dict]:
-    """`compose ps --format json` prints one object per line (v2.21+) or one array (older v2)."""
-    text = text.strip()
-    if not text:
-        return []
-    if text.startswith("["):
-        return json.loads(text)
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def _service_status(row: dict) -> ServiceStatus:
-    state = (row.get("State") or "unknown").upper()
-    health = row.get("Health") or ""
-    healthy: bool | None
-    if state == "EXITED" and row.get("ExitCode") == 0:
-        state, healthy = "COMPLETED", True  # a one-shot job (airflow-init) that succeeded
-    elif state == "EXITED":
-        healthy = False
-    elif health:
-        healthy = health == "healthy"
-    else:
-        healthy = None
-    endpoint = None
-    for publisher in row.get("Publishers") or []:
-        if publisher.get("PublishedPort"):
-            endpoint = f"{publisher.get('URL') or '127.0.0.1'}:{publisher['PublishedPort']}"
-            break
-    return ServiceStatus(name=row["Service"], state=state, endpoint=endpoint, healthy=healthy, detail=row.get("Status", ""))

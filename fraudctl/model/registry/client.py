@@ -57,6 +57,10 @@ def _configure_http(config: "Config") -> None:
     os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
     # fraudctl prints its own links to the run and the version, in its own output format.
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+    # Artifacts come through the tracking server (proxied). MLflow 3 otherwise downloads them from presigned
+    # URLs of the store as the server names it, which the client may not reach: under compose that is
+    # http://objectstore:9000, an address only containers resolve.
+    os.environ["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] = "false"
 
 
 @contextlib.contextmanager
