@@ -16,6 +16,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)  # the reference producer of bench/
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+ldconfig -p 2>/dev/null | grep -q 'libgomp\.so\.1' || need+=(libgomp1)  # LightGBM's OpenMP runtime
 # The distribution's Python first: Debian and Ubuntu build it with profile-guided and link-time
 # optimisation, which a pyenv or source build lacks unless asked; replay's producing loop runs ~15 % faster
 # on it. PYTHON=... chooses another.
