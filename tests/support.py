@@ -59,3 +59,12 @@ def module_config(stack_config_path: Path, folder: Path, suffix: str, **sections
     path.write_text(yaml.safe_dump(data))
     ensure_topics(load_config(path, env={}))
     return path
+
+
+def assert_the_loop_ran(loop: Mapping[str, Any]) -> None:
+    """`stack/loop.sh` (its CompletedProcess under `result`) ran its 9 steps and wrote a summary (`summary`)."""
+    result = loop["result"]
+    assert result.returncode == 0, f"stack/loop.sh failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    steps = [line for line in result.stdout.splitlines() if "==> [" in line]
+    assert len(steps) == 9 and "[9/9] summary" in steps[-1], steps
+    assert loop["summary"] is not None

@@ -140,7 +140,7 @@ def container_config(config: Config, secrets: Secrets | None) -> dict[str, Any]:
     real secret values are included (the scorer's launch file, 0600); without, they are null (the generated
     config file: Airflow's containers get the secrets they need from stack/.env through their environment)."""
     check_storage(config)
-    data = config_with_secrets(config)
+    data = config_with_secrets(config, secrets)
     if secrets is None:
         for dotted in filter(None, SECRETS.values()):
             section, key = dotted.split(".")
@@ -149,8 +149,6 @@ def container_config(config: Config, secrets: Secrets | None) -> dict[str, Any]:
     for section, (host, port) in table.in_network().items():
         data[section].update(host=host, port=port)
     data["storage"]["endpoint_url"] = s3_endpoint_in_network(config)
-    if secrets is not None:  # the rule store's password (the scorer reads its rules from PostgreSQL)
-        data["postgres"]["password"] = secrets.postgres_password
     if secrets is not None and config.storage.endpoint_url is None:  # the stack's objectstore: its generated keys
         data["storage"].update(access_key_id=secrets.objectstore_access_key,
                                secret_access_key=secrets.objectstore_secret_key)

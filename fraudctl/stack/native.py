@@ -213,10 +213,7 @@ class NativeRuntime(Answers):
         from fraudctl.stack.secrets import config_with_secrets
 
         bound = self.config.model_copy(update={"storage": self.storage_in_network()})
-        data = config_with_secrets(bound)
-        # The rule store's password (the scorer reads its rules from PostgreSQL): the generated one unless set.
-        data["postgres"]["password"] = self.require_secrets().postgres_password
-        return data
+        return config_with_secrets(bound, self.require_secrets())
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         return tail(self.service(name).program.log_file, lines)

@@ -104,9 +104,14 @@ def load_file(path: Path, config: Config, *, create: bool) -> Secrets | None:
     return Secrets(**{f.name: stored[f.name] for f in fields(Secrets)})
 
 
-def config_with_secrets(config: Config) -> dict[str, Any]:
+# The stack's secrets a job started by fraudctl (the scorer) gets in its launch file even when the config
+# leaves them null: the application role's password, for the rule store in PostgreSQL.
+JOB_SECRETS = ("postgres_password",)
+
+
+def config_with_secrets(config: Config, secrets: Secrets | None = None) -> dict[str, Any]:
     """The config as plain JSON data with the real secret values (model_dump masks SecretStr): what a job
-    started by fraudctl (the scorer) reads from its launch file."""
+    started by fraudctl (the scorer) reads from its launch file. With the stack's `secrets`, JOB_SECRETS too."""
     from pydantic import SecretStr
 
     data = config.model_dump(mode="json")
@@ -116,4 +121,7 @@ def config_with_secrets(config: Config) -> dict[str, Any]:
             value = getattr(section, key)
             if isinstance(value, SecretStr):
                 data[section_name][key] = value.get_secret_value()
+    for name in JOB_SECRETS if secrets is not None else ():
+        section_name, key = SOURCES[name][1].split(".")
+        data[section_name][key] = getattr(secrets, name)
     return data

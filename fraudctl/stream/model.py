@@ -5,7 +5,6 @@ prediction. The registry unreachable: the loaded model keeps scoring and the hol
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
@@ -16,6 +15,7 @@ import pandas as pd
 from fraudctl.contracts import CHAMPION
 from fraudctl.errors import ContractError, FraudctlError, NotFoundError, UnavailableError, WaitTimeoutError
 from fraudctl.features import FEATURE_NAMES
+from fraudctl.stream.refresh import Refresher
 
 log = logging.getLogger("fraudctl.scorer")
 
@@ -50,22 +50,19 @@ class ModelSource(Protocol):
     def load(self, version: str) -> LoadedModel: ...
 
 
-class ModelHolder:
+class ModelHolder(Refresher):
+    source_name = "model registry"
+
     def __init__(self, source: ModelSource, *, refresh_seconds: float, alias: str = CHAMPION,
                  clock: Callable[[], float] = time.monotonic):
+        super().__init__(refresh_seconds)
         self.source = source
         self.alias = alias
-        self.refresh_seconds = refresh_seconds
         self.clock = clock
         self.current: LoadedModel | None = None
-        self.degraded: str | None = None  # why, when the registry could not be asked
         self.refused: dict[str, str] = {}  # version -> why it was not swapped in
-        self.last_check: float | None = None
         self._pending: LoadedModel | None = None
         self._pinned: dict[str, LoadedModel] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self, *, wait_for_model: bool, timeout: float | None = None, poll: float = 2.0) -> LoadedModel:
         """Load the champion (or wait for one), then keep re-resolving it in a background thread."""
@@ -89,12 +86,8 @@ class ModelHolder:
             log.info("waiting for a model with the alias @%s", self.alias)
             if self._stop.wait(poll):
                 raise WaitTimeoutError("stopped while waiting for a model")
-        self._thread = threading.Thread(target=self._refresh_loop, name="model-refresh", daemon=True)
-        self._thread.start()
+        self._start_refreshing("model-refresh")
         return self.current
-
-    def stop(self) -> None:
-        self._stop.set()
 
     def for_batch(self) -> LoadedModel:
         """The model for the next batch: a staged swap happens here, between batches."""
@@ -141,18 +134,6 @@ class ModelHolder:
             return
         with self._lock:
             self._pending = candidate
-
-    def _set_degraded(self, reason: str | None) -> None:
-        if reason != self.degraded:
-            (log.warning if reason else log.info)("%s", reason or "model registry reachable again")
-        self.degraded = reason
-
-    def _refresh_loop(self) -> None:
-        while not self._stop.wait(self.refresh_seconds):
-            try:
-                self.check_now()
-            except Exception:  # never let the refresher die: the next round tries again
-                log.exception("model refresh failed")
 
     def describe(self) -> dict[str, Any]:
         current = self.current

@@ -7,12 +7,12 @@ the store takes them). The store unreachable: the set in hand keeps applying and
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any, Protocol
 
 from fraudctl.errors import FraudctlError
 from fraudctl.rules.ruleset import ACTIVE, SHADOW, CompiledRules, RuleSet
+from fraudctl.stream.refresh import Refresher
 
 log = logging.getLogger("fraudctl.scorer")
 
@@ -24,30 +24,23 @@ class RuleSource(Protocol):
     def pause(self, name: str, reason: str, *, rule_version: int) -> list: ...
 
 
-class RulesHolder:
+class RulesHolder(Refresher):
+    source_name = "rule store"
+
     def __init__(self, source: RuleSource, *, refresh_seconds: float = 1.0):
+        super().__init__(refresh_seconds)
         self.source = source
-        self.refresh_seconds = refresh_seconds
         self.current = CompiledRules(RuleSet(0))
-        self.degraded: str | None = None
         self.paused: dict[str, str] = {}  # rule name -> why the scorer paused it
-        self.last_check: float | None = None
         self._pending: CompiledRules | None = None
         self._pinned: dict[int, CompiledRules] = {}
         self._pauses: list[tuple[str, str, int]] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Read the set once, then keep asking for its version in the background."""
         self.check_now()
         self.for_batch()
-        self._thread = threading.Thread(target=self._loop, name="rules-refresh", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
+        self._start_refreshing("rules-refresh")
 
     def for_batch(self) -> CompiledRules:
         with self._lock:
@@ -98,18 +91,6 @@ class RulesHolder:
             self.source.pause(name, reason, rule_version=version)
             with self._lock:
                 self._pauses.pop(0)
-
-    def _set_degraded(self, reason: str | None) -> None:
-        if reason != self.degraded:
-            (log.warning if reason else log.info)("%s", reason or "rule store reachable again")
-        self.degraded = reason
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.refresh_seconds):
-            try:
-                self.check_now()
-            except Exception:  # never let the refresher die
-                log.exception("rules refresh failed")
 
     def describe(self) -> dict[str, Any]:
         """The newest set read (what the next batch applies; with no input no batch runs to swap it in), the
