@@ -56,6 +56,7 @@ $F retrain --wait --conf "cutoff=$retrain_cutoff" --conf "window_days=$((DAYS - 
 $F models list
 
 say "replay the last $LAST_DAYS days at $RATE/s"
+$F scorer wait --champion --timeout 120  # the scorer has taken the champion the retrain left: it scores what follows
 $F replay "$DATA" --skip "$first_rows" --rate "$RATE"
 
 say "wait until the scorer has read everything"

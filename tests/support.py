@@ -10,6 +10,15 @@ import yaml
 
 from fraudctl.config import KafkaConfig
 
+# stack/loop.sh's settings for the whole loop's tests on either runtime (50 days of 600 customers instead of the
+# quick start's 60 of 5 000): the same data and seeds, so the same answers (assert_same_answers).
+SMALL_LOOP = {"DAYS": "50", "LAST_DAYS": "5", "CUSTOMERS": "600", "TERMINALS": "1200", "START_DATE": "2020-01-01",
+              "RATE": "5000", "SEED": "7"}
+# stack/loop.sh's alert budget for SMALL_LOOP's 600 customers (~1 200 transactions a day), as 100 is to 5 000.
+SMALL_LOOP_MODEL = {"alert_budget_per_day": 25}
+SUMMARY_FIGURES = ("scored", "alerts", "labelled", "frauds", "true_alerts", "precision", "recall")
+MODEL_METRICS = ("roc_auc", "average_precision", "card_precision_at_100")
+
 # A module's topics have at most two partitions (the count these modules always used): still more than one,
 # so keys are spread, and each partition is one more Spark task per micro-batch on a two-core machine.
 MODULE_PARTITIONS = 2
@@ -68,3 +77,73 @@ def assert_the_loop_ran(loop: Mapping[str, Any]) -> None:
     steps = [line for line in result.stdout.splitlines() if "==> [" in line]
     assert len(steps) == 9 and "[9/9] summary" in steps[-1], steps
     assert loop["summary"] is not None
+
+
+def what_the_loop_answered(loop: Mapping[str, Any], versions: set[str]) -> dict[str, Any]:
+    """What one run of the whole loop (`loop`: its config, registry and summary) answered, in a form two runs
+    compare by: per role of the model versions it registered (`versions`; "first", or "retrained" by the
+    Airflow run) their test metrics; per transaction the role of the model that scored it, its score,
+    decision and features (its first publication: later ones are the at-least-once sink's duplicates); the
+    summary's figures."""
+    import pandas as pd
+
+    from fraudctl import contracts as c
+
+    config, registry = loop["config"], loop["registry"]
+    roles, metrics = {}, {}
+    for version in registry.client.search_model_versions(f"name='{registry.name}'"):
+        if str(version.version) in versions:
+            role = "retrained" if version.tags.get(f"{c.TAG_PREFIX}dag_run_id") else "first"
+            roles[str(version.version)] = role
+            metrics[role] = {name: float(version.tags[f"{c.TAG_PREFIX}test_{name}"]) for name in MODEL_METRICS}
+    rows: dict[str, dict[str, Any]] = {}
+    for record in read_topic(config.kafka, config.kafka.topics.scores.name, timeout=120):
+        value = record["value"]
+        rows.setdefault(value[c.TRANSACTION_ID], {
+            "role": roles.get(str(value[c.MODEL_VERSION]), f"version {value[c.MODEL_VERSION]}"),
+            c.SCORE: value[c.SCORE], c.DECISION: value[c.DECISION], **value[c.FEATURES]})
+    return {"metrics": metrics, "scores": pd.DataFrame.from_dict(rows, orient="index").sort_index(),
+            "summary": {name: loop["summary"][name] for name in SUMMARY_FIGURES}}
+
+
+def assert_same_answers(native: Mapping[str, Any], compose: Mapping[str, Any]) -> None:
+    """Two runs of the whole loop (what_the_loop_answered) gave the same answers: the same models (their test metrics),
+    every transaction scored by the model of the same role with the same features, score and decision, the
+    same summary. The one allowance is the live parity's: a transaction whose label-derived features differ
+    because a label reached the scorer just after it in one run (LATE_LABEL_SHARE a run), and its score."""
+    import numpy as np
+
+    from fraudctl import contracts as c
+    from fraudctl.features import FEATURE_NAMES
+    from tests.integration.test_scorer import LABELLED_FEATURES, LATE_LABEL_SHARE, RTOL
+
+    assert native["metrics"].keys() == compose["metrics"].keys() == {"first", "retrained"}, (
+        native["metrics"], compose["metrics"])
+    for role, figures in native["metrics"].items():
+        for name, value in figures.items():
+            np.testing.assert_allclose(compose["metrics"][role][name], value, rtol=RTOL,
+                                       err_msg=f"the {role} model's test {name}")
+    a, b = native["scores"], compose["scores"]
+    assert a.index.equals(b.index), (f"{len(a.index.difference(b.index))} transactions scored natively only, "
+                                     f"{len(b.index.difference(a.index))} on compose only")
+    roles = a["role"] == b["role"]
+    assert roles.all(), f"{int((~roles).sum())} transactions scored by another model: {a['role'][~roles].value_counts().to_dict()}"
+    exact = np.ones(len(a), dtype=bool)
+    for name in FEATURE_NAMES:
+        same = np.isclose(a[name].to_numpy(), b[name].to_numpy(), rtol=RTOL, atol=1e-12)
+        if name in LABELLED_FEATURES:
+            exact &= same
+        else:
+            assert same.all(), f"feature {name}: {int((~same).sum())} of {len(same)} transactions differ"
+    late = int((~exact).sum())
+    print(f"same answers: {len(a)} transactions, {late} with a label that reached one scorer after them")
+    assert late <= 2 * LATE_LABEL_SHARE * len(a)
+    np.testing.assert_allclose(b[c.SCORE].to_numpy()[exact], a[c.SCORE].to_numpy()[exact], rtol=RTOL, atol=1e-12,
+                               err_msg="scores of transactions with the same features")
+    assert (a[c.DECISION].to_numpy()[exact] == b[c.DECISION].to_numpy()[exact]).all()
+    figures = {name: (native["summary"][name], compose["summary"][name]) for name in SUMMARY_FIGURES}
+    if late == 0:
+        assert all(x == y for x, y in figures.values()), figures
+    else:  # a late label may move an alert, no more
+        assert figures["scored"][0] == figures["scored"][1] and figures["labelled"][0] == figures["labelled"][1], figures
+        assert abs(figures["alerts"][0] - figures["alerts"][1]) <= late, figures

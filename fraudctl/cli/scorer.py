@@ -74,15 +74,18 @@ def status(ctx: typer.Context, output: OutputOption = OutputFormat.text) -> None
 def wait(
     ctx: typer.Context,
     timeout: Annotated[float, typer.Option(help="Seconds to wait; then exit 7 (the scorer goes on).")] = 600.0,
+    champion: Annotated[bool, typer.Option("--champion", help=(
+        "Also wait until the scorer has taken the model @champion names now (in use, or staged for its next "
+        "micro-batch): after a promotion, what is replayed next is scored by the new champion."))] = False,
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Wait until the running scorer has read every transaction and label that is in Kafka now.
-    Exits 8 if the scorer is not running, 7 on timeout."""
+    Exits 8 if the scorer is not running, 7 on timeout, 12 if it refused the champion (--champion)."""
     from fraudctl.operate.summary import wait_until_caught_up
 
     config = command_config(ctx)
     with stderr_console().status("waiting for the scorer to catch up…") as progress:
-        report = wait_until_caught_up(config, timeout=timeout, on_progress=lambda left: progress.update(
+        report = wait_until_caught_up(config, timeout=timeout, champion=champion, on_progress=lambda left: progress.update(
             "waiting for the scorer to catch up: " + ", ".join(f"{n:,} {topic}" for topic, n in left.items()) + " to read"))
     emit(output, report, lambda report: stdout_console().print(
         f"scorer caught up: {report['counters'].get('scored', 0):,} scored since it started"))

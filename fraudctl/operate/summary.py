@@ -52,11 +52,13 @@ def figures(scores, labels, *, since: dt.datetime | None = None) -> dict[str, An
             "model_versions": versions}
 
 
-def wait_until_caught_up(config: Config, *, timeout: float,
+def wait_until_caught_up(config: Config, *, timeout: float, champion: bool = False,
                          on_progress: Callable[[dict[str, int]], None] | None = None) -> dict[str, Any]:
     """Wait until the running scorer has processed every record that was in its topics (transactions and
-    labels) when the wait began; returns the scorer's status. Raises UnavailableError if the scorer is not
-    running or stops, WaitTimeoutError after `timeout` seconds."""
+    labels) when the wait began and, with `champion`, has taken the version the registry's @champion named
+    then (in use, or staged for its next micro-batch); returns the scorer's status. Raises UnavailableError
+    if the scorer is not running or stops, ContractError if it refused that version, WaitTimeoutError after
+    `timeout` seconds."""
     import time
 
     from fraudctl.errors import UnavailableError, WaitTimeoutError
@@ -65,22 +67,53 @@ def wait_until_caught_up(config: Config, *, timeout: float,
 
     topics = (config.kafka.topics.transactions.name, config.kafka.topics.labels.name)
     wanted = {topic: end_offsets(config.kafka, topic) for topic in topics}
+    version = _champion_version(config) if champion else None
     deadline = time.monotonic() + timeout
     while True:
         status = control.status(config)
         if status["health"] in ("stopped", "failed"):
             raise UnavailableError(f"the scorer is {status['health']}", hint="fraudctl scorer start")
-        done = status["offsets"]
-        left = {topic: sum(max(0, end - int(done.get(topic, {}).get(str(p), 0))) for p, end in ends.items())
-                for topic, ends in wanted.items()}
+        left = records_left(status, wanted)
+        if version is not None and not has_taken(status, version):
+            left = {**left, f"model version {version}": 1}
         if on_progress:
             on_progress(left)
         if not any(left.values()):
             return status
         if time.monotonic() > deadline:
-            raise WaitTimeoutError(f"the scorer still had {left} records to read after {timeout:.0f}s",
-                                   hint="fraudctl scorer status: its rate and batch time")
+            raise WaitTimeoutError(f"the scorer still had {left} to read or take after {timeout:.0f}s",
+                                   hint="fraudctl scorer status: its rate, batch time and model")
         time.sleep(0.5)
+
+
+def records_left(status: dict[str, Any], wanted: dict[str, dict[int, int]]) -> dict[str, int]:
+    """Per topic, how many records before the `wanted` end offsets the scorer's status has not processed."""
+    done = status.get("offsets") or {}
+    return {topic: sum(max(0, end - int(done.get(topic, {}).get(str(p), 0))) for p, end in ends.items())
+            for topic, ends in wanted.items()}
+
+
+def has_taken(status: dict[str, Any], version: str) -> bool:
+    """Whether the scorer of `status` scores its next batch with model `version`; ContractError if it refused it."""
+    from fraudctl.errors import ContractError
+
+    model = status.get("model") or {}
+    refused = (model.get("refused") or {}).get(version)
+    if refused:
+        raise ContractError(f"the scorer refused model version {version}: {refused}",
+                            hint="fraudctl models list; promote a version that passes the contract")
+    return version in (str(model.get("version")), str(model.get("staged")))
+
+
+def _champion_version(config: Config) -> str:
+    from fraudctl.contracts import CHAMPION
+    from fraudctl.errors import NotFoundError
+    from fraudctl.model.registry import Registry
+
+    version = Registry(config).alias_version(CHAMPION)
+    if version is None:
+        raise NotFoundError(f"no model has the alias @{CHAMPION}", hint="fraudctl promote VERSION")
+    return str(version)
 
 
 def _quality(scores) -> dict[str, Any]:

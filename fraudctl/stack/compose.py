@@ -280,8 +280,9 @@ class ComposeRuntime(Answers):
 
     def up(self, *, timeout: float, on_progress: ProgressCallback | None = None,
            on_message: MessageCallback | None = None) -> list[ServiceStatus]:
-        from fraudctl.stack.provision import provision
+        from fraudctl.clients import postgres
         from fraudctl.clients.spark import scorer_dir
+        from fraudctl.stack.provision import provision
 
         self._check_engine()
         self._compose_command()  # a too-old Compose fails here, before anything is written
@@ -325,6 +326,9 @@ class ComposeRuntime(Answers):
                 raise WaitTimeoutError(f"the compose stack was not healthy within {int(timeout)}s{named}", hint=hint, detail=detail)
             raise ServiceFailedError(f"docker compose up failed{named}", hint=hint, detail=detail)
         secrets = secrets_from_env(values, self.env_file)
+        # The image's entrypoint makes the role and databases on an empty volume only; a volume from before a
+        # database joined the stack (the rules') lacks it: ensure them over the published port, as natively.
+        postgres.bootstrap(self.config.postgres, secrets.postgres_superuser_password, secrets.postgres_password)
         own = filled_storage(self.config, published_storage_url(self.config), secrets) if self.own_store() else None
         provision(self.config, own)
         return services

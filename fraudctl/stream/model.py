@@ -142,6 +142,7 @@ class ModelHolder(Refresher):
             "version": current.version if current else None,
             "threshold": current.threshold if current else None,
             "since": current.since if current else None,
+            "staged": self._pending.version if self._pending else None,  # swapped in before the next batch
             "alias": self.alias,
             "last_check": self.last_check,
             "degraded": self.degraded,

@@ -25,6 +25,14 @@ def write_config(folder: Path, offset: int = SCRATCH_OFFSET, **sections) -> Path
     return write_shifted_config(folder, offset, runtime=runtime, **sections)
 
 
+@pytest.fixture(scope="session")
+def loop_answers() -> dict:
+    """What the whole loop answered on each runtime that ran it in this session (tests.support.what_the_loop_answered),
+    by runtime: the compose module's loop stores its own; the native loop's module, which runs later,
+    compares."""
+    return {}
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tests/integration/" in str(item.fspath):

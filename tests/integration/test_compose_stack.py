@@ -28,7 +28,7 @@ import pytest
 
 from bench.support import write_shifted_config
 from tests.conftest import REPO, run_fraudctl, wait_for
-from tests.support import assert_the_loop_ran
+from tests.support import SMALL_LOOP, SMALL_LOOP_MODEL, assert_the_loop_ran, what_the_loop_answered
 
 pytestmark = pytest.mark.compose
 
@@ -132,8 +132,7 @@ def compose_config(tmp_path_factory, compose_env) -> Path:
     return write_shifted_config(
         folder, PORT_OFFSET, runtime={"kind": "compose", "stop_timeout": 20},
         compose={"ca_bundle": str(ca) if ca.is_file() else None}, retrain={"schedule": None},
-        # An alert budget sized to the whole loop's 600 customers, as 100 is to the default 5 000.
-        model={"alert_budget_per_day": 25},
+        model=SMALL_LOOP_MODEL,  # the whole loop's, as on native: the same answers
         # The scorer's start under compose: a container, the driver, an application on the compose master and
         # an executor JVM on its worker; on two cores shared with the rest, minutes rather than seconds.
         scorer={"start_timeout": 600})
@@ -267,8 +266,6 @@ def _s3(config_path: Path, env: dict[str, str]):
 # compose stack: the scorer runs in the network on the compose Spark master and worker, the retrain on the
 # Celery worker's container, which is killed with `docker kill -s KILL` while it trains.
 
-LOOP_SETTINGS = {"DAYS": "50", "LAST_DAYS": "5", "CUSTOMERS": "600", "TERMINALS": "1200", "START_DATE": "2020-01-01",
-                 "RATE": "5000", "SEED": "7"}
 LOOP_TIMEOUT = 1500
 WORKER, SCORER = "airflow-worker", "scorer"
 
@@ -320,8 +317,9 @@ def _kill_the_worker_while_it_trains(config_path: Path, env: dict[str, str], out
 
 
 @pytest.fixture(scope="module")
-def compose_loop(compose_stack, compose_config, compose_env, tmp_path_factory):
-    """The whole loop run once on the compose stack, the worker killed during its retrain; what it left."""
+def compose_loop(compose_stack, compose_config, compose_env, tmp_path_factory, loop_answers):
+    """The whole loop run once on the compose stack, the worker killed during its retrain; what it left.
+    What it answered is kept for the native loop's module to compare (test_whole_loop.py)."""
     import threading
 
     from fraudctl.config import load_config
@@ -329,7 +327,7 @@ def compose_loop(compose_stack, compose_config, compose_env, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("compose-loop")
     summary = folder / "summary.json"
-    env = {**os.environ, **compose_env, **LOOP_SETTINGS, "FRAUDCTL_CONFIG": str(compose_config),
+    env = {**os.environ, **compose_env, **SMALL_LOOP, "FRAUDCTL_CONFIG": str(compose_config),
            "DATA": str(folder / "tx.csv"), "SUMMARY_JSON": str(summary), "FRAUDCTL": f"{sys.executable} -m fraudctl",
            "PYTHON": sys.executable}
     outcome, stop = {}, threading.Event()
@@ -345,8 +343,13 @@ def compose_loop(compose_stack, compose_config, compose_env, tmp_path_factory):
         killer.join(300)
     print(f"\ncompose loop: exit {result.returncode} in {time.monotonic() - started:.0f}s")
     config = load_config(compose_config)
-    yield {"result": result, "config": config, "registry": Registry(config), "data": folder / "tx.csv",
-           "summary": json.loads(summary.read_text()) if summary.exists() else None, "worker_kill": outcome}
+    loop = {"result": result, "config": config, "registry": Registry(config), "data": folder / "tx.csv",
+            "summary": json.loads(summary.read_text()) if summary.exists() else None, "worker_kill": outcome}
+    if result.returncode == 0:
+        registry = loop["registry"]
+        loop_answers["compose"] = what_the_loop_answered(loop, {
+            str(v.version) for v in registry.client.search_model_versions(f"name='{registry.name}'")})
+    yield loop
 
 
 def test_the_whole_loop_runs_on_compose(compose_loop):
@@ -542,6 +545,26 @@ def _what_the_stack_holds(config_path: Path, env: dict[str, str]) -> dict:
     return {"versions": versions, "champion": registry.alias_version(CHAMPION), "lake": lake, "offsets": offsets}
 
 
+def _drop_the_rules_database(config_path: Path) -> None:
+    import psycopg2
+
+    from fraudctl.config import load_config
+    from fraudctl.stack.compose import ComposeRuntime
+
+    config = load_config(config_path)
+    secrets = ComposeRuntime(config).require_secrets()
+    conn = psycopg2.connect(host=config.postgres.host, port=config.postgres.port, user="postgres",
+                            password=secrets.postgres_superuser_password, dbname="postgres")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE "{config.postgres.rules_db}" WITH (FORCE)')  # the scorer may hold it
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (config.postgres.rules_db,))
+            assert cur.fetchone() is None
+    finally:
+        conn.close()
+
+
 def test_down_then_up_keeps_the_data_and_down_purge_removes_the_volumes(compose_stack, compose_config, compose_env):
     from fraudctl.config import load_config
 
@@ -553,6 +576,8 @@ def test_down_then_up_keeps_the_data_and_down_purge_removes_the_volumes(compose_
     kept = _what_the_stack_holds(compose_config, compose_env)
     assert kept["lake"] and kept["versions"] and kept["offsets"]["scores"]  # what the loop left, if it ran
 
+    # A volume made before the rules' database joined the stack lacks it: `up` makes it, as natively.
+    _drop_the_rules_database(compose_config)
     fraudctl(compose_config, compose_env, "down")
     assert docker(compose_env, "ps", "--quiet", "--filter", f"label=com.docker.compose.project={PROJECT}").split() == []
     assert project_volumes(compose_env) == volumes
@@ -561,6 +586,7 @@ def test_down_then_up_keeps_the_data_and_down_purge_removes_the_volumes(compose_
     print(f"\ncompose up, images and volumes present: {time.monotonic() - started:.0f}s")
     assert _s3(compose_config, compose_env).get_object(Bucket=bucket, Key=key)["Body"].read() == body
     assert _what_the_stack_holds(compose_config, compose_env) == kept  # the registry, the lake, the topics' offsets
+    assert json.loads(fraudctl(compose_config, compose_env, "rules", "list", "-o", "json").stdout)["rules"] == []
 
     fraudctl(compose_config, compose_env, "down", "--purge")
     assert project_volumes(compose_env) == []

@@ -22,11 +22,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import fraudctl_ok, run_fraudctl
-from tests.support import assert_the_loop_ran, module_config
+from tests.support import (SMALL_LOOP, SMALL_LOOP_MODEL, assert_same_answers, assert_the_loop_ran, module_config,
+                           what_the_loop_answered)
 
 REPO = Path(__file__).resolve().parents[2]
-SETTINGS = {"DAYS": "50", "LAST_DAYS": "5", "CUSTOMERS": "600", "TERMINALS": "1200", "START_DATE": "2020-01-01",
-            "RATE": "5000", "SEED": "7"}
 SUMMARY_SINCE = "2020-02-12"  # day 43: after the first model's split (stack/loop.sh)
 
 
@@ -37,8 +36,7 @@ def loop(stack_config_path, tmp_path_factory):
     from fraudctl.model.registry import CHAMPION, Registry
 
     folder = tmp_path_factory.mktemp("loop")
-    # An alert budget sized to 600 customers (~1 200 transactions a day), as 100 is to the default 5 000.
-    cfg = module_config(stack_config_path, folder, "-loop", model={"alert_budget_per_day": 25})
+    cfg = module_config(stack_config_path, folder, "-loop", model=SMALL_LOOP_MODEL)
     config = load_config(cfg, env={})
     registry = Registry(config)
     if registry.alias_version(CHAMPION) is not None:
@@ -48,7 +46,7 @@ def loop(stack_config_path, tmp_path_factory):
     shutil.rmtree(config.state_dir / "scorer", ignore_errors=True)
 
     summary = folder / "summary.json"
-    env = {**os.environ, **SETTINGS, "FRAUDCTL_CONFIG": str(cfg), "DATA": str(folder / "tx.csv"),
+    env = {**os.environ, **SMALL_LOOP, "FRAUDCTL_CONFIG": str(cfg), "DATA": str(folder / "tx.csv"),
            "SUMMARY_JSON": str(summary), "FRAUDCTL": f"{sys.executable} -m fraudctl", "PYTHON": sys.executable}
     started = time.monotonic()
     result = subprocess.run(["bash", str(REPO / "stack" / "loop.sh")], capture_output=True, text=True, env=env,
@@ -96,6 +94,19 @@ def test_the_champion_scores_and_its_alerts_beat_chance(loop):
     latency = summary["latency_seconds"]
     assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
     assert set(summary["urls"]) >= {"mlflow", "airflow", "flower", "spark (scorer driver)"}
+
+
+def test_the_same_answers_as_the_loop_on_compose(loop, loop_answers):
+    """The compose module's loop (same data, seeds and settings, earlier in the session) answered exactly as
+    this one: the same models, each transaction's features, score and decision, the same summary."""
+    if "compose" not in loop_answers:
+        why = ("the compose loop did not complete in this session: run this module with "
+               "tests/integration/test_compose_stack.py (its failure, if any, is reported there)")
+        if os.environ.get("CI") == "true":
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)
+    native = what_the_loop_answered(loop, {str(v) for v in _loop_versions(loop)})
+    assert_same_answers(native, loop_answers["compose"])
 
 
 def _loop_versions(loop):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fraudctl.clients import kafka, objectstore
+from fraudctl.clients import kafka, objectstore, postgres
 from fraudctl.config import Config, load_config
 from fraudctl.errors import ConfigError, PrerequisiteError, ServiceFailedError, UnavailableError, WaitTimeoutError
 from fraudctl.stack import compose, images, provision
@@ -87,6 +87,8 @@ def stack(tmp_path, monkeypatch):
     monkeypatch.setattr(compose, "STACK_DIR", stack_dir)  # where a ComposeRuntime keeps its .env
 
     provisioned = []
+    monkeypatch.setattr(postgres, "bootstrap", lambda pg, superuser_password, app_password: provisioned.append(
+        ("databases", f"{pg.host}:{pg.port}", superuser_password, app_password, pg.airflow_db, pg.mlflow_db, pg.rules_db)))
     monkeypatch.setattr(kafka, "ensure_topics", lambda config: provisioned.append(("topics", config.kafka.bootstrap_servers)))
     monkeypatch.setattr(objectstore, "ensure_bucket", lambda storage: provisioned.append(
         ("bucket", storage.bucket, storage.endpoint_url, storage.access_key_id.get_secret_value(),
@@ -145,8 +147,11 @@ def test_up_generates_the_secrets_runs_compose_creates_topics_and_bucket(stack):
     assert up["env"]["STACK_S3_ENDPOINT"] == "http://objectstore:9000"
     assert "POSTGRES_PASSWORD" not in up["env"]
 
-    # The same post-`up` steps as the native runtime, from the host: topics, then MinIO's bucket with its keys.
+    # The same post-`up` steps as the native runtime, from the host: the role and databases (a volume older
+    # than one of them lacks it), the topics, then the object store's bucket with its keys.
     assert stack.provisioned == [
+        ("databases", "127.0.0.1:5432", secrets["POSTGRES_SUPERUSER_PASSWORD"], secrets["POSTGRES_PASSWORD"],
+         "airflow", "mlflow", "fraudctl"),
         ("topics", "127.0.0.1:9092"),
         ("bucket", "fraudctl", "http://127.0.0.1:9000", secrets["OBJECTSTORE_ACCESS_KEY"], secrets["OBJECTSTORE_SECRET_KEY"]),
     ]

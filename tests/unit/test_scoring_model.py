@@ -142,12 +142,13 @@ def test_a_new_champion_is_staged_then_swapped_between_batches(holders):
     registry.champion = "2"
     holder.check_now()
     assert holder.current is first  # the running batch keeps its model
+    assert holder.describe()["version"] == "1" and holder.describe()["staged"] == "2"  # what `scorer wait --champion` reads
     swapped = holder.for_batch()
     assert swapped.version == "2" and holder.current is swapped and swapped.since >= first.since
     assert holder.for_batch() is swapped
     holder.check_now()
     assert registry.loaded == ["1", "2"]
-    assert holder.describe()["version"] == "2"
+    assert holder.describe()["version"] == "2" and holder.describe()["staged"] is None
     # A rollback is a new swap too.
     registry.champion = "1"
     holder.check_now()

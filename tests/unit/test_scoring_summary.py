@@ -8,7 +8,7 @@ import datetime as dt
 
 import pandas as pd
 
-from fraudctl.operate.summary import figures
+from fraudctl.operate.summary import figures, has_taken, records_left
 
 
 def frames():
@@ -75,3 +75,25 @@ def test_a_record_that_is_not_the_expected_json_is_named_not_skipped(monkeypatch
     monkeypatch.setattr("fraudctl.clients.kafka.read_records", lambda *args, **kwargs: iter([batch]))
     with pytest.raises(BadInputError, match="labels: a record between partition 0 offset 0 and partition 0 offset 1"):
         summary._frame(Config(), "labels", {"transaction_id": "string", "is_fraud": "int64"}, timeout=1)
+
+
+def test_records_left_counts_what_the_scorer_has_not_processed_per_topic():
+    wanted = {"transactions": {0: 10, 1: 5}, "labels": {0: 3}}
+    status = {"offsets": {"transactions": {"0": 10, "1": 2}}}
+    assert records_left(status, wanted) == {"transactions": 3, "labels": 3}
+    status = {"offsets": {"transactions": {"0": 12, "1": 5}, "labels": {"0": 3}}}
+    assert records_left(status, wanted) == {"transactions": 0, "labels": 0}
+    assert records_left({}, wanted) == {"transactions": 15, "labels": 3}  # no batch yet
+
+
+def test_the_champion_is_taken_once_in_use_or_staged_and_a_refusal_is_an_error():
+    import pytest
+
+    from fraudctl.errors import ContractError
+
+    assert not has_taken({"model": {"version": "1", "staged": None, "refused": {}}}, "2")
+    assert has_taken({"model": {"version": "1", "staged": "2", "refused": {}}}, "2")
+    assert has_taken({"model": {"version": "2", "staged": None}}, "2")
+    assert not has_taken({}, "2")  # the scorer still starting: no model yet
+    with pytest.raises(ContractError, match="refused model version 2: trained on other features"):
+        has_taken({"model": {"version": "1", "refused": {"2": "trained on other features"}}}, "2")
