@@ -1,7 +1,7 @@
 """Streaming scorer benchmark: sustained throughput, end-to-end latency at paced input, and promotion -> first
 score by the new version, on a native stack of its own (issue 10, "Benchmarks").
 
-    .venv/bin/python bench/bench_scorer.py [--quick] [--variants] [--lean] [--rows N] [--keep-dir]
+    .venv/bin/python bench/bench_scorer.py [--quick] [--variants] [--lean] [--rows N] [--rules 0 20 100] [--keep-dir]
 
 What it does, on ports default + 500 (or + $BENCH_PORT_OFFSET) with its state in a temporary folder:
 
@@ -35,6 +35,10 @@ What it does, on ports default + 500 (or + $BENCH_PORT_OFFSET) with its state in
    first score (about its own), the gap between two batches' scores, and the worst batch (a latency is about
    gathering + to score; the worst shows whether the tail is one slow batch or many, and when in the run).
    --variants also tries scorer.trigger_seconds 0.5 and scorer.linger_ms 20 (a scorer restart each).
+   --rules N [N ...] runs the throughput trials and the latency runs once per count of active rules (issue 22),
+   each a set of bench/bench_rules.py's templates written to the stack's rule store before the trial (for the
+   latency runs, hot-loaded: the run waits until the scorer's status shows the set's version), with alert reasons
+   on (they always are); it prints the share of transactions that alerted, since reasons cost per alert.
 4. Promotion: during a paced replay, `fraudctl promote V2 --yes --force`; from the command's return to the
    Kafka timestamp of the first `scores` record with model_version V2 (scorer.model_refresh_seconds, 5 s by
    default, is the period at which the scorer re-resolves @champion).
@@ -88,6 +92,7 @@ class Plan:
     variants: list[dict[str, Any]]  # scorer settings for the latency runs
     warm_up_seconds: float  # paced input after each scorer start, not measured
     catch_up_timeout: float
+    rules: list[int]  # counts of active rules to run the throughput and latency figures with
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
@@ -100,11 +105,11 @@ def make_plan(args: argparse.Namespace) -> Plan:
                     train_args=["--validation-days", "0"], rows=args.rows or 10_000,
                     max_offsets=args.max_offsets or [5_000], rates=args.rates or [500, 1000],
                     paced_seconds=args.paced_seconds or 5, promote_rate=500, promote_seconds=30, promote_after=3,
-                    variants=variants, catch_up_timeout=240, warm_up_seconds=3)
+                    variants=variants, catch_up_timeout=240, warm_up_seconds=3, rules=args.rules)
     return Plan(days=args.days or 60, customers=5000, terminals=10000, train_args=[], rows=args.rows or 230_000,
                 max_offsets=args.max_offsets or [50_000, 100_000, 200_000], rates=args.rates or [1000, 5000],
                 paced_seconds=args.paced_seconds or 15, promote_rate=1000, promote_seconds=60, promote_after=5,
-                variants=variants, catch_up_timeout=600, warm_up_seconds=5)
+                variants=variants, catch_up_timeout=600, warm_up_seconds=5, rules=args.rules)
 
 
 class Bench:
@@ -186,8 +191,9 @@ class Bench:
         generated = self.json_of("generate", "--days", str(p.days), "--customers", str(p.customers),
                                  "--terminals", str(p.terminals), "-O", str(self.data))
         self.total_rows = int(generated["rows"])
-        needed = p.rows + len(p.variants) * sum(int(r * p.paced_seconds) for r in p.rates) \
-            + int(p.promote_rate * p.promote_seconds) + (len(p.variants) + 1) * int(p.rates[0] * p.warm_up_seconds)
+        runs = len(p.variants) * len(p.rules)
+        needed = p.rows + runs * sum(int(r * p.paced_seconds) for r in p.rates) \
+            + int(p.promote_rate * p.promote_seconds) + (runs + 1) * int(p.rates[0] * p.warm_up_seconds)
         self.figure("data set", f"{self.total_rows:,} transactions over {p.days} days "
                                 f"({p.customers:,} customers, {p.terminals:,} terminals); the runs use {needed:,}")
         if needed > self.total_rows:
@@ -269,10 +275,11 @@ class Bench:
         events = tx + labels
         self.figure("replay into Kafka (no scorer)", f"{tx:,} tx + {labels:,} labels in "
                                                      f"{summary['wall_seconds']:.1f} s")
-        for index, max_offsets in enumerate(p.max_offsets):
+        for max_offsets, rules in [(m, r) for r in p.rules for m in p.max_offsets]:
             self.scorer_stop()
             self.wipe_scorer()
-            self.say(f"throughput, scorer.max_offsets_per_trigger={max_offsets:,}: scorer start ...")
+            with_rules = self.set_rules(rules)
+            self.say(f"throughput, scorer.max_offsets_per_trigger={max_offsets:,}{with_rules}: scorer start ...")
             t_start = time.time()
             start_seconds = self.scorer_start(max_offsets_per_trigger=max_offsets, trigger_seconds=0.0,
                                               linger_ms=5)
@@ -284,7 +291,7 @@ class Bench:
             last = seen[-1]
             c1, c2 = first["counters"], last["counters"]
             seconds = float(last["updated_at"]) - float(first["updated_at"])
-            label = f"throughput max_offsets={max_offsets:,}"
+            label = f"throughput max_offsets={max_offsets:,}{with_rules}"
             spark_ms = _trigger_ms(seen)
             batches = c2["batches"]
             if seconds > 0 and c2["batches"] > c1["batches"]:
@@ -303,6 +310,9 @@ class Bench:
             if spark_ms:
                 self.figure(f"  batch time, Spark trigger ({len(spark_ms)} of {batches} sampled; p50 / max)",
                             f"{statistics.median(spark_ms) / 1000:.2f} s / {max(spark_ms) / 1000:.2f} s")
+            if len(p.rules) > 1 or rules:
+                self.figure("  alerted (rules and model)", f"{c2.get('alerts', 0) / max(1, c2['scored']):.2%} of "
+                                                           f"{c2['scored']:,} scored")
             if c2.get("dead_letters") or c2.get("duplicates"):
                 self.notes.append(f"{label}: {c2.get('dead_letters')} dead letters, {c2.get('duplicates')} duplicates")
 
@@ -314,41 +324,77 @@ class Bench:
             self.say(f"latency runs with scorer {variant}: scorer start ...")
             self.scorer_start(max_offsets_per_trigger=100_000, **variant)
             self.wait_caught_up(p.catch_up_timeout)
-            self.warm_up()
-            for rate in p.rates:
-                limit = int(rate * p.paced_seconds)
-                name = f"latency {rate:,} tx/s, trigger {variant['trigger_seconds']} s, linger {variant['linger_ms']} ms"
-                self.say(f"{name}: replay --rate {rate} --skip {self.next_row:,} --limit {limit:,}")
-                first = self.status()
-                before = first.get("counters", {}).get("last_batch_id")
-                scored_before = first.get("counters", {}).get("scored", 0)
-                start = self._offsets()
-                summary, during = self.replay_sampling(rate, limit)
-                sent = int(summary["transactions"])
-                seen = during + self.wait_counters(
-                    lambda s: s.get("counters", {}).get("scored", 0) >= scored_before + sent, p.catch_up_timeout, name)
-                seen = [s for s in seen if (s.get("counters") or {}).get("last_batch_id") != before]
-                matched, missing = self._latencies(start)
-                latencies = [score_ms - sent_ms for sent_ms, score_ms, _ in matched]
-                achieved = sent / summary["wall_seconds"] if summary.get("wall_seconds") else math.nan
-                if latencies:
-                    q = _quantiles(latencies)
-                    self.figure(name, f"p50 {q[50]:.0f} ms, p95 {q[95]:.0f} ms, p99 {q[99]:.0f} ms, "
-                                      f"max {max(latencies):.0f} ms ({len(latencies):,} tx, sent at "
-                                      f"{achieved:,.0f}/s{f', {missing} unmatched' if missing else ''})")
-                else:
-                    self.figure(name, f"no matched records ({missing} unmatched)")
-                spark, own = _trigger_ms(seen), _batch_seconds(seen)
-                batches = (seen[-1].get("counters", {}).get("batches", 0) - first.get("counters", {}).get("batches", 0)
-                           if seen else 0)
-                self.figure(f"  batch time ({len(own)} of {batches} batches sampled), foreachBatch / Spark trigger",
-                            f"p50 {_median_s(own)} / {_median_s(spark, 1000)}, "
-                            f"max {_max_s(own)} / {_max_s(spark, 1000)}")
-                phases = _phases(seen)
-                if phases:
-                    self.figure("  where a batch's time went (p50/max ms over the sampled batches)", phases)
-                if matched:
-                    self.figure("  every output batch, from the records (p50/max ms)", _output_batches(matched))
+            for rules in p.rules:
+                self.paced_runs(variant, rules)
+
+    def paced_runs(self, variant: dict[str, Any], rules: int) -> None:
+        """The paced runs at each rate with `rules` active rules, hot-loaded into the running scorer."""
+        p = self.plan
+        with_rules = self.set_rules(rules)
+        if with_rules:
+            version = self.rule_store().version()
+            self.wait_counters(lambda s: (s.get("rules") or {}).get("version") == version, 60,
+                               f"the scorer taking rule set version {version}")
+        self.warm_up()
+        for rate in p.rates:
+            limit = int(rate * p.paced_seconds)
+            name = (f"latency {rate:,} tx/s, trigger {variant['trigger_seconds']} s, linger {variant['linger_ms']} ms"
+                    f"{with_rules}")
+            self.say(f"{name}: replay --rate {rate} --skip {self.next_row:,} --limit {limit:,}")
+            first = self.status()
+            before = first.get("counters", {}).get("last_batch_id")
+            scored_before = first.get("counters", {}).get("scored", 0)
+            start = self._offsets()
+            summary, during = self.replay_sampling(rate, limit)
+            sent = int(summary["transactions"])
+            seen = during + self.wait_counters(
+                lambda s: s.get("counters", {}).get("scored", 0) >= scored_before + sent, p.catch_up_timeout, name)
+            seen = [s for s in seen if (s.get("counters") or {}).get("last_batch_id") != before]
+            matched, missing = self._latencies(start)
+            latencies = [score_ms - sent_ms for sent_ms, score_ms, _ in matched]
+            achieved = sent / summary["wall_seconds"] if summary.get("wall_seconds") else math.nan
+            if latencies:
+                q = _quantiles(latencies)
+                self.figure(name, f"p50 {q[50]:.0f} ms, p95 {q[95]:.0f} ms, p99 {q[99]:.0f} ms, "
+                                  f"max {max(latencies):.0f} ms ({len(latencies):,} tx, sent at "
+                                  f"{achieved:,.0f}/s{f', {missing} unmatched' if missing else ''})")
+            else:
+                self.figure(name, f"no matched records ({missing} unmatched)")
+            spark, own = _trigger_ms(seen), _batch_seconds(seen)
+            batches = (seen[-1].get("counters", {}).get("batches", 0) - first.get("counters", {}).get("batches", 0)
+                       if seen else 0)
+            self.figure(f"  batch time ({len(own)} of {batches} batches sampled), foreachBatch / Spark trigger",
+                        f"p50 {_median_s(own)} / {_median_s(spark, 1000)}, "
+                        f"max {_max_s(own)} / {_max_s(spark, 1000)}")
+            phases = _phases(seen)
+            if phases:
+                self.figure("  where a batch's time went (p50/max ms over the sampled batches)", phases)
+            if matched:
+                self.figure("  every output batch, from the records (p50/max ms)", _output_batches(matched))
+            if with_rules and seen:
+                alerts = seen[-1].get("counters", {}).get("alerts", 0) - first.get("counters", {}).get("alerts", 0)
+                self.figure("  alerted (rules and model)", f"{alerts / max(1, sent):.2%} of {sent:,} sent")
+
+    # -- rules ------------------------------------------------------------------------------------------------
+    def rule_store(self):
+        from fraudctl.operate.connect import rule_store
+
+        return rule_store(self.config)
+
+    def set_rules(self, count: int) -> str:
+        """Make the store's active rules exactly `count` of bench_rules' set; the figures' label suffix."""
+        if self.plan.rules == [0]:
+            return ""  # no --rules: the store is left alone, the labels as before issue 22
+        from bench.bench_rules import make_rules
+
+        store, wanted = self.rule_store(), make_rules(count)
+        names = {rule.name for rule in wanted}
+        for rule in store.current().rules:
+            if rule.name not in names:
+                store.remove(rule.name, author="bench")
+        if wanted:
+            store.add(wanted, author="bench", replace_existing=True)
+        return f", {count} rules"
 
     def replay_sampling(self, rate: int, limit: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """A paced replay of the next `limit` rows, the scorer's status sampled while it runs."""
@@ -706,6 +752,8 @@ def main() -> None:
     parser.add_argument("--rates", type=int, nargs="+", help="paced transactions/s (full 1000 5000)")
     parser.add_argument("--paced-seconds", type=float, help="length of each paced run (full 15)")
     parser.add_argument("--skip-promotion", action="store_true")
+    parser.add_argument("--rules", type=int, nargs="+", default=[0],
+                        help="counts of active rules to run the throughput and latency figures with (e.g. 0 20 100)")
     parser.add_argument("--keep-dir", action="store_true", help="keep the temporary folder (logs) after down --purge")
     args = parser.parse_args()
     plan = make_plan(args)
