@@ -16,6 +16,7 @@ from fraudctl.contracts import DECISION, INGEST_TIME, IS_FRAUD, MODEL_VERSION, T
 from fraudctl.stack.table import ui_urls
 
 FRAUD = "fraud"
+MODEL_TO_TAKE = "@champion v"  # wait_until_caught_up's progress: the model the scorer has yet to take
 PERCENTILES = (50, 95, 99)
 
 
@@ -75,7 +76,7 @@ def wait_until_caught_up(config: Config, *, timeout: float, champion: bool = Fal
             raise UnavailableError(f"the scorer is {status['health']}", hint="fraudctl scorer start")
         left = records_left(status, wanted)
         if version is not None and not has_taken(status, version):
-            left = {**left, f"model version {version}": 1}
+            left = {**left, f"{MODEL_TO_TAKE}{version}": 1}
         if on_progress:
             on_progress(left)
         if not any(left.values()):
