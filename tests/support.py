@@ -107,10 +107,16 @@ def what_the_loop_answered(loop: Mapping[str, Any], versions: set[str]) -> dict[
 
 
 def assert_same_answers(native: Mapping[str, Any], compose: Mapping[str, Any]) -> None:
-    """Two runs of the whole loop (what_the_loop_answered) gave the same answers: the same models (their test metrics),
-    every transaction scored by the model of the same role with the same features, score and decision, the
-    same summary. The one allowance is the live parity's: a transaction whose label-derived features differ
-    because a label reached the scorer just after it in one run (LATE_LABEL_SHARE a run), and its score."""
+    """Two runs of the whole loop (what_the_loop_answered) gave the same answers: the same models (their test
+    metrics), every transaction scored by the model of the same role with the same features, and the same
+    score and decision wherever its features are the same to the bit; the same summary.
+
+    Two allowances, both printed. A label that reached one scorer just after its transaction (the live
+    parity's LATE_LABEL_SHARE a run) changes that transaction's label-derived features. And the online
+    features equal the offline ones to RTOL, not to the bit: window sums and spreads are computed over the
+    customer's rows as the micro-batch lays them out, so two runs, cut into other batches, may differ in the
+    last bits, and a tree whose split threshold sits exactly there sends the row down another branch. So a
+    score may differ only where a feature does."""
     import numpy as np
 
     from fraudctl import contracts as c
@@ -128,22 +134,28 @@ def assert_same_answers(native: Mapping[str, Any], compose: Mapping[str, Any]) -
                                      f"{len(b.index.difference(a.index))} on compose only")
     roles = a["role"] == b["role"]
     assert roles.all(), f"{int((~roles).sum())} transactions scored by another model: {a['role'][~roles].value_counts().to_dict()}"
-    exact = np.ones(len(a), dtype=bool)
+    close, bitwise = np.ones(len(a), dtype=bool), np.ones(len(a), dtype=bool)
     for name in FEATURE_NAMES:
-        same = np.isclose(a[name].to_numpy(), b[name].to_numpy(), rtol=RTOL, atol=1e-12)
+        x, y = a[name].to_numpy(), b[name].to_numpy()
+        same = np.isclose(x, y, rtol=RTOL, atol=1e-12)
+        bitwise &= (x == y) | (np.isnan(x) & np.isnan(y))
         if name in LABELLED_FEATURES:
-            exact &= same
+            close &= same
         else:
             assert same.all(), f"feature {name}: {int((~same).sum())} of {len(same)} transactions differ"
-    late = int((~exact).sum())
-    print(f"same answers: {len(a)} transactions, {late} with a label that reached one scorer after them")
-    assert late <= 2 * LATE_LABEL_SHARE * len(a)
-    np.testing.assert_allclose(b[c.SCORE].to_numpy()[exact], a[c.SCORE].to_numpy()[exact], rtol=RTOL, atol=1e-12,
-                               err_msg="scores of transactions with the same features")
-    assert (a[c.DECISION].to_numpy()[exact] == b[c.DECISION].to_numpy()[exact]).all()
+    late = int((~close).sum())
+    assert late <= 2 * LATE_LABEL_SHARE * len(a), f"{late} transactions with other label-derived features"
+    scores_differ = a[c.SCORE].to_numpy() != b[c.SCORE].to_numpy()
+    unexplained = scores_differ & bitwise
+    print(f"same answers: {len(a)} transactions; {late} with a label that reached one scorer after them; "
+          f"{int((close & ~bitwise).sum())} with features equal to {RTOL:g} but not to the bit, "
+          f"{int((scores_differ & close).sum())} of them with another score")
+    assert not unexplained.any(), (f"{int(unexplained.sum())} transactions with the same features to the bit "
+                                   f"have other scores, e.g. {a.index[unexplained][:5].tolist()}")
+    decisions_differ = a[c.DECISION].to_numpy() != b[c.DECISION].to_numpy()
+    assert not (decisions_differ & ~scores_differ).any(), "a decision differs where the score does not"
     figures = {name: (native["summary"][name], compose["summary"][name]) for name in SUMMARY_FIGURES}
-    if late == 0:
+    assert figures["scored"][0] == figures["scored"][1] and figures["labelled"][0] == figures["labelled"][1], figures
+    assert abs(figures["alerts"][0] - figures["alerts"][1]) <= int(decisions_differ.sum()), figures
+    if not decisions_differ.any():
         assert all(x == y for x, y in figures.values()), figures
-    else:  # a late label may move an alert, no more
-        assert figures["scored"][0] == figures["scored"][1] and figures["labelled"][0] == figures["labelled"][1], figures
-        assert abs(figures["alerts"][0] - figures["alerts"][1]) <= late, figures
