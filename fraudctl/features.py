@@ -55,7 +55,8 @@ Definitions (all times are the transaction's event time `tx_datetime`, UTC, as t
   the mean of the middle two). Why: a stolen card is used for about two weeks, each fraud a multiple of the
   card's usual amount, while an honest amount rarely reaches three times the median; the median, unlike the
   means above, is not dragged up by the spree itself, and a count of earlier outliers says the card is being
-  milked even when the current amount alone is ambiguous. Chosen on the validation weeks of seeds 0, 1, 2 (README,
+  milked even when the current amount alone is ambiguous. `customer_max_median_ratio_14d`: the largest of
+  those 14 days' amounts / that median (1.0 when the median is 0): how far the spree went. Chosen on the validation weeks of seeds 0, 1, 2 (README,
   issue 22 round 2); the other candidates of that round (amount against the 30-day or 7-day median, a
   median-based z-score, the terminal's latest known fraud, its count of known frauds) stay in
   bench/handbook_candidates.py. No new state: it reads the same 30 days of the customer's transactions.
@@ -95,8 +96,8 @@ NIGHT_END_HOUR = 7  # night is [00:00, 07:00): the handbook's `hour <= 6`
 WEEKEND_DAYS = (5, 6)  # Monday = 0
 
 TERMINAL_RUN_FEATURES = ("terminal_fraud_run", "terminal_fraud_run_age_days", "terminal_first_fraud_age_days")
-CUSTOMER_SHAPE_FEATURES = ("customer_amount_z", "customer_baseline_ratio",
-                           "customer_outlier_count_14d")  # last: the earlier names stay a prefix
+CUSTOMER_SHAPE_FEATURES = ("customer_amount_z", "customer_baseline_ratio", "customer_outlier_count_14d",
+                           "customer_max_median_ratio_14d")  # last: the earlier names stay a prefix
 CUSTOMER_SPREAD_DAYS = 7  # the window of customer_amount_z
 CUSTOMER_BASELINE_DAYS = (30, 14)  # the window (t - 30d, t - 14d] of customer_baseline_ratio
 SPREAD_FLOOR = 0.005  # half a cent: a smaller standard deviation is rounding, not spread
@@ -297,17 +298,17 @@ def _customer_shape(codes: np.ndarray, times: np.ndarray, amounts: np.ndarray, r
     baseline = np.divide(total, near - far, out=np.zeros(len(at)), where=near > far)
     median_from = _count_le(codes, times, codes[at], times[at] - spec.customer_median_days * _NS_PER_DAY)
     outliers_from = _count_le(codes, times, codes[at], times[at] - spec.customer_outlier_days * _NS_PER_DAY)
-    outliers = _window_outliers(amounts, median_from, outliers_from, at, spec.outlier_factor)
-    return z, amount_ratio(amounts[at], baseline), outliers
+    outliers, largest, median = _window_outliers(amounts, median_from, outliers_from, at, spec.outlier_factor)
+    return z, amount_ratio(amounts[at], baseline), outliers, amount_ratio(largest, median)
 
 
 def _window_outliers(values: np.ndarray, median_from: np.ndarray, count_from: np.ndarray, at: np.ndarray,
-                     factor: float, budget: int = 1 << 22) -> np.ndarray:
+                     factor: float, budget: int = 1 << 22) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each i: how many of values[count_from[i] : at[i] + 1] exceed factor x the median of
-    values[median_from[i] : at[i] + 1]. Windows are laid in rows of a matrix padded with +inf and sorted along
+    values[median_from[i] : at[i] + 1], the largest of them, and that median. Windows are laid in rows of a matrix padded with +inf and sorted along
     the rows, in chunks of at most `budget` cells (a customer with a long window only shortens its chunk)."""
     counts = at + 1 - median_from
-    out = np.zeros(len(at))
+    out, largest, medians = np.zeros(len(at)), np.zeros(len(at)), np.zeros(len(at))
     first = 0
     while first < len(at):
         widest = np.maximum.accumulate(counts[first:first + budget])
@@ -322,8 +323,10 @@ def _window_outliers(values: np.ndarray, median_from: np.ndarray, count_from: np
         median = (ordered[row, (k - 1) // 2] + ordered[row, k // 2]) / 2
         counted = (column >= (count_from - median_from)[first:last, None]) & (column < n)
         out[first:last] = (counted & (window > factor * median[:, None])).sum(axis=1)
+        largest[first:last] = np.where(counted, window, -np.inf).max(axis=1)
+        medians[first:last] = median
         first = last
-    return out
+    return out, largest, medians
 
 
 def _window_spread(values: np.ndarray, lower: np.ndarray, at: np.ndarray, chunk: int = 1 << 21,
@@ -641,9 +644,11 @@ class OnlineFeatureState:
         month = sorted(a for (s, i, a) in history
                        if s > t - self.spec.customer_median_days * _NS_PER_DAY and (s, i) <= key)
         median = (month[(len(month) - 1) // 2] + month[len(month) // 2]) / 2
-        outliers = [a for (s, i, a) in history if s > t - self.spec.customer_outlier_days * _NS_PER_DAY
-                    and (s, i) <= key and a > self.spec.outlier_factor * median]
+        fortnight = [a for (s, i, a) in history if s > t - self.spec.customer_outlier_days * _NS_PER_DAY
+                     and (s, i) <= key]
+        outliers = [a for a in fortnight if a > self.spec.outlier_factor * median]
         return {"customer_amount_z": (amount - mean) / spread if spread >= SPREAD_FLOOR else 0.0,
                 "customer_baseline_ratio": float(amount_ratio(amount, math.fsum(baseline) / len(baseline)
                                                               if baseline else 0.0)),
-                "customer_outlier_count_14d": float(len(outliers))}
+                "customer_outlier_count_14d": float(len(outliers)),
+                "customer_max_median_ratio_14d": float(amount_ratio(max(fortnight), median))}

@@ -32,7 +32,7 @@ def by_id(features: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------- hand-worked
 
 
-def test_feature_names_are_the_documented_twenty_four():
+def test_feature_names_are_the_documented_twenty_five():
     assert FEATURE_NAMES == [
         "amount", "is_weekend", "is_night",
         "customer_tx_count_1d", "customer_mean_amount_1d", "customer_tx_count_7d", "customer_mean_amount_7d",
@@ -42,6 +42,7 @@ def test_feature_names_are_the_documented_twenty_four():
         "terminal_tx_count_30d", "terminal_fraud_share_30d",
         "terminal_fraud_run", "terminal_fraud_run_age_days", "terminal_first_fraud_age_days",
         "customer_amount_z", "customer_baseline_ratio", "customer_outlier_count_14d",
+        "customer_max_median_ratio_14d",
     ]
     assert DEFAULT_SPEC.delay_days == 7
     assert DEFAULT_SPEC.history_days == 37  # 7 days of delay + the 30-day terminal window
@@ -117,6 +118,7 @@ def test_customer_outliers_by_hand():
         (9, "2018-04-01 12:00:00", 8, 1, 30.0, 0),  # exactly 3x the median is not above it
     ])))
     assert f["customer_outlier_count_14d"].tolist() == [0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    assert f["customer_max_median_ratio_14d"].tolist() == [1.0, 1.0, 4.0, 40 / 15, 5.0, 100 / 30, 1.0, 1.0, 3.0]
 
 
 def test_outliers_are_counted_in_chunks_of_any_size():
@@ -127,8 +129,11 @@ def test_outliers_are_counted_in_chunks_of_any_size():
     count_from = np.minimum(median_from + rng.integers(0, 20, size=300), at)
     expected = [(values[c:a + 1] > 3 * np.median(values[m:a + 1])).sum()
                 for m, c, a in zip(median_from, count_from, at)]
+    largest = [values[c:a + 1].max() for c, a in zip(count_from, at)]
     for budget in (1, 50, 1 << 22):
-        assert _window_outliers(values, median_from, count_from, at, 3.0, budget=budget).tolist() == expected
+        count, top, median = _window_outliers(values, median_from, count_from, at, 3.0, budget=budget)
+        assert count.tolist() == expected and top.tolist() == largest
+        assert median.tolist() == [np.median(values[m:a + 1]) for m, a in zip(median_from, at)]
 
 
 def test_spread_is_summed_within_the_window_in_chunks():
