@@ -72,7 +72,8 @@ def fit_and_score(train, test, estimator: str, columns: list[str], overrides: di
     return {"average_precision": float(average_precision_score(test["is_fraud"].astype(int), scores)),
             "card_precision_at_100": card_precision_at_k(test, scores)[0], "fit_seconds": fit,
             "fit_cpu_seconds": fit_cpu, "predict_ms_per_1000": predict * per_1000,
-            "predict_cpu_ms_per_1000": predict_cpu * per_1000, "predict_cpu_ms_per_1000_batched": batched_cpu * per_1000}
+            "predict_cpu_ms_per_1000": predict_cpu * per_1000,
+            "predict_cpu_ms_per_1000_batched": batched_cpu * per_1000}
 
 
 def runs(candidates: bool) -> list[tuple[str, str, dict, int, list[str]]]:
@@ -134,9 +135,8 @@ def main() -> int:
                         f"CP@100 {sign * (after['card_precision_at_100'] - r['card_precision_at_100']):+.4f}")
             print(f"  {name:<40} AP {r['average_precision']:.4f}  CP@100 {r['card_precision_at_100']:.4f}  "
                   f"fit {r['fit_seconds']:5.1f} s (CPU {r['fit_cpu_seconds']:5.1f})  predict "
-                  f"{r['predict_ms_per_1000']:5.1f} ms/1000 rows (CPU {r['predict_cpu_ms_per_1000']:4.1f}, in batches of 1000 "
-                  f"{r['predict_cpu_ms_per_1000_batched']:4.1f}){gain}",
-                  flush=True)
+                  f"{r['predict_ms_per_1000']:5.1f} ms/1000 rows (CPU {r['predict_cpu_ms_per_1000']:4.1f}, "
+                  f"in batches of 1000 {r['predict_cpu_ms_per_1000_batched']:4.1f}){gain}", flush=True)
     summarize(results, args.seeds)
     if args.json:
         args.json.write_text(json.dumps({"protocol": SplitSpec(TRAIN_START).as_dict(), "after_train_days": TRAIN_DAYS,

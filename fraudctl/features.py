@@ -56,10 +56,10 @@ Definitions (all times are the transaction's event time `tx_datetime`, UTC, as t
   card's usual amount, while an honest amount rarely reaches three times the median; the median, unlike the
   means above, is not dragged up by the spree itself, and a count of earlier outliers says the card is being
   milked even when the current amount alone is ambiguous. `customer_max_median_ratio_14d`: the largest of
-  those 14 days' amounts / that median (1.0 when the median is 0): how far the spree went. Chosen on the validation weeks of seeds 0, 1, 2 (README,
-  issue 22 round 2); the other candidates of that round (amount against the 30-day or 7-day median, a
-  median-based z-score, the terminal's latest known fraud, its count of known frauds) stay in
-  bench/handbook_candidates.py. No new state: it reads the same 30 days of the customer's transactions.
+  those 14 days' amounts / that median (1.0 when the median is 0): how far the spree went. Chosen on the
+  validation weeks of seeds 0, 1, 2 (README, issue 22 round 2); the other candidates of that round (amount
+  against the 30-day median, a median-based z-score, the terminal's latest known fraud, its count of known
+  frauds) stay in bench/handbook_candidates.py. No new state: both read the same 30 days of the customer.
 
 The window and delay definitions are data (`FeatureSpec`), the names are `FEATURE_NAMES`; the spec is
 logged with every model so a scorer can refuse a model built on other definitions. All features are
@@ -140,6 +140,9 @@ class FeatureSpec:
             days = getattr(self, name)
             if int(days) != days or days <= 0:
                 raise ValueError(f"{name} must be positive whole days, got {days!r}")
+        if self.customer_outlier_days > self.customer_median_days:
+            raise ValueError("customer_outlier_days cannot exceed customer_median_days: the outliers are counted "
+                             "within the median's window")
         if not self.outlier_factor > 0:
             raise ValueError(f"outlier_factor must be positive, got {self.outlier_factor!r}")
 
@@ -305,8 +308,9 @@ def _customer_shape(codes: np.ndarray, times: np.ndarray, amounts: np.ndarray, r
 def _window_outliers(values: np.ndarray, median_from: np.ndarray, count_from: np.ndarray, at: np.ndarray,
                      factor: float, budget: int = 1 << 22) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each i: how many of values[count_from[i] : at[i] + 1] exceed factor x the median of
-    values[median_from[i] : at[i] + 1], the largest of them, and that median. Windows are laid in rows of a matrix padded with +inf and sorted along
-    the rows, in chunks of at most `budget` cells (a customer with a long window only shortens its chunk)."""
+    values[median_from[i] : at[i] + 1], the largest of them, and that median; count_from >= median_from.
+    Windows are laid in rows of a matrix padded with +inf and sorted along the rows, in chunks of at most
+    `budget` cells (a customer with a long window only shortens its chunk)."""
     counts = at + 1 - median_from
     out, largest, medians = np.zeros(len(at)), np.zeros(len(at)), np.zeros(len(at))
     first = 0
