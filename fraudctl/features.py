@@ -49,6 +49,17 @@ Definitions (all times are the transaction's event time `tx_datetime`, UTC, as t
   time since the previous transaction, the terminal's volume against its usual) did not and stay in
   bench/handbook_candidates.py. No new state: both read the customer's transactions the scorer already
   keeps for the 30-day windows (history_days stays 37).
+* Customer outliers (issue 22, round 2). `customer_outlier_count_14d`: how many of the customer's transactions
+  over CUSTOMER_OUTLIER_DAYS (14), the current one included, exceed OUTLIER_FACTOR (3) times the median of the
+  customer's amounts over CUSTOMER_MEDIAN_DAYS (30), the current one included (the median of an even count is
+  the mean of the middle two). Why: a stolen card is used for about two weeks, each fraud a multiple of the
+  card's usual amount, while an honest amount rarely reaches three times the median; the median, unlike the
+  means above, is not dragged up by the spree itself, and a count of earlier outliers says the card is being
+  milked even when the current amount alone is ambiguous. `customer_max_median_ratio_14d`: the largest of
+  those 14 days' amounts / that median (1.0 when the median is 0): how far the spree went. Chosen on the
+  validation weeks of seeds 0, 1, 2 (README, issue 22 round 2); the other candidates of that round (amount
+  against the 30-day median, a median-based z-score, the terminal's latest known fraud, its count of known
+  frauds) stay in bench/handbook_candidates.py. No new state: both read the same 30 days of the customer.
 
 The window and delay definitions are data (`FeatureSpec`), the names are `FEATURE_NAMES`; the spec is
 logged with every model so a scorer can refuse a model built on other definitions. All features are
@@ -76,7 +87,7 @@ from fraudctl.contracts import (
 from fraudctl.errors import BadInputError
 
 # Bump when a definition changes meaning (not just code): models record it, scorers compare it.
-FEATURE_SPEC_VERSION = 3  # 2: the terminal compromise shape; 3: the customer's spread and baseline
+FEATURE_SPEC_VERSION = 4  # 2: the terminal compromise shape; 3: the customer's spread and baseline; 4: outliers
 
 CUSTOMER_WINDOWS_DAYS: tuple[int, ...] = (1, 7, 30)
 TERMINAL_WINDOWS_DAYS: tuple[int, ...] = (1, 7, 30)
@@ -85,10 +96,14 @@ NIGHT_END_HOUR = 7  # night is [00:00, 07:00): the handbook's `hour <= 6`
 WEEKEND_DAYS = (5, 6)  # Monday = 0
 
 TERMINAL_RUN_FEATURES = ("terminal_fraud_run", "terminal_fraud_run_age_days", "terminal_first_fraud_age_days")
-CUSTOMER_SHAPE_FEATURES = ("customer_amount_z", "customer_baseline_ratio")  # last: the v2 names stay a prefix
+CUSTOMER_SHAPE_FEATURES = ("customer_amount_z", "customer_baseline_ratio", "customer_outlier_count_14d",
+                           "customer_max_median_ratio_14d")  # last: the earlier names stay a prefix
 CUSTOMER_SPREAD_DAYS = 7  # the window of customer_amount_z
 CUSTOMER_BASELINE_DAYS = (30, 14)  # the window (t - 30d, t - 14d] of customer_baseline_ratio
 SPREAD_FLOOR = 0.005  # half a cent: a smaller standard deviation is rounding, not spread
+CUSTOMER_MEDIAN_DAYS = 30  # the median customer_outlier_count_14d compares with
+CUSTOMER_OUTLIER_DAYS = 14  # the outliers counted: a stolen card's spree
+OUTLIER_FACTOR = 3.0
 
 _NS_PER_DAY = 86_400 * 10**9
 
@@ -103,6 +118,9 @@ class FeatureSpec:
     night_end_hour: int = NIGHT_END_HOUR
     customer_spread_days: int = CUSTOMER_SPREAD_DAYS
     customer_baseline_days: tuple[int, int] = CUSTOMER_BASELINE_DAYS
+    customer_median_days: int = CUSTOMER_MEDIAN_DAYS
+    customer_outlier_days: int = CUSTOMER_OUTLIER_DAYS
+    outlier_factor: float = OUTLIER_FACTOR
     version: int = field(default=FEATURE_SPEC_VERSION)
 
     def __post_init__(self) -> None:
@@ -118,6 +136,15 @@ class FeatureSpec:
         if int(far) != far or int(near) != near or not far > near >= 0:
             raise ValueError(f"customer_baseline_days must be whole days (far, near) with far > near >= 0, "
                              f"got {self.customer_baseline_days!r}")
+        for name in ("customer_median_days", "customer_outlier_days"):
+            days = getattr(self, name)
+            if int(days) != days or days <= 0:
+                raise ValueError(f"{name} must be positive whole days, got {days!r}")
+        if self.customer_outlier_days > self.customer_median_days:
+            raise ValueError("customer_outlier_days cannot exceed customer_median_days: the outliers are counted "
+                             "within the median's window")
+        if not self.outlier_factor > 0:
+            raise ValueError(f"outlier_factor must be positive, got {self.outlier_factor!r}")
 
     @property
     def feature_names(self) -> list[str]:
@@ -133,6 +160,7 @@ class FeatureSpec:
     def history_days(self) -> int:
         """How many days of history before a transaction its features can look at."""
         return max(max(self.customer_windows_days), self.customer_spread_days, self.customer_baseline_days[0],
+                   self.customer_median_days, self.customer_outlier_days,
                    self.delay_days + max(self.terminal_windows_days))
 
     def as_dict(self) -> dict[str, Any]:
@@ -151,6 +179,9 @@ class FeatureSpec:
             night_end_hour=int(data.get("night_end_hour", NIGHT_END_HOUR)),
             customer_spread_days=int(data.get("customer_spread_days", CUSTOMER_SPREAD_DAYS)),
             customer_baseline_days=tuple(int(w) for w in data.get("customer_baseline_days", CUSTOMER_BASELINE_DAYS)),
+            customer_median_days=int(data.get("customer_median_days", CUSTOMER_MEDIAN_DAYS)),
+            customer_outlier_days=int(data.get("customer_outlier_days", CUSTOMER_OUTLIER_DAYS)),
+            outlier_factor=float(data.get("outlier_factor", OUTLIER_FACTOR)),
             version=int(data.get("version", FEATURE_SPEC_VERSION)),
         )
 
@@ -254,7 +285,7 @@ def _customer_values(rows: GroupRows, asked: np.ndarray | None, spec: FeatureSpe
 
 
 def _customer_shape(codes: np.ndarray, times: np.ndarray, amounts: np.ndarray, running: np.ndarray,
-                    group_start: np.ndarray, at: np.ndarray, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
+                    group_start: np.ndarray, at: np.ndarray, spec: FeatureSpec) -> tuple[np.ndarray, ...]:
     """CUSTOMER_SHAPE_FEATURES of the rows at sorted positions `at` (rows sorted by customer, time, id;
     `running`: amounts summed from each customer's first row; `group_start`: that row, per asked row)."""
     lower = _count_le(codes, times, codes[at], times[at] - spec.customer_spread_days * _NS_PER_DAY)
@@ -268,7 +299,38 @@ def _customer_shape(codes: np.ndarray, times: np.ndarray, amounts: np.ndarray, r
     total = (np.where(near > far, running[np.maximum(near - 1, 0)], 0.0)
              - np.where(far > group_start, running[np.maximum(far - 1, 0)], 0.0))
     baseline = np.divide(total, near - far, out=np.zeros(len(at)), where=near > far)
-    return z, amount_ratio(amounts[at], baseline)
+    median_from = _count_le(codes, times, codes[at], times[at] - spec.customer_median_days * _NS_PER_DAY)
+    outliers_from = _count_le(codes, times, codes[at], times[at] - spec.customer_outlier_days * _NS_PER_DAY)
+    outliers, largest, median = _window_outliers(amounts, median_from, outliers_from, at, spec.outlier_factor)
+    return z, amount_ratio(amounts[at], baseline), outliers, amount_ratio(largest, median)
+
+
+def _window_outliers(values: np.ndarray, median_from: np.ndarray, count_from: np.ndarray, at: np.ndarray,
+                     factor: float, budget: int = 1 << 22) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each i: how many of values[count_from[i] : at[i] + 1] exceed factor x the median of
+    values[median_from[i] : at[i] + 1], the largest of them, and that median; count_from >= median_from.
+    Windows are laid in rows of a matrix padded with +inf and sorted along the rows, in chunks of at most
+    `budget` cells (a customer with a long window only shortens its chunk)."""
+    counts = at + 1 - median_from
+    out, largest, medians = np.zeros(len(at)), np.zeros(len(at)), np.zeros(len(at))
+    first = 0
+    while first < len(at):
+        widest = np.maximum.accumulate(counts[first:first + budget])
+        rows = max(int(np.searchsorted(widest * np.arange(1, len(widest) + 1), budget, side="right")), 1)
+        last, width = first + rows, int(widest[rows - 1])
+        column = np.arange(width)
+        n = counts[first:last, None]
+        window = np.where(column < n, values[np.minimum(median_from[first:last, None] + column, len(values) - 1)],
+                          np.inf)
+        ordered = np.sort(window, axis=1)
+        row, k = np.arange(last - first), counts[first:last]
+        median = (ordered[row, (k - 1) // 2] + ordered[row, k // 2]) / 2
+        counted = (column >= (count_from - median_from)[first:last, None]) & (column < n)
+        out[first:last] = (counted & (window > factor * median[:, None])).sum(axis=1)
+        largest[first:last] = np.where(counted, window, -np.inf).max(axis=1)
+        medians[first:last] = median
+        first = last
+    return out, largest, medians
 
 
 def _window_spread(values: np.ndarray, lower: np.ndarray, at: np.ndarray, chunk: int = 1 << 21,
@@ -517,7 +579,8 @@ class OnlineFeatureState:
         self._terminals: dict[Any, deque[tuple[int, Any]]] = {}
         self._labels: dict[Any, float] = {}
         self._customer_span = max(*spec.customer_windows_days, spec.customer_spread_days,
-                                  spec.customer_baseline_days[0]) * _NS_PER_DAY
+                                  spec.customer_baseline_days[0], spec.customer_median_days,
+                                  spec.customer_outlier_days) * _NS_PER_DAY
         self._terminal_span = (spec.delay_days + max(spec.terminal_windows_days)) * _NS_PER_DAY
 
     def add_label(self, transaction_id: Any, is_fraud: float) -> None:
@@ -575,13 +638,21 @@ class OnlineFeatureState:
         return values
 
     def _customer_shape(self, history: deque, key: tuple[int, Any], amount: float) -> dict[str, float]:
-        """customer_amount_z and customer_baseline_ratio of the transaction `key` = (time, id)."""
+        """CUSTOMER_SHAPE_FEATURES of the transaction `key` = (time, id)."""
         t = key[0]
         recent = [a for (s, i, a) in history if s > t - self.spec.customer_spread_days * _NS_PER_DAY and (s, i) <= key]
         mean = math.fsum(recent) / len(recent)
         spread = math.sqrt(math.fsum((a - mean) ** 2 for a in recent) / len(recent))
         far, near = (days * _NS_PER_DAY for days in self.spec.customer_baseline_days)
         baseline = [a for (s, i, a) in history if t - far < s <= t - near and (s, i) <= key]
+        month = sorted(a for (s, i, a) in history
+                       if s > t - self.spec.customer_median_days * _NS_PER_DAY and (s, i) <= key)
+        median = (month[(len(month) - 1) // 2] + month[len(month) // 2]) / 2
+        fortnight = [a for (s, i, a) in history if s > t - self.spec.customer_outlier_days * _NS_PER_DAY
+                     and (s, i) <= key]
+        outliers = [a for a in fortnight if a > self.spec.outlier_factor * median]
         return {"customer_amount_z": (amount - mean) / spread if spread >= SPREAD_FLOOR else 0.0,
                 "customer_baseline_ratio": float(amount_ratio(amount, math.fsum(baseline) / len(baseline)
-                                                              if baseline else 0.0))}
+                                                              if baseline else 0.0)),
+                "customer_outlier_count_14d": float(len(outliers)),
+                "customer_max_median_ratio_14d": float(amount_ratio(max(fortnight), median))}

@@ -30,12 +30,13 @@ HYPERPARAMETERS: dict[EstimatorName, dict[str, Any]] = {
     # LightGBM, the default: histogram-based like HistGradientBoosting, but the bins are a parameter
     # (max_bin), and it gives exact TreeSHAP contributions per prediction (pred_contrib), which alert reasons
     # need. The bins matter because the signal sits in the tails: on the validation weeks of seed 0, 255 bins
-    # gave mean AP 0.713 against 0.726 with 1023 (CP@100 0.304 against 0.310). The rest was not tuned further
-    # (issue 22 ran out of time on a loaded machine). On the unseen seeds 101-103 it matches gradient_boosting
-    # (mean AP 0.7499 against 0.7497, CP@100 0.3243 against 0.3257) at a fifth of the fit time, but its
-    # predictions cost ~8x the CPU (README, the handbook figures).
+    # gave mean AP 0.713 against 0.726 with 1023 (CP@100 0.304 against 0.310). 100 trees, not issue 22's
+    # 400: on the validation weeks of seeds 0-2 AP peaked at 100-200 trees and fell slowly after, and a
+    # prediction costs about a seventh (2.6 against 18.5 ms of CPU per 1000 rows). Learning rate 0.1 lost
+    # 0.010-0.018 AP, min_child_samples 200 and num_leaves 15 were mixed, seed by seed (README, issue 22
+    # round 2; bench/handbook_validation.py).
     "lightgbm": {
-        "n_estimators": 400,
+        "n_estimators": 100,
         "learning_rate": 0.03,
         "num_leaves": 31,
         "max_depth": 6,

@@ -14,7 +14,7 @@ from fraudctl.features import (
     OnlineFeatureState,
     compute_features,
 )
-from fraudctl.features import _window_spread
+from fraudctl.features import _window_outliers, _window_spread
 
 
 def frame(rows: list[tuple]) -> pd.DataFrame:
@@ -32,7 +32,7 @@ def by_id(features: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------- hand-worked
 
 
-def test_feature_names_are_the_documented_twenty_three():
+def test_feature_names_are_the_documented_twenty_five():
     assert FEATURE_NAMES == [
         "amount", "is_weekend", "is_night",
         "customer_tx_count_1d", "customer_mean_amount_1d", "customer_tx_count_7d", "customer_mean_amount_7d",
@@ -41,7 +41,8 @@ def test_feature_names_are_the_documented_twenty_three():
         "terminal_tx_count_1d", "terminal_fraud_share_1d", "terminal_tx_count_7d", "terminal_fraud_share_7d",
         "terminal_tx_count_30d", "terminal_fraud_share_30d",
         "terminal_fraud_run", "terminal_fraud_run_age_days", "terminal_first_fraud_age_days",
-        "customer_amount_z", "customer_baseline_ratio",
+        "customer_amount_z", "customer_baseline_ratio", "customer_outlier_count_14d",
+        "customer_max_median_ratio_14d",
     ]
     assert DEFAULT_SPEC.delay_days == 7
     assert DEFAULT_SPEC.history_days == 37  # 7 days of delay + the 30-day terminal window
@@ -101,6 +102,38 @@ def test_customer_spread_and_baseline_by_hand():
     assert f["customer_amount_z"].tolist() == [0.0, pytest.approx(1.0), 0.0, 0.0, 0.0, 0.0, 0.0]
     assert f["customer_baseline_ratio"].tolist() == [
         1.0, 1.0, pytest.approx(2.0), pytest.approx(80 / 30), pytest.approx(2.0), pytest.approx(80.004 / 40), 1.0]
+
+
+def test_customer_outliers_by_hand():
+    # Outliers: amounts over 14 days above 3x the median over 30 days, both windows ending at the transaction.
+    f = by_id(compute_features(frame([
+        (1, "2018-04-01 10:00:00", 7, 1, 10.0, 0),
+        (2, "2018-04-02 10:00:00", 7, 1, 10.0, 0),
+        (3, "2018-04-03 10:00:00", 7, 1, 40.0, 1),  # median of {10, 10, 40}: 10, and 40 > 30
+        (4, "2018-04-04 10:00:00", 7, 1, 20.0, 0),  # median (10 + 20) / 2 = 15: 40 is no outlier now
+        (5, "2018-04-20 10:00:00", 7, 1, 100.0, 1),  # median 20; tx 3 is 17 days back: only tx 5 counts
+        (6, "2018-05-02 11:00:00", 7, 1, 10.0, 0),  # 30 days: tx 3..6, median 30; tx 5 (100 > 90) still counts
+        (7, "2018-04-01 10:00:00", 8, 1, 10.0, 0),
+        (8, "2018-04-01 11:00:00", 8, 1, 10.0, 0),
+        (9, "2018-04-01 12:00:00", 8, 1, 30.0, 0),  # exactly 3x the median is not above it
+    ])))
+    assert f["customer_outlier_count_14d"].tolist() == [0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    assert f["customer_max_median_ratio_14d"].tolist() == [1.0, 1.0, 4.0, 40 / 15, 5.0, 100 / 30, 1.0, 1.0, 3.0]
+
+
+def test_outliers_are_counted_in_chunks_of_any_size():
+    rng = np.random.default_rng(2)
+    values = np.round(rng.lognormal(3, 1, size=300), 2)
+    at = np.arange(300)
+    median_from = np.maximum(at - rng.integers(0, 40, size=300), 0)
+    count_from = np.minimum(median_from + rng.integers(0, 20, size=300), at)
+    expected = [(values[c:a + 1] > 3 * np.median(values[m:a + 1])).sum()
+                for m, c, a in zip(median_from, count_from, at)]
+    largest = [values[c:a + 1].max() for c, a in zip(count_from, at)]
+    for budget in (1, 50, 1 << 22):
+        count, top, median = _window_outliers(values, median_from, count_from, at, 3.0, budget=budget)
+        assert count.tolist() == expected and top.tolist() == largest
+        assert median.tolist() == [np.median(values[m:a + 1]) for m, a in zip(median_from, at)]
 
 
 def test_spread_is_summed_within_the_window_in_chunks():
