@@ -39,6 +39,8 @@ PARAMS = {
                        description="The scikit-learn estimator to train."),
     "promotion_margin": Param(CONFIG.model.promotion_margin, type="number", minimum=0,
                               description="Average-precision gain over the champion needed to promote."),
+    "alert_budget_per_day": Param(CONFIG.model.alert_budget_per_day, type="integer", minimum=1,
+                                  description="Alerts a day the new version's threshold allows."),
     "source": Param(RC.source or "", type="string",
                     description="A CSV/parquet file (or lake dir) to train on instead of the lake; empty: the lake."),
     "cutoff": Param("", type="string",

@@ -15,6 +15,7 @@
 # `stack/native/quickstart.sh` installs, then runs this. Settings (environment, defaults in brackets):
 #   DAYS [60] CUSTOMERS [5000] TERMINALS [10000] START_DATE [2018-04-01] SEED [0]
 #   LAST_DAYS [10]: days replayed after the retrain   RATE [5000]: replay pace, transactions/s
+#   ALERT_BUDGET [the config's model.alert_budget_per_day]: alerts a day the first and the retrained model allow
 #   DATA [data/quickstart.csv]   SUMMARY_JSON: also write the summary as JSON to this file
 # The stack stays up afterwards; `fraudctl down` stops it. Exits with the first failing command's code.
 set -euo pipefail
@@ -23,6 +24,11 @@ F=${FRAUDCTL:-.venv/bin/fraudctl}
 PY=${PYTHON:-.venv/bin/python}
 DAYS=${DAYS:-60} CUSTOMERS=${CUSTOMERS:-5000} TERMINALS=${TERMINALS:-10000} START_DATE=${START_DATE:-2018-04-01}
 SEED=${SEED:-0} LAST_DAYS=${LAST_DAYS:-10} RATE=${RATE:-5000} DATA=${DATA:-data/quickstart.csv}
+# Both models' thresholds from the same budget: the retrain runs on Airflow, under the stack's config.
+budget_train=() budget_retrain=()
+if [ -n "${ALERT_BUDGET:-}" ]; then
+  budget_train=(--alert-budget "$ALERT_BUDGET") budget_retrain=(--conf "alert_budget_per_day=$ALERT_BUDGET")
+fi
 TRAIN_WINDOW_DAYS=42
 
 step=0 started=$(date +%s)
@@ -38,7 +44,7 @@ $F generate --days "$DAYS" --customers "$CUSTOMERS" --terminals "$TERMINALS" --s
 
 say "train a first model (days 8-$TRAIN_WINDOW_DAYS); @champion if it passes the promotion gate"
 $F train --data "$DATA" --train-start "$(day "$START_DATE" 21)" --validation-days 7 --train-days 7 --delay-days 7 \
-  --test-days 7 --promote-if-better
+  --test-days 7 "${budget_train[@]}" --promote-if-better
 $F models list
 
 say "start the streaming scorer"
@@ -52,7 +58,7 @@ $F replay "$DATA" --limit "$first_rows" --rate "$RATE"
 
 say "retrain on Airflow from the lake the scorer wrote (cutoff $retrain_cutoff) and wait"
 $F scorer wait --timeout 600  # the lake holds what was scored: let it catch up first
-$F retrain --wait --conf "cutoff=$retrain_cutoff" --conf "window_days=$((DAYS - LAST_DAYS))"
+$F retrain --wait --conf "cutoff=$retrain_cutoff" --conf "window_days=$((DAYS - LAST_DAYS))" "${budget_retrain[@]}"
 $F models list
 
 say "replay the last $LAST_DAYS days at $RATE/s"

@@ -27,7 +27,7 @@ def retrain(
     ctx: typer.Context,
     conf: Annotated[Optional[list[str]], typer.Option(
         "--conf", metavar="KEY=VALUE",
-        help="A run parameter: window_days, estimator, promotion_margin, source (a file instead of the lake), "
+        help="A run parameter: window_days, estimator, promotion_margin, alert_budget_per_day, source (a file instead of the lake), "
              "cutoff (ISO date). Repeatable.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the run to its end, showing task states.")] = False,
     timeout: Annotated[Optional[float], config_option(

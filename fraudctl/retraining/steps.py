@@ -42,6 +42,7 @@ class RetrainParams:
     window_days: int
     estimator: str
     promotion_margin: float
+    alert_budget_per_day: int  # the threshold's alerts a day, as `fraudctl train --alert-budget`
     source: str  # "" reads the lake
     cutoff: str  # "" is the run's time; else an ISO date or datetime (UTC)
 
@@ -51,7 +52,8 @@ class RetrainParams:
 
 def param_defaults(config: "Config") -> dict[str, Any]:
     return {"window_days": config.retrain.window_days, "estimator": config.model.estimator,
-            "promotion_margin": config.model.promotion_margin, "source": config.retrain.source or "",
+            "promotion_margin": config.model.promotion_margin,
+            "alert_budget_per_day": config.model.alert_budget_per_day, "source": config.retrain.source or "",
             "cutoff": ""}
 
 
@@ -81,6 +83,13 @@ def check_params(config: "Config", raw: Mapping[str, Any]) -> RetrainParams:
     except (TypeError, ValueError):
         problems.append(f"promotion_margin must be a number >= 0, not {values['promotion_margin']!r}")
         margin = 0.0
+    try:
+        budget = int(values["alert_budget_per_day"])
+        if budget < 1 or budget != float(values["alert_budget_per_day"]):
+            raise ValueError
+    except (TypeError, ValueError):
+        problems.append(f"alert_budget_per_day must be a whole number >= 1, not {values['alert_budget_per_day']!r}")
+        budget = 0
     source = str(values["source"] or "")
     if source and not source.startswith("s3://") and not Path(source).exists():
         problems.append(f"source {source!r} does not exist (on the worker)")
@@ -92,7 +101,7 @@ def check_params(config: "Config", raw: Mapping[str, Any]) -> RetrainParams:
             problems.append(f"cutoff must be an ISO date or datetime, e.g. 2018-05-16, not {cutoff!r}")
     if problems:
         raise BadInputError("bad parameter: " + "; ".join(problems))
-    return RetrainParams(window_days, str(values["estimator"]), margin, source, cutoff)
+    return RetrainParams(window_days, str(values["estimator"]), margin, budget, source, cutoff)
 
 
 def parse_cutoff(text: str) -> dt.datetime:
@@ -211,7 +220,8 @@ def train(config: "Config", params: RetrainParams, extracted: Mapping[str, Any],
     from fraudctl.model.training import default_split
     from fraudctl.model.workflows import train_and_register
 
-    cfg = config.model_copy(update={"model": config.model.model_copy(update={"estimator": params.estimator})})
+    cfg = config.model_copy(update={"model": config.model.model_copy(update={
+        "estimator": params.estimator, "alert_budget_per_day": params.alert_budget_per_day})})
     frame = pd.read_parquet(extracted["path"], columns=["tx_datetime", "is_fraud"])
     labelled = frame[frame["is_fraud"].notna()]
     if not len(labelled):

@@ -28,7 +28,7 @@ import pytest
 
 from bench.support import write_shifted_config
 from tests.conftest import REPO, run_fraudctl, wait_for
-from tests.support import SMALL_LOOP, SMALL_LOOP_MODEL, assert_the_loop_ran, what_the_loop_answered
+from tests.support import SMALL_LOOP, assert_the_loop_ran, what_the_loop_answered
 
 pytestmark = pytest.mark.compose
 
@@ -132,7 +132,6 @@ def compose_config(tmp_path_factory, compose_env) -> Path:
     return write_shifted_config(
         folder, PORT_OFFSET, runtime={"kind": "compose", "stop_timeout": 20},
         compose={"ca_bundle": str(ca) if ca.is_file() else None}, retrain={"schedule": None},
-        model=SMALL_LOOP_MODEL,  # the whole loop's, as on native: the same answers
         # The scorer's start under compose: a container, the driver, an application on the compose master and
         # an executor JVM on its worker; on two cores shared with the rest, minutes rather than seconds.
         scorer={"start_timeout": 600})

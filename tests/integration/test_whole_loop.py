@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import fraudctl_ok, run_fraudctl
-from tests.support import (SMALL_LOOP, SMALL_LOOP_MODEL, assert_same_answers, assert_the_loop_ran, module_config,
+from tests.support import (SMALL_LOOP, assert_same_answers, assert_the_loop_ran, module_config,
                            what_the_loop_answered)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +36,7 @@ def loop(stack_config_path, tmp_path_factory):
     from fraudctl.model.registry import CHAMPION, Registry
 
     folder = tmp_path_factory.mktemp("loop")
-    cfg = module_config(stack_config_path, folder, "-loop", model=SMALL_LOOP_MODEL)
+    cfg = module_config(stack_config_path, folder, "-loop")
     config = load_config(cfg, env={})
     registry = Registry(config)
     if registry.alias_version(CHAMPION) is not None:

@@ -64,8 +64,10 @@ def test_fraud_retrain_dag_integrity():
     assert report["catchup"] is False
     assert "@daily" in report["schedule"] or "0 0 * * *" in report["schedule"]
     assert report["params"] == {"window_days": config.retrain.window_days, "estimator": config.model.estimator,
-                                "promotion_margin": config.model.promotion_margin, "source": "", "cutoff": ""}
+                                "promotion_margin": config.model.promotion_margin,
+                                "alert_budget_per_day": config.model.alert_budget_per_day, "source": "", "cutoff": ""}
     schemas = report["schemas"]
     assert schemas["window_days"]["type"] == "integer" and schemas["window_days"]["minimum"] == 1
     assert schemas["promotion_margin"]["type"] == "number" and schemas["promotion_margin"]["minimum"] == 0
+    assert schemas["alert_budget_per_day"]["type"] == "integer" and schemas["alert_budget_per_day"]["minimum"] == 1
     assert config.model.estimator in schemas["estimator"]["enum"]

@@ -28,12 +28,15 @@ def test_params_default_from_the_config_and_bad_ones_say_why(config):
     params = steps.check_params(config, {})
     assert params.window_days == config.retrain.window_days and params.estimator == config.model.estimator
     assert params.promotion_margin == config.model.promotion_margin and params.source == "" and params.cutoff == ""
+    assert params.alert_budget_per_day == config.model.alert_budget_per_day
+    assert steps.check_params(config, {"alert_budget_per_day": 25}).alert_budget_per_day == 25
     with pytest.raises(BadInputError) as err:
         steps.check_params(config, {"window_days": 0, "estimator": "xgb", "promotion_margin": -1,
-                                    "source": "/no/such.csv", "cutoff": "yesterday"})
+                                    "alert_budget_per_day": 2.5, "source": "/no/such.csv", "cutoff": "yesterday"})
     message = err.value.message
     for words in ("window_days must be a whole number >= 1, not 0", "estimator must be one of", "'xgb'",
-                  "promotion_margin must be a number >= 0", "/no/such.csv", "cutoff must be an ISO date"):
+                  "promotion_margin must be a number >= 0", "alert_budget_per_day must be a whole number >= 1, not 2.5",
+                  "/no/such.csv", "cutoff must be an ISO date"):
         assert words in message
     with pytest.raises(BadInputError, match="unknown parameter"):
         steps.check_params(config, {"windows": 3})
