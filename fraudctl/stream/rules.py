@@ -74,7 +74,7 @@ class RulesHolder(Refresher):
         try:
             self._write_pauses()
             version = self.source.version()
-            staged = self._pending.version if self._pending else self.current.version
+            staged = self._pending.version if self._pending is not None else self.current.version
             if version != staged:
                 self._pending_set(CompiledRules(self.source.current()))
             self._set_degraded(None)
@@ -96,7 +96,7 @@ class RulesHolder(Refresher):
         """The newest set read (what the next batch applies; with no input no batch runs to swap it in), the
         version the last batch used, and the rules this scorer paused."""
         with self._lock:
-            newest = self._pending or self.current
+            newest = self._pending if self._pending is not None else self.current  # an empty set is falsy
         rules = [rule for rule, _ in newest.rules]
         return {
             "version": newest.version,

@@ -214,3 +214,18 @@ def test_the_holder_swaps_between_batches_and_keeps_its_set_when_the_store_is_un
     holder.source = store
     holder.check_now()
     assert holder.describe()["degraded"] is None
+
+
+def test_an_emptied_set_is_staged_and_reported_like_any_other():
+    """An empty rule set is falsy: the holder must still stage it, and the status must name its version before
+    a batch runs (what `bench_scorer.py --rules` and an operator read)."""
+    store = MemoryRuleStore()
+    store.add([make_rule({"name": "a", "condition": "amount > 1", "mode": "active"})], author="ana")
+    holder = RulesHolder(store)
+    holder.check_now()
+    assert holder.for_batch().version == 1
+    store.remove("a", author="ana")
+    holder.check_now()
+    described = holder.describe()
+    assert (described["version"], described["active"], described["last_batch_version"]) == (2, [], 1)
+    assert holder.for_batch().version == 2 and len(holder.current) == 0
