@@ -66,14 +66,8 @@ def check_params(config: "Config", raw: Mapping[str, Any]) -> RetrainParams:
     if unknown:
         raise BadInputError(f"unknown parameter(s): {', '.join(sorted(unknown))}",
                             hint=f"known: {', '.join(param_defaults(config))}")
-    problems = []
-    try:
-        window_days = int(values["window_days"])
-        if window_days < 1 or window_days != float(values["window_days"]):
-            raise ValueError
-    except (TypeError, ValueError):
-        problems.append(f"window_days must be a whole number >= 1, not {values['window_days']!r}")
-        window_days = 0
+    problems: list[str] = []
+    window_days = _whole_number(values, "window_days", problems)
     if values["estimator"] not in ESTIMATORS:
         problems.append(f"estimator must be one of {', '.join(ESTIMATORS)}, not {values['estimator']!r}")
     try:
@@ -83,13 +77,7 @@ def check_params(config: "Config", raw: Mapping[str, Any]) -> RetrainParams:
     except (TypeError, ValueError):
         problems.append(f"promotion_margin must be a number >= 0, not {values['promotion_margin']!r}")
         margin = 0.0
-    try:
-        budget = int(values["alert_budget_per_day"])
-        if budget < 1 or budget != float(values["alert_budget_per_day"]):
-            raise ValueError
-    except (TypeError, ValueError):
-        problems.append(f"alert_budget_per_day must be a whole number >= 1, not {values['alert_budget_per_day']!r}")
-        budget = 0
+    budget = _whole_number(values, "alert_budget_per_day", problems)
     source = str(values["source"] or "")
     if source and not source.startswith("s3://") and not Path(source).exists():
         problems.append(f"source {source!r} does not exist (on the worker)")
@@ -102,6 +90,18 @@ def check_params(config: "Config", raw: Mapping[str, Any]) -> RetrainParams:
     if problems:
         raise BadInputError("bad parameter: " + "; ".join(problems))
     return RetrainParams(window_days, str(values["estimator"]), margin, budget, source, cutoff)
+
+
+def _whole_number(values: Mapping[str, Any], name: str, problems: list[str]) -> int:
+    """values[name] as a whole number >= 1; else 0, and why in `problems`."""
+    try:
+        number = int(values[name])
+        if number < 1 or number != float(values[name]):
+            raise ValueError
+        return number
+    except (TypeError, ValueError):
+        problems.append(f"{name} must be a whole number >= 1, not {values[name]!r}")
+        return 0
 
 
 def parse_cutoff(text: str) -> dt.datetime:
