@@ -81,17 +81,16 @@ def wait(
 ) -> None:
     """Wait until the running scorer has read every transaction and label that is in Kafka now.
     Exits 8 if the scorer is not running, 7 on timeout, 12 if it refused the champion (--champion)."""
-    from fraudctl.operate.summary import MODEL_TO_TAKE, wait_until_caught_up
+    from fraudctl.operate.summary import wait_until_caught_up
 
-    def progress_text(left: dict[str, int]) -> str:
-        records = ", ".join(f"{n:,} {topic}" for topic, n in left.items() if not topic.startswith(MODEL_TO_TAKE))
-        model = [f"{name} to take" for name in left if name.startswith(MODEL_TO_TAKE)]
-        return "waiting for the scorer to catch up: " + "; ".join([f"{records} to read", *model])
+    def progress_text(left: dict[str, int], to_take: str | None) -> str:
+        records = ", ".join(f"{n:,} {topic}" for topic, n in left.items()) + " to read"
+        return "waiting for the scorer to catch up: " + records + (f"; @champion v{to_take} to take" if to_take else "")
 
     config = command_config(ctx)
     with stderr_console().status("waiting for the scorer to catch up…") as progress:
         report = wait_until_caught_up(config, timeout=timeout, champion=champion,
-                                      on_progress=lambda left: progress.update(progress_text(left)))
+                                      on_progress=lambda left, to_take: progress.update(progress_text(left, to_take)))
     emit(output, report, lambda report: stdout_console().print(
         f"scorer caught up: {report['counters'].get('scored', 0):,} scored since it started"))
 

@@ -16,7 +16,6 @@ from fraudctl.contracts import DECISION, INGEST_TIME, IS_FRAUD, MODEL_VERSION, T
 from fraudctl.stack.table import ui_urls
 
 FRAUD = "fraud"
-MODEL_TO_TAKE = "@champion v"  # wait_until_caught_up's progress: the model the scorer has yet to take
 PERCENTILES = (50, 95, 99)
 
 
@@ -54,12 +53,12 @@ def figures(scores, labels, *, since: dt.datetime | None = None) -> dict[str, An
 
 
 def wait_until_caught_up(config: Config, *, timeout: float, champion: bool = False,
-                         on_progress: Callable[[dict[str, int]], None] | None = None) -> dict[str, Any]:
+                         on_progress: Callable[[dict[str, int], str | None], None] | None = None) -> dict[str, Any]:
     """Wait until the running scorer has processed every record that was in its topics (transactions and
     labels) when the wait began and, with `champion`, has taken the version the registry's @champion named
     then (in use, or staged for its next micro-batch); returns the scorer's status. Raises UnavailableError
     if the scorer is not running or stops, ContractError if it refused that version, WaitTimeoutError after
-    `timeout` seconds."""
+    `timeout` seconds. `on_progress(records left per topic, the version still to take or None)`."""
     import time
 
     from fraudctl.errors import UnavailableError, WaitTimeoutError
@@ -75,14 +74,14 @@ def wait_until_caught_up(config: Config, *, timeout: float, champion: bool = Fal
         if status["health"] in ("stopped", "failed"):
             raise UnavailableError(f"the scorer is {status['health']}", hint="fraudctl scorer start")
         left = records_left(status, wanted)
-        if version is not None and not has_taken(status, version):
-            left = {**left, f"{MODEL_TO_TAKE}{version}": 1}
+        to_take = version if version is not None and not has_taken(status, version) else None
         if on_progress:
-            on_progress(left)
-        if not any(left.values()):
+            on_progress(left, to_take)
+        if not any(left.values()) and to_take is None:
             return status
         if time.monotonic() > deadline:
-            raise WaitTimeoutError(f"the scorer still had {left} to read or take after {timeout:.0f}s",
+            model = f" and model version {to_take} to take" if to_take else ""
+            raise WaitTimeoutError(f"the scorer still had {left} to read{model} after {timeout:.0f}s",
                                    hint="fraudctl scorer status: its rate, batch time and model")
         time.sleep(0.5)
 
