@@ -266,6 +266,10 @@ class ScorerConfig(Section):
         "Seconds for a batch's output to be acknowledged; else the batch fails and is re-run."))
     snapshot_every: int = Field(default=200, ge=1, description=(
         "Micro-batches between compactions of the online feature state."))
+    explained_alerts_per_batch: int | None = Field(default=1000, ge=0, description=(
+        "Alerts of a micro-batch given the model's feature contributions (~0.25 ms of CPU each); past it, the "
+        "highest scores get them and the other alerts name their rules only, so an alert storm cannot stall "
+        "the scorer. null: every alert."))
     lake: bool = Field(True, description="Append each batch's transactions and labels to the lake.")
     start_timeout: Seconds = Field(180.0, description="Seconds `scorer start` waits for the first micro-batch.")
 

@@ -55,7 +55,8 @@ SCORE_FIELDS = (
 # - `rules_shadow`: the names of the shadow rules that matched it ([] when none), and
 # - `reasons`: null unless its decision is fraud; then {"rules": [{"name", "version"}...] (the active rules that
 #   matched, alert or suppress), "features": [{"feature", "contribution"}...] (the model's top 3 signed
-#   contributions to the raw score, largest first; [] when the estimator has none)}.
+#   contributions to the raw score, largest first; [] when the estimator has none; null when the micro-batch
+#   alerted more than `scorer.explained_alerts_per_batch` times and this alert was not among its highest scores)}.
 # The alert event is the score event of a fraud decision, on `alerts`. A decision may now be fraud below the
 # threshold (an active alert rule) or legit above it (a suppress rule): `reasons` says which.
 # Readers take version 1 too: `read_score_event` gives it the version 2 fields (no rule, no reason).

@@ -189,6 +189,7 @@ def _make_scorer(config: Config, state, holder, rules):
                             dlq_topic=topics.dlq.name, linger_ms=config.scorer.linger_ms,
                             flush_timeout=config.scorer.flush_timeout),
         lake=lake_for(config, config.storage) if config.scorer.lake else None, rules=rules,
+        explained_alerts_per_batch=config.scorer.explained_alerts_per_batch,
     )
 
 

@@ -223,6 +223,8 @@ def reason_text(reasons: dict[str, Any] | None) -> str:
     if not reasons:
         return "-"
     parts = [f"rule {r['name']} v{r['version']}" for r in reasons.get("rules") or []]
+    if "features" in reasons and reasons["features"] is None:
+        return "; ".join(parts + ["no contributions (batch over scorer.explained_alerts_per_batch)"])
     features = ", ".join(f"{f['feature']} {f['contribution']:+.3g}" for f in reasons.get("features") or [])
     return "; ".join(parts + ([features] if features else [])) or "-"
 
@@ -262,6 +264,9 @@ def _render(report: dict[str, Any]) -> None:
         f"p50 {latency['p50']:,.0f} ms, p99 {latency['p99']:,.0f} ms, max {latency['max']:,.0f} ms "
         "(last batch; Kafka timestamp to score)"))
     table.add_row("scored / alerts", f"{counters.get('scored', 0):,} / {counters.get('alerts', 0):,}")
+    if counters.get("unexplained_alerts"):
+        table.add_row("[yellow]alerts without contributions[/]",
+                      f"{counters['unexplained_alerts']:,} (batches over scorer.explained_alerts_per_batch)")
     table.add_row("dead letters", f"{report.get('dead_letters', 0):,}")
     table.add_row("duplicates skipped", f"{counters.get('duplicates', 0):,}")
     for topic, partitions in sorted((report.get("lag") or {}).items()):

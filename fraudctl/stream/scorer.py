@@ -22,7 +22,7 @@ from fraudctl.stream.events import KAFKA_TIMESTAMP, OFFSET, PARTITION, TOPIC, de
 from fraudctl.stream.model import ModelHolder
 from fraudctl.rules.ruleset import CompiledRules
 from fraudctl.stream.publish import Publisher, score_events
-from fraudctl.stream.reasons import alert_reasons
+from fraudctl.stream.reasons import alert_reasons, unexplained
 from fraudctl.stream.rules import RulesHolder
 from fraudctl.stream.state import FeatureState, Intent
 
@@ -47,6 +47,7 @@ class Counters:
     rule_alerts: int = 0  # alerts raised by active rules (the model's own not counted)
     suppressed: int = 0  # model alerts removed by suppress rules
     shadow_matches: int = 0  # score events naming at least one shadow rule
+    unexplained_alerts: int = 0  # alerts past scorer.explained_alerts_per_batch: their reasons name rules only
     dead_letters: int = 0
     duplicates: int = 0  # transactions seen before (a replayed file, a re-sent event): scored again
     last_batch_id: int | None = None
@@ -80,10 +81,25 @@ class Counters:
             self.phases_ms[name] = (self.phases_ms.get(name, []) + [ms])[-100:]
 
 
+@dataclass
+class _Output:
+    """What a batch's output counts (Counters adds it up once the batch commits)."""
+
+    scored: int
+    alerts: int
+    latency_ms: dict[str, float] | None  # None: the batch had no transactions
+    rule_alerts: int = 0
+    suppressed: int = 0
+    shadow_matches: int = 0
+    unexplained_alerts: int = 0
+
+
 class Scorer:
     def __init__(self, *, transactions_topic: str, labels_topic: str, state: FeatureState, models: ModelHolder,
-                 publisher: Publisher, lake: Lake | None, rules: RulesHolder | None = None):
+                 publisher: Publisher, lake: Lake | None, rules: RulesHolder | None = None,
+                 explained_alerts_per_batch: int | None = None):
         self.rules = rules
+        self.explained_alerts_per_batch = explained_alerts_per_batch  # None: every alert gets contributions
         self.transactions_topic = transactions_topic
         self.labels_topic = labels_topic
         self.state = state
@@ -123,7 +139,7 @@ class Scorer:
             rules = self.rules.pinned(intent.rules_version) if intent else self.rules.for_batch()
         if intent is None:
             intent = Intent(batch_id, model.version, format_time(pd.Timestamp.now(tz="UTC").floor("ms").to_pydatetime()),
-                            rules.version if rules is not None else None)
+                            rules.version if rules is not None else None, self.explained_alerts_per_batch)
             self.state.record_intent(intent)
 
         # The batch's own records go to the lake and to the state's staging files in a thread while it is
@@ -132,8 +148,7 @@ class Scorer:
         # folder is renamed into place only after the output is flushed.
         aside = self._aside.submit(self._write_aside, batch_id, transactions, labels.events)
         try:
-            scored, alerts, latency = self._score_and_publish(transactions, labels.events, rejects, model, rules,
-                                                              intent, clock)
+            out = self._score_and_publish(transactions, labels.events, rejects, model, rules, intent, clock)
         finally:
             futures.wait([aside])  # a re-run of this batch must not race this run's writes
         clock.lap("wait")
@@ -153,8 +168,12 @@ class Scorer:
         c.batches += 1
         c.transactions += len(transactions)
         c.labels += len(labels.events)
-        c.scored += scored
-        c.alerts += alerts
+        c.scored += out.scored
+        c.alerts += out.alerts
+        c.rule_alerts += out.rule_alerts
+        c.suppressed += out.suppressed
+        c.shadow_matches += out.shadow_matches
+        c.unexplained_alerts += out.unexplained_alerts
         c.dead_letters += len(rejects)
         c.duplicates += int(repeated.sum())
         c.last_batch_id = batch_id
@@ -163,17 +182,16 @@ class Scorer:
         c.batch_seconds = (c.batch_seconds + [c.last_batch_seconds])[-100:]
         c.record_phases(({"read": read_seconds * 1000} if read_seconds is not None else {}) | clock.laps | aside_ms)
         c.last_batch_gc_ms = round(_GC_PAUSES.total_ms - gc_before, 1)
-        if latency is not None:
-            c.latency_ms = latency
+        if out.latency_ms is not None:
+            c.latency_ms = out.latency_ms
         if len(rejects):
             log.warning("batch %d: %d event(s) to the dead-letter topic, e.g. %s", batch_id, len(rejects),
                         rejects["reason"].iloc[0])
 
     def _score_and_publish(self, transactions: pd.DataFrame, labels: pd.DataFrame, rejects: pd.DataFrame, model,
-                           rules: CompiledRules | None, intent: Intent,
-                           clock: "_PhaseClock") -> tuple[int, int, dict[str, float] | None]:
-        """Features, scores, rules, reasons, the output sent and acknowledged: (scored, alerts, latency figures
-        or None when the batch had no transactions)."""
+                           rules: CompiledRules | None, intent: Intent, clock: "_PhaseClock") -> "_Output":
+        """Features, scores, rules, reasons, the output sent and acknowledged: what it counts, for the counters
+        once the batch commits (a run that fails before counts nothing, as its re-run will)."""
         self.state.apply_labels(labels)  # a batch's labels count before its transactions
         featured = self.state.features(transactions)  # keeps the Kafka columns: the ingest time is published
         clock.lap("features")
@@ -182,27 +200,29 @@ class Scorer:
         model_alert = np.asarray(scores, dtype="float64") >= model.threshold
         verdict = rules.verdict(featured, model_alert) if rules is not None and len(rules) else None
         alert = verdict.alert if verdict is not None else model_alert
-        reasons = alert_reasons(model.estimator, featured, alert, verdict.matched if verdict is not None else None)
+        reasons = alert_reasons(model.estimator, featured, alert, verdict.matched if verdict is not None else None,
+                                scores=scores, explain_at_most=intent.explained_alerts)
         clock.lap("rules")
         keys, values, alert = score_events(featured, scores, threshold=model.threshold, model_name=model.name,
                                            model_version=model.version, scored_time=intent.scored_time,
                                            alert=alert, shadow=verdict.shadow if verdict is not None else None,
                                            reasons=reasons)
         clock.lap("encode")
-        if verdict is not None:
-            self._count_rules(verdict, model_alert, rules)
+        if verdict is not None and verdict.over_cap and self.rules is not None:
+            self.rules.report_over_cap(rules, verdict.over_cap)
         self.publisher.send(keys, values, alert, rejects)
         self.publisher.flush()
         clock.lap("publish")
-        return len(keys), int(alert.sum()), _latency_ms(featured)
-
-    def _count_rules(self, verdict, model_alert: np.ndarray, rules: CompiledRules) -> None:
-        c = self.counters
-        c.rule_alerts += int((verdict.alert & ~model_alert).sum())
-        c.suppressed += int((model_alert & ~verdict.alert).sum())
-        c.shadow_matches += sum(1 for names in verdict.shadow if names)
-        if verdict.over_cap and self.rules is not None:
-            self.rules.report_over_cap(rules, verdict.over_cap)
+        out = _Output(len(keys), int(alert.sum()), _latency_ms(featured), unexplained_alerts=unexplained(reasons))
+        if verdict is not None:
+            out.rule_alerts = int((verdict.alert & ~model_alert).sum())
+            out.suppressed = int((model_alert & ~verdict.alert).sum())
+            out.shadow_matches = sum(1 for names in verdict.shadow if names)
+        if out.unexplained_alerts:
+            log.warning("batch %d: %d alerts, feature contributions for the %d highest scores only "
+                        "(scorer.explained_alerts_per_batch); the other %d name their rules only",
+                        intent.batch_id, out.alerts, out.alerts - out.unexplained_alerts, out.unexplained_alerts)
+        return out
 
     def _write_aside(self, batch_id: int, transactions: pd.DataFrame, labels: pd.DataFrame) -> dict[str, float]:
         """The lake files and the state's staged files of a batch (in the aside thread); their ms."""

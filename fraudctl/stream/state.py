@@ -48,6 +48,7 @@ class Intent:
     model_version: str
     scored_time: str
     rules_version: int | None = None  # the rule set's (None: written before rules existed, or none in use)
+    explained_alerts: int | None = None  # scorer.explained_alerts_per_batch (None: no cap, or written before it)
 
 
 class BatchLog:

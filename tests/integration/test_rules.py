@@ -25,13 +25,16 @@ TOPIC_SUFFIX = "-rules-test"
 PREFIX = "it-"  # the names of this module's rules
 EARLY = "2018-04-01T12:00:00Z"  # made-up transactions are late arrivals (see tests/integration/test_scorer.py)
 PICKUP_SECONDS = 5.0
+# Alerts a batch explains here: above what a paced replay's batch alerts on, below the storm's 2 000 rows.
+STORM_CAP, STORM_ROWS = 500, 2000
 
 
 @pytest.fixture(scope="module")
 def env(stack_config_path, tmp_path_factory):
     folder = tmp_path_factory.mktemp("rules")
     cfg = module_config(stack_config_path, folder, TOPIC_SUFFIX,
-                        scorer={"max_offsets_per_trigger": 4000, "rules_refresh_seconds": 1.0},
+                        scorer={"max_offsets_per_trigger": 4000, "rules_refresh_seconds": 1.0,
+                                "explained_alerts_per_batch": STORM_CAP},
                         storage={"lake_prefix": "lake-rules-test"})
     config = load_config(cfg, env={})
     frame = generate_transactions(n_customers=150, n_terminals=300, n_days=45, seed=5)
@@ -202,6 +205,35 @@ def test_a_rule_over_its_cap_is_paused_and_scorer_status_says_so(env):
     assert shown["history"][-1]["author"] == "fraudctl-scorer" and shown["history"][-1]["what"] == "pause"
     text = run_fraudctl("-c", str(env["cfg"]), "scorer", "status").stdout
     assert "paused rule it-wide" in text and "over its cap" in text
+
+
+def test_an_alert_storm_explains_the_highest_scores_of_each_batch_and_names_the_rule_on_every_alert(env):
+    config = env["config"]
+    before = end_offsets(config.kafka, config.kafka.topics.alerts.name)
+    unexplained_before = status(env)["counters"]["unexplained_alerts"]
+    version = json.loads(rules(env, "add", "it-storm", 'terminal_id == "t-storm"', "--mode", "active",
+                               "-o", "json").stdout)["version"]
+    wait_for(lambda: (status(env).get("rules") or {}).get("version", 0) >= version, 60, "the storm rule live")
+    ids = set(produce(config, "storm", STORM_ROWS, "t-storm"))
+    alerts = wait_for(lambda: (a := topic(env, "alerts", before))
+                      and ids <= {x["value"][c.TRANSACTION_ID] for x in a} and a, 120, "every storm row alerted")
+    rules(env, "disable", "it-storm")
+    assert all(any(r["name"] == "it-storm" for r in a["value"][c.REASONS]["rules"])
+               for a in alerts if a["value"][c.TRANSACTION_ID] in ids)
+    batches: dict[str, list[dict]] = {}  # a batch's events share its scored time
+    for a in alerts:
+        batches.setdefault(a["value"][c.SCORED_TIME], []).append(a["value"])
+    assert max(len(b) for b in batches.values()) > STORM_CAP, "no batch stormed: the cap was not tried"
+    for batch in batches.values():
+        explained = [a for a in batch if a[c.REASONS]["features"] is not None]
+        assert len(explained) == min(STORM_CAP, len(batch))
+        assert all(len(a[c.REASONS]["features"]) == 3 for a in explained)  # logistic regression: exact
+        rest = [a[c.SCORE] for a in batch if a[c.REASONS]["features"] is None]
+        assert not rest or min(a[c.SCORE] for a in explained) >= max(rest)  # the highest scores first
+    skipped = sum(a[c.REASONS]["features"] is None for b in batches.values() for a in b)
+    wait_for(lambda: status(env)["counters"]["unexplained_alerts"] - unexplained_before == skipped, 30,
+             f"the status counting {skipped} alerts without contributions")
+    assert "alerts without contributions" in run_fraudctl("-c", str(env["cfg"]), "scorer", "status").stdout
 
 
 def test_kill_minus_nine_while_rules_change_duplicates_are_byte_identical(env):

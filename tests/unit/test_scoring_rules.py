@@ -20,7 +20,7 @@ from fraudctl.features import DEFAULT_SPEC, FEATURE_NAMES, compute_features
 from fraudctl.rules.ruleset import make_rule
 from fraudctl.rules.store import MemoryRuleStore
 from fraudctl.stream.model import LoadedModel
-from fraudctl.stream.reasons import alert_reasons
+from fraudctl.stream.reasons import alert_reasons, unexplained
 from fraudctl.stream.rules import RulesHolder
 from fraudctl.stream.scorer import Scorer
 from fraudctl.stream.state import FeatureState
@@ -29,12 +29,13 @@ from tests.unit.test_scoring_scorer import FakeHolder, FakePublisher, L, T, labe
 GENERATED_ARGS = dict(n_customers=80, n_terminals=150, n_days=24, seed=11)
 
 
-def make_scorer(tmp_path, store, holder=None, publisher=None):
+def make_scorer(tmp_path, store, holder=None, publisher=None, explained_alerts_per_batch=None):
     rules = RulesHolder(store, refresh_seconds=60)
     rules.check_now()  # what the background thread does every second; here by hand
     publisher = publisher or FakePublisher()
     scorer = Scorer(transactions_topic=T, labels_topic=L, state=FeatureState(tmp_path / "state", DEFAULT_SPEC),
-                    models=holder or FakeHolder(), publisher=publisher, lake=Lake(str(tmp_path / "lake")), rules=rules)
+                    models=holder or FakeHolder(), publisher=publisher, lake=Lake(str(tmp_path / "lake")), rules=rules,
+                    explained_alerts_per_batch=explained_alerts_per_batch)
     return scorer, publisher, rules
 
 
@@ -178,6 +179,46 @@ def test_online_and_offline_reasons_agree(history, lightgbm_model, tmp_path):
     assert shadow == set(featured[TRANSACTION_ID][verdict_shadow(verdict)])
 
 
+def test_over_the_cap_the_highest_scores_get_contributions_and_every_alert_names_its_rules(history, lightgbm_model):
+    featured = compute_features(history)
+    scores = lightgbm_model.score(featured)
+    alert = scores >= np.quantile(scores, 0.9)
+    matched = [[("r", 2)] if i % 2 else [] for i in range(len(featured))]
+    whole = alert_reasons(lightgbm_model.estimator, featured, alert, matched)
+    capped = alert_reasons(lightgbm_model.estimator, featured, alert, matched, scores=scores, explain_at_most=25)
+
+    assert set(capped) == set(whole) and len(whole) > 100
+    explained = {i for i, r in capped.items() if r["features"] is not None}
+    highest = set(np.flatnonzero(alert)[np.argsort(-scores[alert], kind="stable")][:25].tolist())
+    assert explained == highest
+    assert all(capped[i] == whole[i] for i in explained)  # the same contributions as uncapped
+    assert all(capped[i]["rules"] == whole[i]["rules"] and capped[i]["features"] is None for i in set(whole) - explained)
+    assert unexplained(capped) == len(whole) - 25 and unexplained(whole) == 0
+    none = alert_reasons(lightgbm_model.estimator, featured, alert, matched, scores=scores, explain_at_most=0)
+    assert unexplained(none) == len(whole)
+
+
+def test_the_scorer_caps_contributions_per_batch_and_a_rerun_keeps_its_first_runs_cap(history, lightgbm_model,
+                                                                                       tmp_path):
+    holder = FakeHolder()
+    low = LoadedModel("fraud-detector", "1", lightgbm_model.estimator, 0.0)  # alerts on every row: a storm
+    holder.models = {"1": low}
+    scorer, publisher, _ = make_scorer(tmp_path, MemoryRuleStore(), holder=holder,
+                                       publisher=FakePublisher(fail_flushes=1), explained_alerts_per_batch=5)
+    batch = kafka_stream(history, DEFAULT_SPEC.delay_days)[:400]
+    with pytest.raises(Exception):
+        scorer.process(records(batch), 0)  # sent, not acknowledged: Spark runs the batch again
+    scorer.explained_alerts_per_batch = 50  # a restart with another setting: the re-run keeps the first one
+    scorer.process(records(batch), 0)
+    assert publisher.sent[1]["values"] == publisher.sent[0]["values"]  # byte-identical
+    events = events_of(publisher.sent[1:])
+    alerts = [e for e in events.values() if e[DECISION] == "fraud"]
+    assert len(alerts) == len(events) > 5
+    assert sum(e[REASONS]["features"] is not None for e in alerts) == 5
+    assert scorer.counters.unexplained_alerts == len(alerts) - 5
+    assert scorer.state.intent(0).explained_alerts == 5
+
+
 def verdict_shadow(verdict) -> np.ndarray:
     return np.array([names == ["night"] for names in verdict.shadow])
 
@@ -229,3 +270,13 @@ def test_an_emptied_set_is_staged_and_reported_like_any_other():
     described = holder.describe()
     assert (described["version"], described["active"], described["last_batch_version"]) == (2, [], 1)
     assert holder.for_batch().version == 2 and len(holder.current) == 0
+
+
+def test_an_alert_past_the_cap_says_why_it_has_no_contributions():
+    from fraudctl.cli.scorer import reason_text
+
+    rules = [{"name": "big", "version": 4}]
+    assert reason_text({"rules": rules, "features": [{"feature": "amount", "contribution": 1.9}]}) == "rule big v4; amount +1.9"
+    assert reason_text({"rules": rules, "features": None}) == \
+        "rule big v4; no contributions (batch over scorer.explained_alerts_per_batch)"
+    assert reason_text({"rules": [], "features": []}) == "-"  # an estimator without contributions
