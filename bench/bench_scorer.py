@@ -312,7 +312,8 @@ class Bench:
                             f"{statistics.median(spark_ms) / 1000:.2f} s / {max(spark_ms) / 1000:.2f} s")
             if len(p.rules) > 1 or rules:
                 self.figure("  alerted (rules and model)", f"{c2.get('alerts', 0) / max(1, c2['scored']):.2%} of "
-                                                           f"{c2['scored']:,} scored")
+                                                           f"{c2['scored']:,} scored; {c2.get('unexplained_alerts', 0):,} "
+                                                           "without contributions (over scorer.explained_alerts_per_batch)")
             if c2.get("dead_letters") or c2.get("duplicates"):
                 self.notes.append(f"{label}: {c2.get('dead_letters')} dead letters, {c2.get('duplicates')} duplicates")
 
@@ -373,7 +374,10 @@ class Bench:
                 self.figure("  every output batch, from the records (p50/max ms)", _output_batches(matched))
             if with_rules and seen:
                 alerts = seen[-1].get("counters", {}).get("alerts", 0) - first.get("counters", {}).get("alerts", 0)
-                self.figure("  alerted (rules and model)", f"{alerts / max(1, sent):.2%} of {sent:,} sent")
+                unexplained = seen[-1].get("counters", {}).get("unexplained_alerts", 0) \
+                    - first.get("counters", {}).get("unexplained_alerts", 0)
+                self.figure("  alerted (rules and model)", f"{alerts / max(1, sent):.2%} of {sent:,} sent; "
+                                                           f"{unexplained:,} without contributions")
 
     # -- rules ------------------------------------------------------------------------------------------------
     def rule_store(self):
