@@ -114,3 +114,56 @@ def add_candidates(featured: pd.DataFrame) -> pd.DataFrame:
     out["terminal_last_fraud_age_days"] = np.where(seen, (tt - tt[np.maximum(latest, 0)]) / _NS_PER_DAY, 0.0)[back_t]
     out["terminal_fraud_count_30d"] = (prefix[known_to] - prefix[known_from])[back_t]
     return featured.assign(**out)
+
+
+# round 3 (issue 22's CP@100 goal): card-level signals, measured with lightgbm on 28 training days over the
+# version 4 features. Outliers are amounts above OUTLIER_FACTOR x the customer's 30-day median (the current one
+# included), as customer_outlier_count_14d; only the window they are counted in changes.
+CARD_CANDIDATES = {
+    "customer_outlier_count_1d": "customer_outlier_count_14d counted over 1 day",
+    "customer_outlier_count_3d": "customer_outlier_count_14d counted over 3 days",
+    "customer_max_median_ratio_1d": "customer_max_median_ratio_14d over 1 day",
+    "customer_outlier_share_14d": "customer_outlier_count_14d / the customer's transactions over 14 days",
+    "terminal_fraud_share_3d": "the terminal's known fraud share over (t - 7d - 3d, t - 7d]",
+    "terminal_fraud_share_14d": "the terminal's known fraud share over (t - 7d - 14d, t - 7d]",
+}
+
+
+def add_card_candidates(featured: pd.DataFrame) -> pd.DataFrame:
+    """`featured` with the CARD_CANDIDATES columns added."""
+    from fraudctl.features import OUTLIER_FACTOR, _window_outliers
+
+    times = _as_utc_ns(featured[TX_DATETIME])
+    ids = featured[TRANSACTION_ID].to_numpy()
+    customers = pd.factorize(featured[CUSTOMER_ID])[0]
+    terminals = pd.factorize(featured[TERMINAL_ID])[0]
+    order = _group_order(customers, times, ids)
+    c, t, a = customers[order], times[order], featured[AMOUNT].to_numpy(dtype="float64")[order]
+    at = np.arange(len(c))
+    back = np.empty(len(order), dtype=np.int64)
+    back[order] = at
+    median_from = _count_le(c, t, c, t - 30 * _NS_PER_DAY)
+    out = {}
+    for days in (1, 3):
+        count_from = _count_le(c, t, c, t - days * _NS_PER_DAY)
+        count, largest, median = _window_outliers(a, median_from, count_from, at, OUTLIER_FACTOR)
+        out[f"customer_outlier_count_{days}d"] = count[back]
+        if days == 1:
+            out["customer_max_median_ratio_1d"] = np.divide(largest, median, out=np.ones(len(at)),
+                                                            where=median > 0)[back]
+    fortnight = at + 1 - _count_le(c, t, c, t - 14 * _NS_PER_DAY)
+    out["customer_outlier_share_14d"] = featured["customer_outlier_count_14d"].to_numpy() / fortnight[back]
+    order = _group_order(terminals, times, ids)
+    tc, tt = terminals[order], times[order]
+    frauds = featured[IS_FRAUD].fillna(0).to_numpy(dtype="float64")[order]
+    position = np.arange(len(tc))
+    back_t = np.empty(len(order), dtype=np.int64)
+    back_t[order] = position
+    prefix = np.r_[0.0, np.cumsum(frauds)]
+    known_to = np.minimum(_count_le(tc, tt, tc, tt - 7 * _NS_PER_DAY), position)
+    for days in (3, 14):
+        known_from = np.minimum(_count_le(tc, tt, tc, tt - (7 + days) * _NS_PER_DAY), known_to)
+        n = known_to - known_from
+        share = np.divide(prefix[known_to] - prefix[known_from], n, out=np.zeros(len(n)), where=n > 0)
+        out[f"terminal_fraud_share_{days}d"] = share[back_t]
+    return featured.assign(**out)

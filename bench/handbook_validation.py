@@ -44,6 +44,19 @@ CONFIGS: dict[str, tuple[dict, int, int, tuple[str, ...]]] = {
     "num_leaves 15, 28 days": ({"num_leaves": 15, "n_estimators": 200}, 28, 3, ()),
     "chosen, 7 training days": ({}, 7, 4, ()),
     "chosen": ({}, 28, 4, ()),
+    # round 3: aimed at CP@100, each over "chosen"
+    "+ customer_outlier_count_1d": ({}, 28, 4, ("customer_outlier_count_1d",)),
+    "+ customer_outlier_count_3d": ({}, 28, 4, ("customer_outlier_count_3d",)),
+    "+ customer_max_median_ratio_1d": ({}, 28, 4, ("customer_max_median_ratio_1d",)),
+    "+ customer_outlier_share_14d": ({}, 28, 4, ("customer_outlier_share_14d",)),
+    "+ terminal_fraud_share_3d": ({}, 28, 4, ("terminal_fraud_share_3d",)),
+    "+ terminal_fraud_share_14d": ({}, 28, 4, ("terminal_fraud_share_14d",)),
+    "200 trees, learning rate 0.015": ({"n_estimators": 200, "learning_rate": 0.015}, 28, 4, ()),
+    "min_child_samples 20": ({"min_child_samples": 20}, 28, 4, ()),
+    "min_child_samples 100": ({"min_child_samples": 100}, 28, 4, ()),
+    "reg_lambda 5": ({"reg_lambda": 5.0}, 28, 4, ()),
+    "path_smooth 10": ({"path_smooth": 10.0}, 28, 4, ()),
+    "max_bin 2047": ({"max_bin": 2047}, 28, 4, ()),
 }
 
 
@@ -51,7 +64,7 @@ def main() -> int:
     from fraudctl.data.generator import generate_transactions
     from fraudctl.model.training import prepare
 
-    from bench.handbook_candidates import add_candidates
+    from bench.handbook_candidates import CARD_CANDIDATES, add_candidates, add_card_candidates
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -63,8 +76,11 @@ def main() -> int:
     results = []
     for seed in args.seeds:
         featured = prepare(generate_transactions(seed=seed))
-        if any(CONFIGS[name][3] for name in args.configs):
+        extras = {e for name in args.configs for e in CONFIGS[name][3]}
+        if extras - set(CARD_CANDIDATES):
             featured = add_candidates(featured)
+        if extras & set(CARD_CANDIDATES):
+            featured = add_card_candidates(featured)
         for name in args.configs:
             overrides, train_days, version, extra = CONFIGS[name]
             mine = validate(featured, overrides, train_days, version, list(extra), args.iterations)
