@@ -57,6 +57,7 @@ CONFIGS: dict[str, tuple[dict, int, int, tuple[str, ...]]] = {
     "reg_lambda 5": ({"reg_lambda": 5.0}, 28, 4, ()),
     "path_smooth 10": ({"path_smooth": 10.0}, 28, 4, ()),
     "max_bin 2047": ({"max_bin": 2047}, 28, 4, ()),
+    "max_bin 4095": ({"max_bin": 4095}, 28, 4, ()),
 }
 
 
@@ -71,6 +72,8 @@ def main() -> int:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), help=f"of: {', '.join(CONFIGS)}")
     parser.add_argument("--iterations", nargs="*", type=int, default=[], help="also score the first N trees")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--random-state", type=int, default=0,
+                        help="lightgbm's seed (row and column sampling): another one shows what is noise")
     args = parser.parse_args()
 
     results = []
@@ -83,8 +86,8 @@ def main() -> int:
             featured = add_card_candidates(featured)
         for name in args.configs:
             overrides, train_days, version, extra = CONFIGS[name]
-            mine = validate(featured, overrides, train_days, version, list(extra), args.iterations)
-            results += [{"seed": seed, "config": name, **r} for r in mine]
+            mine = validate(featured, overrides, train_days, version, list(extra), args.iterations, args.random_state)
+            results += [{"seed": seed, "config": name, "random_state": args.random_state, **r} for r in mine]
             # the gain over the first configuration at its own number of trees
             reference = [x for x in results if x["seed"] == seed and x["config"] == args.configs[0]][-1]
             for r in mine:
@@ -100,7 +103,7 @@ def main() -> int:
 
 
 def validate(featured, overrides: dict, train_days: int, version: int, extra: list[str],
-             iterations: list[int]) -> list[dict]:
+             iterations: list[int], random_state: int = 0) -> list[dict]:
     """Mean AP and CP@100 over the four validation weeks of one seed, per number of trees scored."""
     import numpy as np
     import pandas as pd
@@ -112,14 +115,14 @@ def validate(featured, overrides: dict, train_days: int, version: int, extra: li
     from fraudctl.model.training import SplitSpec, split_train_test
 
     columns = [n for n in FEATURE_NAMES if version >= 4 or n not in ROUND2_FEATURES] + extra
-    model = make_estimator("lightgbm", 0, **overrides)
+    model = make_estimator("lightgbm", random_state, **overrides)
     trees = sorted({*iterations, model.get_params()["n_estimators"]})
     weeks = []
     for end in TRAIN_ENDS:
         _, test = split_train_test(featured, SplitSpec(end - dt.timedelta(days=7)))
         times = featured["tx_datetime"]
         train = featured[(times >= pd.Timestamp(end - dt.timedelta(days=train_days))) & (times < pd.Timestamp(end))]
-        model = make_estimator("lightgbm", 0, **overrides)
+        model = make_estimator("lightgbm", random_state, **overrides)
         cpu = time.process_time()
         model.fit(train[columns], train["is_fraud"].astype(int))
         week = {"fit_cpu_seconds": time.process_time() - cpu}
