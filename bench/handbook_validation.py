@@ -58,6 +58,7 @@ CONFIGS: dict[str, tuple[dict, int, int, tuple[str, ...]]] = {
     "path_smooth 10": ({"path_smooth": 10.0}, 28, 4, ()),
     "max_bin 2047": ({"max_bin": 2047}, 28, 4, ()),
     "max_bin 4095": ({"max_bin": 4095}, 28, 4, ()),
+    "max_bin 8191": ({"max_bin": 8191}, 28, 4, ()),
 }
 
 
