@@ -7,7 +7,7 @@ What it does, on ports default + 500 (or + $BENCH_PORT_OFFSET) with its state in
 
 1. Set-up: `fraudctl up` (the whole stack: the issue asks for figures "with the rest of the stack up"; --lean
    stops Airflow and Flower), `fraudctl generate` (60 days, 5 000 customers, 10 000 terminals; --quick: 21 days,
-   1 000 customers, 2 000 terminals), `fraudctl train --data` and `fraudctl promote V1 --yes --force` for a
+   1 000 customers, 2 000 terminals; 10 days more, quick 5, for each latency run past the first), `fraudctl train --data` and `fraudctl promote V1 --yes --force` for a
    champion, and a second version V2 (logistic regression, quick to train) registered for step 4.
 2. Sustained throughput: `fraudctl replay FILE --limit N` (transactions and their labels) into Kafka first, then
    for each `scorer.max_offsets_per_trigger` tried: `scorer stop`, the scorer's checkpoint and feature state
@@ -100,13 +100,16 @@ def make_plan(args: argparse.Namespace) -> Plan:
     variants = [base_variant]
     if args.variants:
         variants += [{"trigger_seconds": 0.5, "linger_ms": 5}, {"trigger_seconds": 0.0, "linger_ms": 20}]
+    # Every extra latency run (a variant, a count of rules) replays rows not replayed before: a default data
+    # set grows by the days those take (quick: ~1 900 transactions a day, ~9 000 a run; full: ~9 700 and ~95 000).
+    extra_runs = len(variants) * len(args.rules) - 1
     if args.quick:
-        return Plan(days=args.days or 21, customers=1000, terminals=2000,
+        return Plan(days=args.days or 21 + 5 * extra_runs, customers=1000, terminals=2000,
                     train_args=["--validation-days", "0"], rows=args.rows or 10_000,
                     max_offsets=args.max_offsets or [5_000], rates=args.rates or [500, 1000],
                     paced_seconds=args.paced_seconds or 5, promote_rate=500, promote_seconds=30, promote_after=3,
                     variants=variants, catch_up_timeout=240, warm_up_seconds=3, rules=args.rules)
-    return Plan(days=args.days or 60, customers=5000, terminals=10000, train_args=[], rows=args.rows or 230_000,
+    return Plan(days=args.days or 60 + 10 * extra_runs, customers=5000, terminals=10000, train_args=[], rows=args.rows or 230_000,
                 max_offsets=args.max_offsets or [50_000, 100_000, 200_000], rates=args.rates or [1000, 5000],
                 paced_seconds=args.paced_seconds or 15, promote_rate=1000, promote_seconds=60, promote_after=5,
                 variants=variants, catch_up_timeout=600, warm_up_seconds=5, rules=args.rules)
