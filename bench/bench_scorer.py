@@ -7,8 +7,9 @@ What it does, on ports default + 500 (or + $BENCH_PORT_OFFSET) with its state in
 
 1. Set-up: `fraudctl up` (the whole stack: the issue asks for figures "with the rest of the stack up"; --lean
    stops Airflow and Flower), `fraudctl generate` (60 days, 5 000 customers, 10 000 terminals; --quick: 21 days,
-   1 000 customers, 2 000 terminals; 10 days more, quick 5, for each latency run past the first), `fraudctl train --data` and `fraudctl promote V1 --yes --force` for a
-   champion, and a second version V2 (logistic regression, quick to train) registered for step 4.
+   1 000 customers, 2 000 terminals; 10 days more, quick 5, for each latency run past the first), `fraudctl
+   train --data` and `fraudctl promote V1 --yes --force` for a champion, and a second version V2 (logistic
+   regression, quick to train) registered for step 4.
 2. Sustained throughput: `fraudctl replay FILE --limit N` (transactions and their labels) into Kafka first, then
    for each `scorer.max_offsets_per_trigger` tried: `scorer stop`, the scorer's checkpoint and feature state
    wiped (so every trial reads the same events from the start into an empty state), the value written to the
