@@ -13,41 +13,32 @@ lets a busy card outrank a quiet one among the cards with nothing suspicious. Me
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from bench.handbook_validation import TRAIN_ENDS  # noqa: E402
+from bench.handbook_validation import TRAIN_ENDS, default_model_week  # noqa: E402
 
 QS = [0.0005, 0.001, 0.0015, 0.002, 0.003]
 
 
 def main() -> int:
     import numpy as np
-    import pandas as pd
     from sklearn.metrics import average_precision_score
 
     from fraudctl.data.generator import generate_transactions
-    from fraudctl.features import FEATURE_NAMES
-    from fraudctl.model.estimators import make_estimator
     from fraudctl.model.evaluation import card_precision_at_k
-    from fraudctl.model.training import SplitSpec, prepare, split_train_test
+    from fraudctl.model.training import prepare
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     args = parser.parse_args()
     for seed in args.seeds:
         featured = prepare(generate_transactions(seed=seed))
-        times = featured["tx_datetime"]
         weeks = []
         for end in TRAIN_ENDS:
-            _, test = split_train_test(featured, SplitSpec(end - dt.timedelta(days=7)))
-            train = featured[(times >= pd.Timestamp(end - dt.timedelta(days=28))) & (times < pd.Timestamp(end))]
-            model = make_estimator("lightgbm", 0)
-            model.fit(train[FEATURE_NAMES], train["is_fraud"].astype(int))
-            p = model.predict_proba(test[FEATURE_NAMES])[:, 1]
+            test, p = default_model_week(featured, end)
             labels = test["is_fraud"].to_numpy().astype(int)
             activity = test["customer_tx_count_1d"].to_numpy()
             row = [average_precision_score(labels, p), card_precision_at_k(test, p)[0]]

@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from bench.handbook_validation import TRAIN_ENDS  # noqa: E402
+from bench.handbook_validation import TRAIN_ENDS, default_model_week  # noqa: E402
 
 TEST_END = dt.date(2018, 8, 1)  # bench_handbook.py: training week 2018-07-25..07-31, test from 08-08
 
@@ -69,14 +69,11 @@ def visible_frauds(featured):
 
 def main() -> int:
     import numpy as np
-    import pandas as pd
     from sklearn.metrics import average_precision_score
 
     from fraudctl.data.generator import generate_transactions
-    from fraudctl.features import FEATURE_NAMES
-    from fraudctl.model.estimators import make_estimator
     from fraudctl.model.evaluation import card_precision_at_k
-    from fraudctl.model.training import SplitSpec, prepare, split_train_test
+    from fraudctl.model.training import prepare
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -88,14 +85,9 @@ def main() -> int:
     for seed in args.seeds:
         featured = prepare(generate_transactions(seed=seed))
         visible = visible_frauds(featured)
-        times = featured["tx_datetime"]
         weeks = []
         for end in ends:
-            _, test = split_train_test(featured, SplitSpec(end - dt.timedelta(days=7)))
-            train = featured[(times >= pd.Timestamp(end - dt.timedelta(days=28))) & (times < pd.Timestamp(end))]
-            model = make_estimator("lightgbm", 0)
-            model.fit(train[FEATURE_NAMES], train["is_fraud"].astype(int))
-            p = model.predict_proba(test[FEATURE_NAMES])[:, 1]
+            test, p = default_model_week(featured, end)
             v = visible[test.index.to_numpy()]
             activity = test["customer_tx_count_1d"].to_numpy()
             labels = test["is_fraud"].to_numpy().astype(int)

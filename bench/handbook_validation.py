@@ -62,6 +62,23 @@ CONFIGS: dict[str, tuple[dict, int, int, tuple[str, ...]]] = {
 }
 
 
+
+def default_model_week(featured, end: dt.date, train_days: int = 28):
+    """The default lightgbm (random_state 0) fitted on the `train_days` days before `end`, and the week it is
+    tested on (after the 7-day delay, known cards removed): (test rows, their fraud probabilities)."""
+    import pandas as pd
+
+    from fraudctl.features import FEATURE_NAMES
+    from fraudctl.model.estimators import make_estimator
+    from fraudctl.model.training import SplitSpec, split_train_test
+
+    times = featured["tx_datetime"]
+    _, test = split_train_test(featured, SplitSpec(end - dt.timedelta(days=7)))
+    train = featured[(times >= pd.Timestamp(end - dt.timedelta(days=train_days))) & (times < pd.Timestamp(end))]
+    model = make_estimator("lightgbm", 0)
+    model.fit(train[FEATURE_NAMES], train["is_fraud"].astype(int))
+    return test, model.predict_proba(test[FEATURE_NAMES])[:, 1]
+
 def main() -> int:
     from fraudctl.data.generator import generate_transactions
     from fraudctl.model.training import prepare
