@@ -37,7 +37,7 @@ def alert_reasons(estimator, featured: pd.DataFrame, alert: np.ndarray,
             raise ValueError("explain_at_most needs the scores that rank the alerts")
         ranked = rows[np.argsort(-np.asarray(scores, dtype="float64")[rows], kind="stable")]
         explained_rows = np.sort(ranked[:explain_at_most])
-    explained = contributions(estimator, featured.iloc[explained_rows]) if len(explained_rows) else None
+    explained = contributions(estimator, featured.iloc[explained_rows])  # no rows: no contributions
     tops = dict(zip(explained_rows.tolist(), explained.top(TOP_REASONS) if explained is not None
                     else [[] for _ in explained_rows]))
     return {int(i): {"rules": [{"name": name, "version": version} for name, version in (matched[i] if matched else [])],
